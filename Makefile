@@ -1,0 +1,64 @@
+# fer-replicate: every target works as the first command on a fresh clone (each depends on the set-up).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FER := $(BIN)/fer-replicate
+export FER_DATA_DIR ?= $(CURDIR)/data
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast lint all-tables check data clean \
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu
+
+help: ## list the targets
+	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+	@echo
+	@echo "Data is read from FER_DATA_DIR (now: $(FER_DATA_DIR))."
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with the suite installed (editable, with dev tools)
+
+test: $(STAMP) ## run the test suite (real-data tests skip when FER_DATA_DIR lacks the data)
+	@# pytest exits 5 when it collected nothing: that is a failure, not a pass.
+	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$status
+
+test-fast: $(STAMP) ## the fast tests only (no full replications)
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check fer_common replications tests
+
+replicate-chen: $(STAMP) ## Chen: CK+48, 5 seeds x 2 splits x 5 folds, then the band check
+	$(FER) run chen
+
+replicate-hong: $(STAMP) ## Hong: CFD proxy, 3 classes, with a bias audit
+	$(FER) run hong
+
+replicate-cmu: $(STAMP) ## Dikshit et al.: AffectNet-8 baseline CNN vs ResNet18
+	$(FER) run cmu
+
+replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, custom CNNs and transfer learning
+	$(FER) run boyce
+
+replicate-neamtiu: $(STAMP) ## Neamtiu: FER2013 7 classes, Keras CNN
+	$(FER) run neamtiu
+
+all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex} from the recorded results
+	$(FER) tables
+
+check: $(STAMP) ## fail when a recorded result breaks its metadata's expectations
+	$(FER) check
+
+data: $(STAMP) ## download what the Kaggle API can fetch into FER_DATA_DIR; say what it cannot
+	$(FER) data download
+
+clean: ## remove the virtual environment and caches (never results/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,181 @@
+"""`fer-replicate` (also `python -m fer_common`): one entry point, one subcommand per task."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+from fer_common.errors import FerError
+
+# TensorFlow's C++ start-up chatter buries the messages users need.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("speed switches (none changes the science)")
+    group.add_argument(
+        "--precision", choices=["float32", "mixed_bfloat16", "auto"], default="float32",
+        help="compute precision; auto = bf16 where the CPU has AMX/AVX512-BF16 (default float32)",
+    )
+    group.add_argument("--jit", action="store_true", help="XLA-compile training steps")
+    group.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = automatic)")
+    group.add_argument(
+        "--no-deterministic", action="store_true", help="allow non-deterministic kernels (faster, not bit-reproducible)"
+    )
+
+
+def _runtime_options(args):
+    from fer_common.train import RuntimeOptions
+
+    return RuntimeOptions(
+        precision=args.precision, jit_compile=args.jit, threads=args.threads, deterministic=not args.no_deterministic
+    )
+
+
+def cmd_run(args) -> int:
+    from fer_common.experiment import run_replication
+
+    _, path = run_replication(
+        args.replication, args.profile, seeds=args.seeds, options=_runtime_options(args),
+        write=not args.no_record, command=shlex.join(sys.argv),
+    )
+    if path:
+        print(f"record written: {path}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from fer_common.metadata import list_replications, load_metadata
+
+    for replication_id in list_replications():
+        meta = load_metadata(replication_id)
+        print(f"{replication_id:<10} {meta.dataset.name:<10} {meta.dataset.data:<8} {meta.title}")
+    return 0
+
+
+def cmd_tables(args) -> int:
+    from fer_common.tables import write_tables
+
+    for path in write_tables():
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from fer_common.checks import check_records
+
+    problems, warnings = check_records()
+    for warning in warnings:
+        print(f"warning: {warning}")
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    if problems:
+        print(f"{len(problems)} expectation(s) broken")
+        return 1
+    print("all records meet their metadata's expectations")
+    return 0
+
+
+def cmd_data_summary(args) -> int:
+    from fer_common.data import DATASETS, load_dataset
+
+    names = [args.dataset] if args.dataset else list(DATASETS)
+    found_any = False
+    for name in names:
+        try:
+            dataset = load_dataset(name)
+        except FerError as error:
+            print(f"{name}: not available\n  {error}\n")
+            continue
+        found_any = True
+        print(f"{name}: {len(dataset)} images, {dataset.images.shape[1:]} each, checksum {dataset.checksum[:12]}")
+        if dataset.groups is not None:
+            print(f"  {len(set(dataset.groups))} subjects/persons")
+        for split in sorted(dataset.meta["split"].unique()):
+            part = dataset.split(split)
+            counts = ", ".join(f"{name} {count}" for name, count in part.class_counts().items())
+            print(f"  {split:<12} {len(part):>6}: {counts}")
+        print()
+    if args.dataset and not found_any:
+        return 2
+    return 0
+
+
+def cmd_data_verify(args) -> int:
+    from fer_common.data import DATASETS
+    from fer_common.data.integrity import verify_sha256sums
+    from fer_common.paths import data_dir
+
+    names = [args.dataset] if args.dataset else list(DATASETS)
+    for name in names:
+        folder = data_dir() / name
+        if not (folder / "SHA256SUMS").exists():
+            print(f"{name}: no SHA256SUMS in {folder}; nothing to verify")
+            continue
+        print(f"{name}: {verify_sha256sums(folder)}")
+    return 0
+
+
+def cmd_data_download(args) -> int:
+    from fer_common.data.download import download_all
+
+    return download_all()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-replicate",
+        description="Replicate facial-emotion-recognition papers and check their numbers against tolerance bands.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run one replication and record its result")
+    run.add_argument("replication", help="replication id (see `fer-replicate list`)")
+    run.add_argument("--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick")
+    run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
+    run.add_argument("--no-record", action="store_true", help="print the rows but write no record")
+    _add_runtime_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    commands.add_parser("list", help="list the replications").set_defaults(handler=cmd_list)
+    commands.add_parser("tables", help="regenerate results/TABLE.{md,csv,tex} from the records").set_defaults(
+        handler=cmd_tables
+    )
+    commands.add_parser("check", help="fail when a record breaks its metadata's expectations").set_defaults(
+        handler=cmd_check
+    )
+
+    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    summary = data.add_parser("summary", help="counts per split and class")
+    summary.add_argument("dataset", nargs="?", help="one dataset (default: all)")
+    summary.set_defaults(handler=cmd_data_summary)
+    verify = data.add_parser("verify", help="check a dataset folder against its SHA256SUMS")
+    verify.add_argument("dataset", nargs="?", help="one dataset (default: all)")
+    verify.set_defaults(handler=cmd_data_verify)
+    data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(handler=cmd_data_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except FerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no record was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

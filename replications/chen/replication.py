@@ -1,0 +1,144 @@
+"""Chen (2024): LeNet-like CNN on CK+48, RMSprop, augmentation, 5-fold CV, best fold on a 20% test set.
+
+Settings: `random_split` is the paper's protocol (frames of one subject fall on both sides);
+`subject_split` is the leakage audit (no subject shared between test and train/validation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fer_common.augment import AugmentConfig
+from fer_common.data import load_dataset, splits
+from fer_common.experiment import Prepared, SeedOutcome
+from fer_common.train import fit, make_dataset, predict_probabilities, to_model_input
+
+
+def build_model(num_classes: int = 7, input_shape: tuple[int, int, int] = (48, 48, 3), dropout: float = 0.5):
+    """Conv 6@5x5 → pool → Conv 16@5x5 → pool → Conv 64@3x3 → pool → Dense 128 → Dropout → softmax."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            layers.Conv2D(6, 5, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(16, 5, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(dropout),
+            layers.Dense(num_classes, activation="softmax", dtype="float32"),
+        ],
+        name="chen_cnn",
+    )
+
+
+def prepare(config: dict) -> Prepared:
+    dataset = load_dataset("ckplus48")
+    # The paper reads CK+48 as RGB: three identical channels, scaled to [0, 1].
+    images = to_model_input(dataset.images, channels=3)
+    return Prepared(
+        data={"images": images, "labels": dataset.labels, "groups": dataset.groups},
+        class_names=dataset.class_names,
+        checksum=dataset.checksum,
+        data_kind="real",
+        description=f"CK+48, {len(dataset)} images, {len(set(dataset.groups))} subjects",
+    )
+
+
+def split_for(setting: str, labels: np.ndarray, groups: np.ndarray, seed: int, config: dict):
+    """(train+validation indices, test indices, folds over train+validation) for one setting."""
+    if setting == "random_split":
+        trainval, test = splits.stratified_holdout(labels, config["test_fraction"], seed)
+        folds = splits.stratified_kfold(labels[trainval], config["folds"], seed)
+    elif setting == "subject_split":
+        trainval, test = splits.group_holdout(labels, groups, config["test_fraction"], seed)
+        folds = splits.group_kfold(labels[trainval], groups[trainval], config["folds"], seed)
+    else:
+        raise ValueError(f"unknown Chen setting {setting!r}; expected random_split or subject_split")
+    return trainval, test, folds
+
+
+def train_fold(images, labels, train_index, val_index, seed: int, config: dict, num_classes: int):
+    import keras
+
+    model = build_model(num_classes, images.shape[1:], config["dropout"])
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config["learning_rate"], rho=config["rho"]),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    augment = AugmentConfig(**config["augmentation"])
+    train = make_dataset(
+        images[train_index], labels[train_index], num_classes, config["batch_size"], shuffle=True, seed=seed, augment=augment
+    )
+    validation = make_dataset(images[val_index], labels[val_index], num_classes, 256)
+    result = fit(
+        model, train, validation, epochs=config["epochs"], early_stopping_patience=config["patience"], verbose=0
+    )
+    return model, result
+
+
+def anger_false_positive_rate(y_true: np.ndarray, y_pred: np.ndarray, anger_index: int) -> float:
+    """Share of non-anger test images predicted as anger (the paper reports 13%)."""
+    not_anger = y_true != anger_index
+    return float(np.mean(y_pred[not_anger] == anger_index))
+
+
+def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedOutcome:
+    images, labels, groups = (prepared.data[key] for key in ("images", "labels", "groups"))
+    num_classes = len(prepared.class_names)
+    trainval, test, folds = split_for(setting, labels, groups, seed, config)
+    fold_results = []
+    for fold_number, (train_fold_index, val_fold_index) in enumerate(folds):
+        model, result = train_fold(
+            images, labels, trainval[train_fold_index], trainval[val_fold_index], seed + 1000 * fold_number, config,
+            num_classes,
+        )
+        probabilities = predict_probabilities(model, images[test])
+        fold_results.append(
+            {
+                "fold": fold_number,
+                "best_val_loss": min(result.history["val_loss"]),
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "test_accuracy": float(np.mean(probabilities.argmax(1) == labels[test])),
+                "probabilities": probabilities,
+                "history": result.history,
+            }
+        )
+        print(
+            f"    fold {fold_number}: best epoch {result.best_epoch}/{result.epochs_run}, "
+            f"val loss {fold_results[-1]['best_val_loss']:.3f}, test acc {fold_results[-1]['test_accuracy']:.3f}",
+            flush=True,
+        )
+    # The paper keeps the checkpoint with minimum validation loss: we evaluate the best fold's model.
+    best = min(fold_results, key=lambda fold: fold["best_val_loss"])
+    y_pred = best["probabilities"].argmax(1)
+    fold_accuracies = [fold["test_accuracy"] for fold in fold_results]
+    return SeedOutcome(
+        y_true=labels[test],
+        probabilities=best["probabilities"],
+        history=best["history"],
+        extras={
+            "anger_false_positive_rate": anger_false_positive_rate(
+                labels[test], y_pred, prepared.class_names.index("anger")
+            ),
+            "fold_mean_test_accuracy": float(np.mean(fold_accuracies)),
+            "selected_fold": float(best["fold"]),
+        },
+        details={
+            "selection": "fold with minimum validation loss",
+            "n_test": int(len(test)),
+            "n_train_validation": int(len(trainval)),
+            "test_subjects_in_train": int(len(set(groups[test]) & set(groups[trainval]))),
+            "folds": [
+                {key: value for key, value in fold.items() if key not in ("probabilities", "history")}
+                for fold in fold_results
+            ],
+        },
+    )
