@@ -95,7 +95,7 @@ def run_replication(
 
     settings: dict[str, dict] = {}
     outcomes: dict[str, SeedOutcome] = {}
-    jobs = [(setting, seed) for setting in meta.settings for seed in seeds]
+    jobs = [(setting, seed) for setting in meta.settings_for(profile) for seed in seeds]
     for index, (setting, seed) in enumerate(jobs, start=1):
         print(f"[{meta.id}] job {index}/{len(jobs)}: setting={setting} seed={seed}", flush=True)
         job_started = time.perf_counter()

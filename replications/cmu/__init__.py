@@ -1,0 +1,1 @@
+"""Dikshit et al. (CMU): shallow CNN vs ResNet18 on AffectNet-8."""

@@ -1,0 +1,250 @@
+"""Hong replication: the model, the group metrics of the bias audit, the user-data loaders, the protocol."""
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_common.errors import DatasetError
+from replications.hong.replication import (
+    add_counts,
+    bias_audit,
+    build_model,
+    difference_interval,
+    final_feature_side,
+    group_counts,
+    group_gaps,
+    group_metrics,
+    load_user_morphs,
+    metric_denominators,
+)
+
+from .helpers import requires_dataset, shared_data_dir
+
+CLASSES = ("negative", "neutral", "positive")
+# Two photos per class, of four different race x sex cells (CFD subset file names).
+CFD_PHOTOS = {
+    "negative": ["CFD-BF-001-026-A.jpg", "CFD-WM-006-039-F.jpg"],
+    "neutral": ["CFD-BM-004-002-N.jpg", "CFD-WF-006-002-N.jpg"],
+    "positive": ["CFD-BF-009-008-HC.jpg", "CFD-WM-001-011-HO.jpg"],
+}
+
+
+def test_model_is_four_convolutions_and_three_fully_connected_layers():
+    model = build_model()  # 96x96 grayscale
+    assert [layer.__class__.__name__ for layer in model.layers] == [
+        "Rescaling",
+        *["Conv2D", "MaxPooling2D"] * 4,
+        "Flatten", "Dense", "Dense", "Dense",
+    ]
+    # Feature map: 96 -conv-> 92 -pool-> 46 -> 42 -> 21 -> 17 -> 8 -> 4 -> 2, so Flatten gives 2*2*64 = 256.
+    # conv 5*5*1*6+6 = 156, 5*5*6*16+16 = 2416, 5*5*16*32+32 = 12832, 5*5*32*64+64 = 51264;
+    # dense 256*120+120 = 30840, 120*84+84 = 10164, 84*3+3 = 255 (hand-computed).
+    assert model.layers[-4].output.shape[1:] == (256,)
+    assert model.count_params() == 156 + 2416 + 12832 + 51264 + 30840 + 10164 + 255 == 107927
+    # Colour only changes the first convolution: 5*5*3*6+6 = 456.
+    assert build_model(input_shape=(96, 96, 3)).count_params() == 107927 - 156 + 456
+
+
+def test_input_too_small_for_four_convolutions_is_rejected():
+    assert final_feature_side(76, 4, 5) == 1  # the smallest input that works
+    assert final_feature_side(75, 4, 5) == 0
+    with pytest.raises(ValueError, match="too small"):
+        build_model(input_shape=(32, 32, 1))  # the CIFAR tutorial's size
+
+
+def test_weights_follow_pytorch_default_initialisation():
+    first_dense = build_model().layers[-3]
+    kernel, bias = (np.asarray(weight) for weight in first_dense.get_weights())
+    bound = 1 / math.sqrt(256)  # U(±1/√fan_in)
+    assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
+    assert np.abs(kernel).max() > 0.9 * bound  # uniform over the whole range, not a narrower one
+
+
+# Hand-made test set: classes 0 negative, 1 neutral, 2 positive.
+Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 0, 1])
+Y_PRED = np.array([0, 1, 1, 1, 2, 0, 0, 2])
+RACE = np.array(["B", "B", "B", "B", "W", "W", "W", "W"])
+SEX = np.array(["F", "M", "F", "M", "F", "M", "?", "?"])  # "?" = unknown, left out of the groups
+
+
+def test_group_metrics_on_a_hand_made_example():
+    race = group_metrics(Y_TRUE, Y_PRED, "race", RACE, CLASSES)
+    # B: true 0 0 1 1, predicted 0 1 1 1 -> 3/4; W: true 2 2 0 1, predicted 2 0 0 2 -> 2/4.
+    assert race["accuracy/race=B"] == 0.75
+    assert race["accuracy/race=W"] == 0.5
+    assert race["recall/negative/race=B"] == 0.5 and race["recall/neutral/race=B"] == 1.0
+    assert math.isnan(race["recall/positive/race=B"])  # no positive B face in the test set
+    assert race["recall/negative/race=W"] == 1.0 and race["recall/neutral/race=W"] == 0.0
+    assert race["recall/positive/race=W"] == 0.5
+    sex = group_metrics(Y_TRUE, Y_PRED, "sex", SEX, CLASSES)
+    per_class = {f"recall/{name}/sex={group}" for name in CLASSES for group in "FM"}
+    assert set(sex) == {"accuracy/sex=F", "accuracy/sex=M"} | per_class
+    assert sex["accuracy/sex=F"] == 1.0 and sex["accuracy/sex=M"] == pytest.approx(1 / 3)
+
+    gaps = group_gaps({**race, **sex}, CLASSES)
+    assert gaps["accuracy_gap/race(B-W)"] == 0.25
+    assert gaps["accuracy_gap/sex(F-M)"] == pytest.approx(2 / 3)
+    assert gaps["recall_gap/negative/race(B-W)"] == -0.5
+    assert math.isnan(gaps["recall_gap/positive/race(B-W)"])
+
+
+def test_counts_pool_over_seeds_and_give_wilson_and_newcombe_intervals():
+    counts = group_counts(Y_TRUE, Y_PRED, {"race": RACE, "sex": SEX}, CLASSES)
+    black_recall = {"negative": [1, 2], "neutral": [2, 2], "positive": [0, 0]}  # [correct, n]
+    assert counts["race=B"] == {"correct": 3, "n": 4, "recall": black_recall}
+    assert set(counts) == {"race=B", "race=W", "sex=F", "sex=M"}
+    assert metric_denominators(counts)["recall/negative/race=B"] == 2
+    assert "recall/positive/race=B" not in metric_denominators(counts)  # undefined: no denominator
+
+    pooled = add_counts(counts, counts)  # the same predictions twice: counts double, rates stay
+    assert pooled["race=B"]["correct"] == 6 and pooled["race=B"]["recall"]["negative"] == [2, 4]
+    audit = bias_audit(pooled, CLASSES)
+    black = audit["groups"]["race=B"]
+    assert black["value"] == 0.75 and black["n"] == 8
+    assert black["wilson_95"] == pytest.approx([0.4093, 0.9285], abs=1e-4)  # Wilson 6/8
+    assert black["recall"]["positive"]["value"] is None
+    gap = audit["gaps"]["accuracy_gap/race(B-W)"]
+    assert gap["value"] == 0.25 and gap["newcombe_95"] == pytest.approx(list(difference_interval(6, 8, 4, 8)))
+    assert "recall_gap/positive/race(B-W)" not in audit["gaps"]
+
+
+def test_difference_interval_matches_newcombe_1998():
+    # Newcombe, Stat. Med. 17:873 (1998), Table II, method 10.
+    assert difference_interval(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert difference_interval(9, 10, 3, 10) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+    assert difference_interval(5, 56, 0, 29) == pytest.approx((-0.0381, 0.1926), abs=1e-4)
+
+
+# --- loaders for the user's morphs ------------------------------------------------------------------
+
+
+def _copy_cfd_photos(target: Path, by_class: bool) -> dict[str, str]:
+    """A few real CFD photos copied into `target` (class folders or flat); {file name: label}."""
+    labels = {}
+    for label, names in CFD_PHOTOS.items():
+        folder = target / label if by_class else target / "photos"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copy(shared_data_dir() / "cfd" / name, folder / name)
+            labels[name] = label
+    return labels
+
+
+def _check_loaded(dataset, labels: dict[str, str]) -> None:
+    assert len(dataset) == 6 and dataset.images.shape == (6, 256, 256, 3) and dataset.images.dtype == np.uint8
+    assert dataset.class_counts() == {"negative": 2, "neutral": 2, "positive": 2}
+    for path, label, race, sex in zip(
+        dataset.meta["path"], dataset.labels, dataset.meta["race"], dataset.meta["sex"], strict=True
+    ):
+        name = Path(path).name
+        assert CLASSES[label] == labels[name]
+        assert (race, sex) == (name[4], name[5])  # CFD-<race><sex>-...
+    assert sorted(dataset.groups) == sorted({name[4:10] for name in labels})  # person ids like BF-001
+
+
+@requires_dataset("cfd")
+def test_morphs_in_class_folders_load_with_race_and_sex(tmp_path):
+    labels = _copy_cfd_photos(tmp_path / "hong_morphs", by_class=True)
+    dataset = load_user_morphs(tmp_path / "hong_morphs")
+    _check_loaded(dataset, labels)
+    assert dataset.checksum
+
+
+@requires_dataset("cfd")
+def test_morphs_with_a_label_map_csv(tmp_path):
+    folder = tmp_path / "hong_morphs"
+    labels = _copy_cfd_photos(folder, by_class=False)
+    # Labels in any case; file paths relative to the CSV's folder.
+    rows = [f"photos/{name},{label.title()}" for name, label in labels.items()]
+    (folder / "labels.csv").write_text("file,label\n" + "\n".join(rows) + "\n")
+    _check_loaded(load_user_morphs(folder), labels)
+
+
+def test_missing_morphs_folder_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_user_morphs(tmp_path / "nowhere")
+
+
+def test_label_map_naming_a_missing_file_is_a_dataset_error(tmp_path):
+    folder = tmp_path / "hong_morphs"
+    folder.mkdir()
+    (folder / "labels.csv").write_text("file,label\nCFD-BF-001-025-A.jpg,negative\n")
+    with pytest.raises(DatasetError, match=r"line 2 'CFD-BF-001-025-A\.jpg'"):
+        load_user_morphs(folder)
+
+
+def test_label_map_with_an_unknown_label_is_a_dataset_error(tmp_path):
+    folder = tmp_path / "hong_morphs"
+    folder.mkdir()
+    (folder / "face.jpg").write_bytes(b"")
+    (folder / "labels.csv").write_text("file,label\nface.jpg,happy\n")
+    with pytest.raises(DatasetError, match="'happy' is not one of negative, neutral, positive"):
+        load_user_morphs(folder)
+
+
+def test_folder_without_classes_or_label_map_is_a_dataset_error(tmp_path):
+    (tmp_path / "hong_morphs" / "happy").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="No label map"):
+        load_user_morphs(tmp_path / "hong_morphs")
+
+
+# --- prepare and one job ------------------------------------------------------------------------------
+
+
+@requires_dataset("cfd")
+def test_user_morphs_make_a_real_run_and_pool_the_bias_audit_over_seeds(tmp_path, monkeypatch):
+    from fer_common.metadata import load_metadata
+    from fer_common.train import configure_runtime
+    from replications.hong.replication import prepare, run_seed
+
+    _copy_cfd_photos(tmp_path / "hong_morphs", by_class=True)
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path))
+    config, _ = load_metadata("hong").resolve("quick")
+    config.update(epochs=1, test_fraction=0.5)  # 3 train / 3 test images: wiring only
+    prepared = prepare(config)
+    assert prepared.data_kind == "real" and "supplied by the user" in prepared.description
+    assert prepared.data["images"]["grayscale"].shape == (6, 96, 96, 1)
+    for seed in (0, 1):
+        configure_runtime(seed)
+        outcome = run_seed(prepared, "grayscale", seed, config)
+    assert len(outcome.y_true) == 3 and outcome.probabilities.shape == (3, 3)
+    assert {"accuracy_gap/race(B-W)", "accuracy_gap/sex(F-M)", "final_train_accuracy"} <= set(outcome.extras)
+    assert any(key.startswith("accuracy/race=") for key in outcome.extras)
+    assert set(outcome.history) >= {"accuracy", "val_accuracy"}  # the test set is the validation data
+    audit = outcome.details["bias_audit"]
+    assert audit["pooled_over_seeds"] == [0, 1]
+    assert sum(audit["groups"][f"race={race}"]["n"] for race in "BW") == 6  # 3 test images x 2 seeds
+
+
+@requires_dataset("cfd")
+def test_cfd_proxy_composition():
+    from fer_common.metadata import load_metadata
+    from replications.hong.replication import prepare
+
+    config, _ = load_metadata("hong").resolve("full")
+    prepared = prepare(config)
+    assert prepared.data_kind == "proxy" and prepared.description.startswith("PROXY")
+    assert prepared.data["composition"]["classes"] == {"negative": 61, "neutral": 248, "positive": 71}
+    assert set(prepared.data["demographics"]["race"]) == {"B", "W"}
+
+
+@pytest.mark.slow
+@requires_dataset("cfd")
+def test_full_protocol_one_seed_lands_in_the_recorded_regression_band():
+    from fer_common.checks import check_value_in_regression_band
+    from fer_common.experiment import evaluate_outcome
+    from fer_common.metadata import load_metadata
+    from fer_common.train import configure_runtime
+    from replications.hong.replication import prepare, run_seed
+
+    meta = load_metadata("hong")
+    config, seeds = meta.resolve("ci")
+    prepared = prepare(config)
+    configure_runtime(seeds[0])
+    outcome = run_seed(prepared, "grayscale", seeds[0], config)
+    accuracy = evaluate_outcome(outcome, prepared.class_names)["metrics"]["accuracy"]
+    ok, low, high = check_value_in_regression_band(meta, "accuracy", "grayscale", accuracy)
+    assert ok, f"Hong, grayscale, seed {seeds[0]}: accuracy {accuracy:.4f} outside [{low:.4f}, {high:.4f}]"

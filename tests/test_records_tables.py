@@ -1,0 +1,481 @@
+"""Metadata, records, tables and regression checks for a made-up replication in tmp_path."""
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import yaml
+
+from fer_common import records
+from fer_common.bands import BEYOND_PAPER, NOT_RUN, REPRODUCED
+from fer_common.checks import check_records, check_value_in_regression_band
+from fer_common.errors import MetadataError, RecordError
+from fer_common.metadata import code_hash, list_replications, load_metadata, metadata_hash
+from fer_common.metrics import classification_report, flatten_metrics, wilson_interval
+from fer_common.records import (
+    build_record,
+    build_rows,
+    collect_provenance,
+    latest_record,
+    load_record,
+    load_records,
+    seed_result,
+    setting_result,
+    validate_record,
+    write_record,
+)
+from fer_common.tables import build_table, write_tables
+
+CLASSES = ["neg", "pos"]
+TOY_YAML = """\
+# A made-up replication used only by the tests.
+id: toy
+title: "A Toy Paper on Two Emotions"
+authors: [Ada Example, Bo Sample]
+year: 2024
+paper_file: toy.txt
+dataset: {name: toyset, data: real, description: "two classes"}
+protocol: "random 80/20 split"
+seeds: [0, 1]
+config: {epochs: 20, batch_size: 8, optimizer: {name: rmsprop, lr: 0.001}}
+profiles:
+  quick: {seeds: [0], config: {epochs: 2, optimizer: {lr: 0.01}}}
+settings:
+  random_split: "the paper's protocol"
+  subject_split: "leakage audit"
+reported:
+  - {metric: accuracy, setting: random_split, value: 0.85, n_test: 10, where: "Table 1"}
+  - {metric: loss, setting: random_split, value: 0.40, kind: value, floor: 0.05, where: "Table 1"}
+  - {metric: recall/pos, setting: random_split, value: 0.99, n_test: 5, where: "Figure 2"}
+beyond_paper:
+  - {metric: accuracy, setting: subject_split, note: "subject-disjoint split"}
+  - {metric: loss, setting: subject_split}
+assumptions:
+  - {choice: "dropout 0.5", why: "rate not given"}
+expected: []
+"""
+MISSING_YAML = """\
+id: absent
+title: "A Paper Whose Data We Lack"
+authors: [Cy Nobody]
+year: 2023
+paper_file: absent.txt
+dataset: {name: bigset, data: missing}
+protocol: "80/10/10"
+seeds: [0]
+config: {}
+settings: {main: "paper protocol"}
+reported:
+  - {metric: accuracy, setting: main, value: 0.70, n_test: 1000, where: "Sec. 4"}
+missing: "bigset (licensed): put it in $FER_DATA_DIR/bigset"
+"""
+
+
+@dataclass
+class RuntimeStub:
+    precision: str = "float32"
+    threads: int = 0
+
+
+def _seed(correct: int, probability: float = 0.8) -> dict:
+    """A seed scored on 10 images (5 per class) with `correct` of them right."""
+    y = np.array([0] * 5 + [1] * 5)
+    predicted = y.copy()
+    predicted[: 10 - correct] = 1 - predicted[: 10 - correct]
+    p = np.where(np.eye(2)[predicted] == 1, probability, 1 - probability)
+    report = classification_report(y, p, CLASSES)
+    return seed_result(flatten_metrics(report, CLASSES), report, {"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]})
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    base = tmp_path / "replications"
+    for name, text in (("toy", TOY_YAML), ("absent", MISSING_YAML)):
+        (base / name).mkdir(parents=True)
+        (base / name / "metadata.yaml").write_text(text)
+    (base / "toy" / "model.py").write_text("LAYERS = 3\n")
+    (base / "notes").mkdir()  # no metadata.yaml: not a replication
+    monkeypatch.setenv("FER_REPLICATIONS_DIR", str(base))
+    return base
+
+
+@pytest.fixture
+def results(tmp_path):
+    return tmp_path / "results"
+
+
+def _settings() -> dict:
+    # Seeds: 8/10 and 9/10 correct on random_split; the subject split is harder.
+    return {
+        "random_split": setting_result({0: _seed(8), 1: _seed(9)}),
+        "subject_split": setting_result({0: _seed(6), 1: _seed(7)}),
+    }
+
+
+def _record(profile: str = "full") -> dict:
+    meta = load_metadata("toy")
+    config, seeds = meta.resolve(profile)
+    provenance = collect_provenance(meta, config, seeds, "sha256:toy", 1.5, command="make replicate-toy")
+    return build_record(meta, profile, "real", _settings(), None, provenance)
+
+
+def _edit_metadata(root, **changes) -> None:
+    path = root / "toy" / "metadata.yaml"
+    data = yaml.safe_load(path.read_text())
+    data.update(changes)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+# --- metadata -------------------------------------------------------------------------------------------
+
+
+def test_list_and_load_metadata_via_env(root):
+    assert list_replications() == ["absent", "toy"]
+    meta = load_metadata("toy")
+    assert meta.title.startswith("A Toy Paper") and meta.dataset.data == "real"
+    assert meta.reported[1].kind == "value" and meta.reported[1].floor == 0.05
+    assert meta.beyond_paper[0].note == "subject-disjoint split"
+    assert meta.beyond_paper[1].kind == "value"  # the loss is not a proportion, even unsaid
+    assert load_metadata(root / "toy").id == "toy"  # a folder path works too
+
+
+def test_resolve_profiles(root):
+    meta = load_metadata("toy", root)
+    config, seeds = meta.resolve("full")
+    assert seeds == [0, 1] and config["epochs"] == 20
+    config, seeds = meta.resolve("quick")
+    assert seeds == [0] and config["epochs"] == 2 and config["batch_size"] == 8
+    assert config["optimizer"] == {"name": "rmsprop", "lr": 0.01}  # nested override merged
+    assert meta.config["optimizer"]["lr"] == 0.001  # defaults untouched
+    with pytest.raises(MetadataError, match="full, quick"):
+        meta.resolve("nightly")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"year": "twenty"}, "year"),
+        ({"dataset": {"name": "x", "data": "synthetic"}}, "dataset.data"),
+        ({"profiles": {"quick": {"config": {"epoch": 2}}}}, "profiles.quick.config.epoch"),
+        (
+            {
+                "reported": [
+                    {
+                        "metric": "accuracy",
+                        "setting": "random_split",
+                        "value": 83.25,
+                        "n_test": 197,
+                        "where": "T1",
+                    }
+                ]
+            },
+            r"reported\[0\].value",
+        ),
+        (
+            {
+                "reported": [
+                    {"metric": "accuracy", "setting": "nowhere", "value": 0.8, "n_test": 197, "where": "T1"}
+                ]
+            },
+            r"reported\[0\].setting",
+        ),
+        (
+            {
+                "reported": [
+                    {
+                        "metric": "loss",
+                        "setting": "random_split",
+                        "value": 0.5,
+                        "kind": "value",
+                        "where": "T1",
+                    }
+                ]
+            },
+            r"reported\[0\].floor",
+        ),
+        (
+            {
+                "expected": [
+                    {"metric": "accuracy", "setting": "random_split", "verdict": "great", "mean": 0.9}
+                ]
+            },
+            r"expected\[0\].verdict",
+        ),
+        ({"reportd": []}, "reportd"),
+    ],
+)
+def test_metadata_errors_name_file_and_field(root, change, field):
+    _edit_metadata(root, **change)
+    with pytest.raises(MetadataError, match=rf"metadata.yaml: field '{field}'"):
+        load_metadata("toy")
+
+
+def test_missing_required_field(root):
+    path = root / "toy" / "metadata.yaml"
+    path.write_text(TOY_YAML.replace("protocol:", "# protocol:"))
+    with pytest.raises(MetadataError, match="field 'protocol': is missing"):
+        load_metadata("toy")
+
+
+def test_unknown_replication_lists_known(root):
+    with pytest.raises(MetadataError, match="known replications: absent, toy"):
+        load_metadata("nope")
+
+
+def test_metadata_hash_ignores_comments_but_not_values(root):
+    path = root / "toy" / "metadata.yaml"
+    before = metadata_hash(load_metadata("toy"))
+    path.write_text("# another comment\n" + TOY_YAML)
+    assert metadata_hash(load_metadata("toy")) == before
+    path.write_text(TOY_YAML.replace("epochs: 20", "epochs: 30"))
+    assert metadata_hash(load_metadata("toy")) != before
+
+
+def test_code_hash_tracks_py_files(root):
+    before = code_hash("toy")
+    (root / "toy" / "notes.txt").write_text("not code")
+    assert code_hash("toy") == before
+    (root / "toy" / "model.py").write_text("LAYERS = 4\n")
+    assert code_hash("toy") != before
+
+
+# --- records --------------------------------------------------------------------------------------------
+
+
+def test_rows_bands_verdicts_and_ci(root):
+    record = _record()
+    rows = {(r["metric"], r["setting"]): r for r in record["rows"]}
+    accuracy = rows[("accuracy", "random_split")]
+    assert accuracy["mean"] == pytest.approx(0.85) and accuracy["values"] == [0.8, 0.9]
+    assert accuracy["band"]["binding"] == "sampling" and accuracy["verdict"] == REPRODUCED
+    # CI = mean of the per-seed Wilson bounds (not a pooled 17/20 interval).
+    (l8, h8), (l9, h9) = wilson_interval(8, 10), wilson_interval(9, 10)
+    assert accuracy["ci"] == pytest.approx([(l8 + l9) / 2, (h8 + h9) / 2])
+    loss = rows[("loss", "random_split")]
+    assert loss["band"]["terms"]["sampling"] is None and loss["ci"] is None
+    recall = rows[("recall/pos", "random_split")]  # 0.99 reported; we get 0.9/1.0 on 5 positives
+    assert recall["ci"] is not None and recall["verdict"] == REPRODUCED
+    beyond = rows[("accuracy", "subject_split")]
+    assert (
+        beyond["verdict"] == BEYOND_PAPER and beyond["band"] is None and beyond["mean"] == pytest.approx(0.65)
+    )
+    provenance = record["provenance"]
+    assert provenance["seeds"] == [0, 1] and provenance["dataset_checksum"] == "sha256:toy"
+    assert set(records.PROVENANCE_KEYS) <= set(provenance) and "numpy" in provenance["packages"]
+
+
+def test_missing_data_rows_are_not_run(root):
+    meta = load_metadata("absent")
+    provenance = collect_provenance(meta, {}, [0], None, 0.0)
+    record = build_record(meta, "full", "missing", {}, None, provenance)
+    (row,) = record["rows"]
+    assert row["verdict"] == NOT_RUN and row["mean"] is None
+    assert "licensed" in row["note"] and record["missing"] == row["note"]
+
+
+def test_rows_from_summaries_get_their_ci_in_build_record(root):
+    # The runner builds rows from summaries alone, then hands the per-seed results to build_record.
+    meta = load_metadata("toy")
+    settings = _settings()
+    rows = build_rows(meta, {name: entry["summary"] for name, entry in settings.items()}, "real")
+    assert all(row["ci"] is None for row in rows)
+    provenance = collect_provenance(meta, meta.config, meta.seeds, None, 0.0, options=RuntimeStub())
+    assert provenance["runtime"] == {"precision": "float32", "threads": 0}
+    record = build_record(meta, "full", "real", settings, rows, provenance)
+    assert record["rows"] == _record()["rows"]
+
+
+def test_build_record_rejects_unknown_profile_and_setting(root):
+    meta = load_metadata("toy")
+    provenance = collect_provenance(meta, meta.config, meta.seeds, None, 0.0)
+    with pytest.raises(MetadataError, match="unknown profile 'nightly'"):
+        build_record(meta, "nightly", "real", _settings(), None, provenance)
+    with pytest.raises(ValueError, match="not declared"):
+        build_record(meta, "full", "real", {"other": setting_result({0: _seed(5)})}, None, provenance)
+
+
+def test_write_load_and_never_overwrite(root, results):
+    record = _record()
+    first = write_record(record, results)
+    assert re.fullmatch(r"full-\d{8}T\d{6}Z-[0-9a-z]{5,7}\.json", first.name), first.name
+    content = first.read_bytes()
+    second = write_record(record, results)  # same second, same commit -> a new name, no clobbering
+    assert second != first and second.name.endswith("-2.json")
+    assert first.read_bytes() == content
+    loaded = load_record(first)
+    assert loaded["_path"] == str(first)
+    assert {k: v for k, v in loaded.items() if k != "_path"} == json.loads(content)
+    assert latest_record("toy", results_dir=results)["_path"] == str(second)
+
+
+def test_never_overwrite_without_hard_links(root, results, monkeypatch):
+    def no_links(source, target):
+        raise OSError("hard links not supported")
+
+    monkeypatch.setattr(records.os, "link", no_links)
+    first = write_record(_record(), results)
+    second = write_record(_record(), results)
+    assert first != second and len(list((results / "toy").glob("*.json"))) == 2
+    assert not list((results / "toy").glob(".*.tmp"))
+
+
+def test_interrupted_write_leaves_no_record(root, results, monkeypatch):
+    def crash(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(records.os, "fsync", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_record(_record(), results)
+    assert list((results / "toy").iterdir()) == []  # not even the temp file
+    monkeypatch.undo()
+    # A temp file left by a killed process is ignored by the loaders.
+    (results / "toy" / ".full-20240101T000000Z-nogit.abc.tmp").write_text('{"half": ')
+    assert load_records(results) == [] and latest_record("toy", results_dir=results) is None
+
+
+def test_corrupt_record_names_the_file(root, results):
+    path = write_record(_record(), results)
+    path.write_text(path.read_text()[:100])
+    with pytest.raises(RecordError, match=re.escape(path.name)):
+        load_record(path)
+    with pytest.raises(RecordError, match=re.escape(path.name)):
+        load_records(results)
+
+
+def test_schema_violation_names_file_and_field(root, results):
+    path = write_record(_record(), results)
+    data = json.loads(path.read_text())
+    data["rows"][0]["verdict"] = "kind of"
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=rf"{re.escape(path.name)}.*rows\[0\].verdict"):
+        load_record(path)
+
+
+def test_schema(root):
+    record = _record()
+    validate_record(record)
+    validate_record(json.loads(json.dumps(record, allow_nan=False)))  # strict JSON round trip
+    for broken, field in [
+        ({"schema_version": 2}, "schema_version"),
+        ({"data": "real-ish"}, "data"),
+        ({"provenance": {"git_commit": "x"}}, "provenance"),
+        ({"profile": "../escape"}, "profile"),
+    ]:
+        bad = {**copy.deepcopy(record), **broken}
+        with pytest.raises(RecordError, match=field):
+            validate_record(bad)
+    bad = copy.deepcopy(record)
+    del bad["settings"]["random_split"]["summary"]["accuracy"]["sd"]
+    with pytest.raises(RecordError, match="settings.random_split.summary.accuracy"):
+        validate_record(bad)
+    bad = copy.deepcopy(record)
+    bad["rows"][0]["band"] = None
+    with pytest.raises(RecordError, match=r"rows\[0\].band"):
+        validate_record(bad)
+
+
+def test_latest_record_picks_newest_of_profile(root, results):
+    old, new, quick = _record(), _record(), _record("quick")
+    old["provenance"]["created_utc"] = "2024-01-01T00:00:00Z"
+    new["provenance"]["created_utc"] = "2024-06-01T00:00:00Z"
+    quick["provenance"]["created_utc"] = "2025-01-01T00:00:00Z"
+    for record in (new, old, quick):
+        write_record(record, results)
+    assert latest_record("toy", "full", results)["provenance"]["created_utc"] == "2024-06-01T00:00:00Z"
+    assert latest_record("toy", "quick", results)["profile"] == "quick"
+    assert [r["provenance"]["created_utc"][:4] for r in load_records(results)] == ["2024", "2024", "2025"]
+
+
+# --- tables ---------------------------------------------------------------------------------------------
+
+
+def test_build_table(root, results):
+    write_record(_record(), results)
+    rows = build_table(results)
+    toy = [r for r in rows if r["paper"] == "toy"]
+    assert [(r["setting"], r["metric"]) for r in toy] == [
+        ("random_split", "accuracy"),
+        ("random_split", "loss"),
+        ("random_split", "recall/pos"),
+        ("subject_split", "accuracy"),
+        ("subject_split", "loss"),
+    ]
+    accuracy = toy[0]
+    assert accuracy["reported"] == "85.0%"
+    assert re.fullmatch(r"85\.0 ± 7\.1% \[\d+\.\d, \d+\.\d\]", accuracy["reproduced"]), accuracy["reproduced"]
+    assert accuracy["band"].endswith("(sampling)") and accuracy["verdict"] == REPRODUCED
+    assert accuracy["seeds"] == 2 and accuracy["data"] == "real" and accuracy["stale"] is False
+    assert toy[1]["reported"] == "0.400" and toy[3]["verdict"] == BEYOND_PAPER
+    assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", toy[4]["reproduced"]), toy[4]["reproduced"]
+    (absent,) = [r for r in rows if r["paper"] == "absent"]
+    assert absent["verdict"] == "no record yet — run `make replicate-absent`"
+
+    markdown = (results / "TABLE.md").read_text()
+    assert "## A Toy Paper on Two Emotions — Ada Example, Bo Sample (2024)" in markdown
+    assert "**Verdicts:** 3 reproduced, 2 beyond paper" in markdown
+    assert "| random_split | `accuracy` | 85.0% |" in markdown
+    csv_text = (results / "TABLE.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("paper,setting,metric,reported,reproduced,band,verdict")
+    assert len(csv_text.splitlines()) == 1 + 6
+    tex = (results / "TABLE.tex").read_text()
+    assert "\\begin{tabular}" in tex and "85.0\\%" in tex and "$\\pm$" in tex
+    assert not list(results.glob(".*.tmp"))
+
+
+def test_write_tables_returns_paths(root, results):
+    paths = write_tables(results)
+    assert [p.name for p in paths] == ["TABLE.md", "TABLE.csv", "TABLE.tex"]
+    assert "no record yet" in paths[0].read_text()
+
+
+def test_table_marks_stale_records(root, results):
+    write_record(_record(), results)
+    (root / "toy" / "model.py").write_text("LAYERS = 5\n")
+    rows = [r for r in build_table(results, write=False) if r["paper"] == "toy"]
+    assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "code changed"
+    assert not (results / "TABLE.md").exists()  # write=False
+
+
+# --- regression checks ----------------------------------------------------------------------------------
+
+
+def _expect(root, verdict: str, mean: float, sd: float = 0.01) -> None:
+    _edit_metadata(
+        root,
+        expected=[
+            {"metric": "accuracy", "setting": "random_split", "verdict": verdict, "mean": mean, "sd": sd}
+        ],
+    )
+
+
+def test_check_records_passes_and_warns(root, results):
+    report = check_records(results)
+    assert report.problems == [] and report.warnings == []  # nothing expected yet
+    _expect(root, REPRODUCED, 0.85)
+    problems, warnings = check_records(results)
+    assert problems == [] and warnings == ["toy: no full record yet — run `make replicate-toy`"]
+    write_record(_record(), results)
+    report = check_records(results)
+    assert report.ok and report.warnings == []
+
+
+def test_check_records_catches_verdict_change_and_band_breach(root, results):
+    write_record(_record(), results)
+    _expect(root, "not reproduced (below)", 0.60)
+    problems, warnings = check_records(results)
+    assert any("verdict 'reproduced', expected 'not reproduced (below)'" in p for p in problems)
+    assert any("mean 0.8500 outside regression band [0.5800, 0.6200]" in p for p in problems)
+    assert warnings == ["toy: latest full record is stale (metadata changed); re-run it"]
+
+
+def test_check_value_in_regression_band(root):
+    _expect(root, REPRODUCED, 0.85, sd=0.02)
+    meta = load_metadata("toy")
+    ok, low, high = check_value_in_regression_band(meta, "accuracy", "random_split", 0.82)
+    assert ok and (low, high) == pytest.approx((0.81, 0.89))
+    assert not check_value_in_regression_band(meta, "accuracy", "random_split", 0.80)[0]
+    with pytest.raises(MetadataError, match="no expected mean"):
+        check_value_in_regression_band(meta, "loss", "random_split", 0.4)
