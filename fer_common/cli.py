@@ -47,6 +47,7 @@ def cmd_run(args) -> int:
     _, path = run_replication(
         args.replication, args.profile, seeds=args.seeds, options=_runtime_options(args),
         write=not args.no_record, command=shlex.join(sys.argv),
+        config_overrides={"weights": args.weights} if args.weights else None,
     )
     if path:
         print(f"record written: {path}")
@@ -143,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick")
     run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
     run.add_argument("--no-record", action="store_true", help="print the rows but write no record")
+    run.add_argument(
+        "--weights",
+        help="pretrained weights for transfer models: imagenet (default: look in FER_WEIGHTS_DIR), "
+        "a file path, or none (train from random initialisation; the table says so)",
+    )
     _add_runtime_options(run)
     run.set_defaults(handler=cmd_run)
 

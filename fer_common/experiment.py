@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_common import metrics, plots, records
-from fer_common.errors import DatasetError, FerError
+from fer_common.errors import DatasetError, MetadataError
 from fer_common.metadata import ReplicationMetadata, load_metadata
 from fer_common.train import RuntimeOptions, configure_runtime
 
@@ -79,10 +79,19 @@ def run_replication(
     write: bool = True,
     make_plots: bool = True,
     command: str = "",
+    config_overrides: dict | None = None,
 ) -> tuple[dict, Path | None]:
-    """Run every setting x seed of a replication, check the bands and write one record."""
+    """Run every setting x seed of a replication, check the bands and write one record.
+
+    config_overrides (e.g. `weights: none` from the command line) must name keys the metadata's config
+    has; they are part of the recorded config and its hash.
+    """
     meta = load_metadata(replication_id)
     config, default_seeds = meta.resolve(profile)
+    for key, value in (config_overrides or {}).items():
+        if key not in config:
+            raise MetadataError(f"{meta.id} has no config key {key!r} to override; its keys: {', '.join(config)}")
+        config[key] = value
     seeds = list(seeds) if seeds else list(default_seeds)
     module = replication_module(replication_id)
     started = time.perf_counter()
@@ -111,6 +120,7 @@ def run_replication(
 
     summaries = {setting: result["summary"] for setting, result in settings.items()}
     rows = records.build_rows(meta, summaries, prepared.data_kind)
+    _add_row_notes(rows, settings)
     provenance = records.collect_provenance(
         meta, config, seeds, prepared.checksum, round(time.perf_counter() - started, 1), options=options, command=command
     )
@@ -122,6 +132,15 @@ def run_replication(
             _write_figures(path, meta, outcomes, settings, prepared.class_names)
     print_rows(meta, record)
     return record, path
+
+
+def _add_row_notes(rows: list[dict], settings: dict[str, dict]) -> None:
+    """A job can qualify its setting's rows (e.g. "ResNet18 from scratch: no ImageNet weights")."""
+    for row in rows:
+        seeds = settings.get(row["setting"], {}).get("seeds", {})
+        notes = sorted({result["extras"].get("row_note", "") for result in seeds.values()} - {""})
+        if notes:
+            row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes]))
 
 
 def _not_run(meta, profile, config, seeds, error, results_dir, write, command):

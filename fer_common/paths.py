@@ -20,3 +20,9 @@ def cache_dir() -> Path:
 def results_dir() -> Path:
     """Result records and tables (`FER_RESULTS_DIR`, default `results/` in the repository)."""
     return Path(os.environ.get("FER_RESULTS_DIR", REPO_ROOT / "results")).expanduser().resolve()
+
+
+def weights_dir() -> Path:
+    """Pretrained weight files (`FER_WEIGHTS_DIR`, default Keras' own cache `~/.keras/models`)."""
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return Path(os.environ.get("FER_WEIGHTS_DIR", keras_home / "models")).expanduser().resolve()

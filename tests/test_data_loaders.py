@@ -302,14 +302,12 @@ def test_cache_second_load_is_a_faster_hit(tmp_path, monkeypatch, isolated_cache
     root = tmp_path / "ckplus48"
     make_ckplus(root, subjects=20)  # 420 images
     decodes = DecodeCounter(monkeypatch, ckplus48)
-    start = time.perf_counter()
-    first = load_dataset("ckplus48", root, progress=False)
-    middle = time.perf_counter()
-    second = load_dataset("ckplus48", root, progress=False)
-    end = time.perf_counter()
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path))
+    first, first_seconds = timed_load("ckplus48")
+    cached = [timed_load("ckplus48") for _ in range(3)]
     assert decodes.calls == 1
-    assert end - middle < middle - start
-    assert_same_dataset(first, second)
+    assert min(seconds for _, seconds in cached) < first_seconds  # best of three: the machine is shared
+    assert_same_dataset(first, cached[0][0])
     assert first.checksum == content_checksum([root / path for path in first.meta["path"]], root)
     assert len(list((isolated_cache / "datasets").glob("ckplus48-*.npz"))) == 1
 

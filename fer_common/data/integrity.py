@@ -109,12 +109,14 @@ def source_fingerprint(files: Iterable[Path], root: Path) -> str:
     """A fast key over (relative path, size, mtime_ns) of `files`: changes when any is added,
     removed, replaced or touched, without reading their contents."""
     prefix = os.path.join(root, "")
-    lines = []
-    for path in map(os.fspath, files):
-        status = os.stat(path)
-        lines.append(f"{_relative_to_prefix(path, prefix, root)}\0{status.st_size}\0{status.st_mtime_ns}\n")
-    lines.sort()  # names are unique and end at the NUL, so this orders by name
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    try:
+        lines = [
+            _stat_line(_relative_to_prefix(path, prefix, root), os.stat(path))
+            for path in map(os.fspath, files)
+        ]
+    except OSError as error:
+        raise DatasetError(f"Cannot read {error.filename}: {error.strerror}.") from error
+    return _sorted_digest(lines)
 
 
 def tree_fingerprint(folders: Iterable[Path], root: Path) -> str:
@@ -126,20 +128,30 @@ def tree_fingerprint(folders: Iterable[Path], root: Path) -> str:
     prefix = os.path.join(root, "")
     lines = []
     pending = [os.fspath(folder) for folder in folders]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue  # OS clutter such as .DS_Store is not part of a dataset
-                name = _relative_to_prefix(entry.path, prefix, root)
-                if entry.is_dir():
-                    pending.append(entry.path)
-                    lines.append(f"{name}/\n")
-                else:
-                    status = entry.stat()
-                    lines.append(f"{name}\0{status.st_size}\0{status.st_mtime_ns}\n")
-    lines.sort()
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    try:
+        while pending:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue  # OS clutter such as .DS_Store is not part of a dataset
+                    name = _relative_to_prefix(entry.path, prefix, root)
+                    if entry.is_dir():
+                        pending.append(entry.path)
+                        lines.append(f"{name}/\n")
+                    else:
+                        lines.append(_stat_line(name, entry.stat()))
+    except OSError as error:
+        raise DatasetError(f"Cannot read {error.filename}: {error.strerror}.") from error
+    return _sorted_digest(lines)
+
+
+def _stat_line(name: str, status: os.stat_result) -> str:
+    return f"{name}\0{status.st_size}\0{status.st_mtime_ns}\n"
+
+
+def _sorted_digest(lines: list[str]) -> str:
+    # Names are unique and end at a NUL or slash, so sorting lines orders by name: the key ignores order.
+    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()
 
 
 def content_checksum(files: Iterable[Path], root: Path) -> str:

@@ -1,0 +1,65 @@
+"""CMU replication end to end on small AffectNet-shaped sets built from real faces, and its `not run` row."""
+
+import shutil
+
+import pytest
+
+from fer_common.experiment import run_replication
+from fer_common.records import load_record
+
+from .helpers import requires_dataset, shared_data_dir
+from .test_affectnet import make_list_file_edition
+
+SHARED_DATA = shared_data_dir()  # read before the tests point FER_DATA_DIR elsewhere
+CKPLUS_TO_AFFECTNET = {
+    "anger": "anger", "contempt": "contempt", "disgust": "disgust", "fear": "fear",
+    "happy": "happy", "sadness": "sad", "surprise": "surprise",
+}
+
+
+def make_folder_edition(root, per_class: int = 8) -> None:
+    """One folder per AffectNet class: CK+48 faces, and CFD neutral photos for `neutral`."""
+    for ck_folder, affectnet_class in CKPLUS_TO_AFFECTNET.items():
+        (root / affectnet_class).mkdir(parents=True)
+        for photo in sorted((SHARED_DATA / "ckplus48" / ck_folder).glob("*.png"))[:per_class]:
+            shutil.copy(photo, root / affectnet_class / photo.name)
+    (root / "neutral").mkdir()
+    for photo in sorted((SHARED_DATA / "cfd").glob("CFD-*-N.jpg"))[:per_class]:
+        shutil.copy(photo, root / "neutral" / photo.name)
+
+
+@pytest.fixture
+def isolated_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "weights"))
+    return tmp_path
+
+
+@requires_dataset("cfd")
+@requires_dataset("ckplus48")
+@pytest.mark.parametrize("edition", ["list-file", "folders"])
+def test_fixture_run_trains_both_models_and_records_every_row(isolated_dirs, edition):
+    root = isolated_dirs / "data" / "affectnet"
+    root.mkdir(parents=True)
+    make_list_file_edition(root) if edition == "list-file" else make_folder_edition(root)
+    record, path = run_replication("cmu", "fixture")
+    assert load_record(path)["data"] == "real"
+    assert set(record["settings"]) == {"baseline", "resnet18"}
+    for setting in ("baseline", "resnet18"):
+        seed = record["settings"][setting]["seeds"]["0"]
+        assert 0.0 <= seed["metrics"]["accuracy"] <= 1.0 and 0.0 <= seed["metrics"]["test_accuracy"] <= 1.0
+        assert seed["history"]["loss"] and seed["history"]["val_loss"]
+    resnet_rows = [row for row in record["rows"] if row["setting"] == "resnet18"]
+    # No weights in FER_WEIGHTS_DIR: ResNet18 trained from scratch, and every row of it says so.
+    assert all("from scratch" in row["note"] for row in resnet_rows)
+    assert (path.with_suffix("") / "baseline-confusion.png").stat().st_size > 0
+
+
+def test_without_affectnet_the_run_records_not_run_with_instructions(isolated_dirs, capsys):
+    record, path = run_replication("cmu")
+    assert record["data"] == "missing" and path.exists()
+    assert {row["verdict"] for row in record["rows"]} == {"not run"}
+    assert all("mohammadmahoor.com/affectnet" in row["note"] for row in record["rows"])
+    assert "resnet18_imagenet_torchvision.npz" in capsys.readouterr().err
