@@ -17,19 +17,25 @@ def _seed_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}"
+        ) from None
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("speed switches (none changes the science)")
     group.add_argument(
-        "--precision", choices=["float32", "mixed_bfloat16", "auto"], default="float32",
+        "--precision",
+        choices=["float32", "mixed_bfloat16", "auto"],
+        default="float32",
         help="compute precision; auto = bf16 where the CPU has AMX/AVX512-BF16 (default float32)",
     )
     group.add_argument("--jit", action="store_true", help="XLA-compile training steps")
     group.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = automatic)")
     group.add_argument(
-        "--no-deterministic", action="store_true", help="allow non-deterministic kernels (faster, not bit-reproducible)"
+        "--no-deterministic",
+        action="store_true",
+        help="allow non-deterministic kernels (faster, not bit-reproducible)",
     )
 
 
@@ -37,7 +43,10 @@ def _runtime_options(args):
     from fer_common.train import RuntimeOptions
 
     return RuntimeOptions(
-        precision=args.precision, jit_compile=args.jit, threads=args.threads, deterministic=not args.no_deterministic
+        precision=args.precision,
+        jit_compile=args.jit,
+        threads=args.threads,
+        deterministic=not args.no_deterministic,
     )
 
 
@@ -45,8 +54,12 @@ def cmd_run(args) -> int:
     from fer_common.experiment import run_replication
 
     _, path = run_replication(
-        args.replication, args.profile, seeds=args.seeds, options=_runtime_options(args),
-        write=not args.no_record, command=shlex.join(sys.argv),
+        args.replication,
+        args.profile,
+        seeds=args.seeds,
+        options=_runtime_options(args),
+        write=not args.no_record,
+        command=shlex.join(sys.argv),
         config_overrides={"weights": args.weights} if args.weights else None,
     )
     if path:
@@ -98,7 +111,9 @@ def cmd_data_summary(args) -> int:
             print(f"{name}: not available\n  {error}\n")
             continue
         found_any = True
-        print(f"{name}: {len(dataset)} images, {dataset.images.shape[1:]} each, checksum {dataset.checksum[:12]}")
+        print(
+            f"{name}: {len(dataset)} images, {dataset.images.shape[1:]} each, checksum {dataset.checksum[:12]}"
+        )
         if dataset.groups is not None:
             print(f"  {len(set(dataset.groups))} subjects/persons")
         for split in sorted(dataset.meta["split"].unique()):
@@ -141,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run one replication and record its result")
     run.add_argument("replication", help="replication id (see `fer-replicate list`)")
-    run.add_argument("--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick")
+    run.add_argument(
+        "--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick"
+    )
     run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
     run.add_argument("--no-record", action="store_true", help="print the rows but write no record")
     run.add_argument(
@@ -160,14 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_check
     )
 
-    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    data = commands.add_parser("data", help="dataset tools").add_subparsers(
+        dest="data_command", required=True
+    )
     summary = data.add_parser("summary", help="counts per split and class")
     summary.add_argument("dataset", nargs="?", help="one dataset (default: all)")
     summary.set_defaults(handler=cmd_data_summary)
     verify = data.add_parser("verify", help="check a dataset folder against its SHA256SUMS")
     verify.add_argument("dataset", nargs="?", help="one dataset (default: all)")
     verify.set_defaults(handler=cmd_data_verify)
-    data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(handler=cmd_data_download)
+    data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(
+        handler=cmd_data_download
+    )
     return parser
 
 

@@ -63,7 +63,11 @@ def summarize_setting(seed_results: dict[str, dict]) -> dict[str, dict]:
     keys = sorted({key for result in seed_results.values() for key in result["metrics"]})
     summary = {}
     for key in keys:
-        values = [result["metrics"][key] for result in seed_results.values() if result["metrics"].get(key) is not None]
+        values = [
+            result["metrics"][key]
+            for result in seed_results.values()
+            if result["metrics"].get(key) is not None
+        ]
         if values:
             summary[key] = metrics.summarize(values)
     return summary
@@ -74,7 +78,7 @@ def run_replication(
     profile: str = "full",
     *,
     seeds: list[int] | None = None,
-    options: RuntimeOptions = RuntimeOptions(),
+    options: RuntimeOptions | None = None,
     results_dir: Path | None = None,
     write: bool = True,
     make_plots: bool = True,
@@ -90,7 +94,9 @@ def run_replication(
     config, default_seeds = meta.resolve(profile)
     for key, value in (config_overrides or {}).items():
         if key not in config:
-            raise MetadataError(f"{meta.id} has no config key {key!r} to override; its keys: {', '.join(config)}")
+            raise MetadataError(
+                f"{meta.id} has no config key {key!r} to override; its keys: {', '.join(config)}"
+            )
         config[key] = value
     seeds = list(seeds) if seeds else list(default_seeds)
     module = replication_module(replication_id)
@@ -108,13 +114,16 @@ def run_replication(
     for index, (setting, seed) in enumerate(jobs, start=1):
         print(f"[{meta.id}] job {index}/{len(jobs)}: setting={setting} seed={seed}", flush=True)
         job_started = time.perf_counter()
-        configure_runtime(seed, options)
+        configure_runtime(seed, options or RuntimeOptions())
         outcome = module.run_seed(prepared, setting, seed, config)
         result = evaluate_outcome(outcome, prepared.class_names)
         result["wall_time_s"] = round(time.perf_counter() - job_started, 2)
         settings.setdefault(setting, {"seeds": {}})["seeds"][str(seed)] = result
         outcomes.setdefault(setting, outcome)  # the first seed's predictions feed the figures
-        print(f"[{meta.id}]   accuracy {result['metrics']['accuracy']:.4f} ({result['wall_time_s']:.0f}s)", flush=True)
+        print(
+            f"[{meta.id}]   accuracy {result['metrics']['accuracy']:.4f} ({result['wall_time_s']:.0f}s)",
+            flush=True,
+        )
     for setting_result in settings.values():
         setting_result["summary"] = summarize_setting(setting_result["seeds"])
 
@@ -122,7 +131,13 @@ def run_replication(
     rows = records.build_rows(meta, summaries, prepared.data_kind)
     _add_row_notes(rows, settings)
     provenance = records.collect_provenance(
-        meta, config, seeds, prepared.checksum, round(time.perf_counter() - started, 1), options=options, command=command
+        meta,
+        config,
+        seeds,
+        prepared.checksum,
+        round(time.perf_counter() - started, 1),
+        options=options,
+        command=command,
     )
     record = records.build_record(meta, profile, prepared.data_kind, settings, rows, provenance)
     path = None
@@ -164,10 +179,17 @@ def _write_figures(record_path: Path, meta: ReplicationMetadata, outcomes, setti
         if outcome.history:
             plots.plot_training_curves(outcome.history, folder / f"{setting}-curves.png", title)
         plots.plot_confusion_matrix(
-            np.asarray(first_seed["report"]["confusion_matrix"]), class_names, folder / f"{setting}-confusion.png", title
+            np.asarray(first_seed["report"]["confusion_matrix"]),
+            class_names,
+            folder / f"{setting}-confusion.png",
+            title,
         )
-        plots.plot_roc_curves(outcome.y_true, outcome.probabilities, class_names, folder / f"{setting}-roc.png", title)
-        plots.plot_reliability(outcome.y_true, outcome.probabilities, folder / f"{setting}-reliability.png", title)
+        plots.plot_roc_curves(
+            outcome.y_true, outcome.probabilities, class_names, folder / f"{setting}-roc.png", title
+        )
+        plots.plot_reliability(
+            outcome.y_true, outcome.probabilities, folder / f"{setting}-reliability.png", title
+        )
 
 
 def _percent_or_value(value, proportion: bool) -> str:
@@ -186,10 +208,16 @@ def print_rows(meta: ReplicationMetadata, record: dict) -> None:
         if row.get("mean") is None:
             reproduced = "—"
         else:
-            reproduced = f"{_percent_or_value(row['mean'], proportion)} ± {_percent_or_value(row['sd'], proportion)}"
+            reproduced = (
+                f"{_percent_or_value(row['mean'], proportion)} ± {_percent_or_value(row['sd'], proportion)}"
+            )
         band = row.get("band")
         band_text = (
-            f"[{_percent_or_value(band['low'], proportion)}, {_percent_or_value(band['high'], proportion)}]" if band else ""
+            f"[{_percent_or_value(band['low'], proportion)}, {_percent_or_value(band['high'], proportion)}]"
+            if band
+            else ""
         )
-        print(f"{row['setting']:<16} {row['metric']:<30} {reported:>9} {reproduced:>18} {band_text:>17}  {row['verdict']}")
+        print(
+            f"{row['setting']:<16} {row['metric']:<30} {reported:>9} {reproduced:>18} {band_text:>17}  {row['verdict']}"
+        )
     print()

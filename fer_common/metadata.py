@@ -300,7 +300,10 @@ def _parse(raw: Any, path: Path) -> ReplicationMetadata:
             raise c.fail(f"{where}.config.{typo}", "overrides a key that `config` does not have")
         profile_seeds = c.seeds(entry["seeds"], f"{where}.seeds") if "seeds" in entry else None
         profile_settings = (
-            [c.choice(item, f"{where}.settings", tuple(settings)) for item in c.items(entry["settings"], where)]
+            [
+                c.choice(item, f"{where}.settings", tuple(settings))
+                for item in c.items(entry["settings"], where)
+            ]
             if "settings" in entry
             else None
         )

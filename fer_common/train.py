@@ -13,7 +13,9 @@ import numpy as np
 class RuntimeOptions:
     """Switches that change speed, never the science; each can be turned off from the command line."""
 
-    precision: str = "float32"  # "float32" | "mixed_bfloat16" | "auto" (bf16 where the CPU has AMX/AVX512-BF16)
+    precision: str = (
+        "float32"  # "float32" | "mixed_bfloat16" | "auto" (bf16 where the CPU has AMX/AVX512-BF16)
+    )
     jit_compile: bool = False
     threads: int = 0  # 0 = let TensorFlow decide
     deterministic: bool = True

@@ -15,4 +15,6 @@ def shared_data_dir() -> Path:
 def requires_dataset(name: str):
     """Mark a test as needing one real dataset; it skips, saying so, when FER_DATA_DIR lacks it."""
     present = (shared_data_dir() / name).is_dir()
-    return pytest.mark.skipif(not present, reason=f"needs the real {name} dataset in FER_DATA_DIR ({shared_data_dir()})")
+    return pytest.mark.skipif(
+        not present, reason=f"needs the real {name} dataset in FER_DATA_DIR ({shared_data_dir()})"
+    )

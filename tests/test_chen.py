@@ -13,8 +13,16 @@ def test_model_matches_the_paper_layer_by_layer():
     # conv 5x5x3x6+6, conv 5x5x6x16+16, conv 3x3x16x64+64, dense 576x128+128, dense 128x7+7 (hand-computed)
     assert model.count_params() == 456 + 2416 + 9280 + 73856 + 903 == 86911
     assert [layer.__class__.__name__ for layer in model.layers] == [
-        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
-        "Flatten", "Dense", "Dropout", "Dense",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+        "Dropout",
+        "Dense",
     ]
 
 
@@ -47,5 +55,9 @@ def test_full_protocol_one_seed_lands_in_the_recorded_regression_band():
 
     record, _ = run_replication("chen", "ci", write=False, make_plots=False)
     accuracy = record["settings"]["random_split"]["summary"]["accuracy"]["mean"]
-    ok, low, high = check_value_in_regression_band(load_metadata("chen"), "accuracy", "random_split", accuracy)
-    assert ok, f"Chen full protocol, one seed: accuracy {accuracy:.4f} outside the regression band [{low:.4f}, {high:.4f}]"
+    ok, low, high = check_value_in_regression_band(
+        load_metadata("chen"), "accuracy", "random_split", accuracy
+    )
+    assert ok, (
+        f"Chen full protocol, one seed: accuracy {accuracy:.4f} outside the regression band [{low:.4f}, {high:.4f}]"
+    )

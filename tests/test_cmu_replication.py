@@ -12,8 +12,13 @@ from .test_affectnet import make_list_file_edition
 
 SHARED_DATA = shared_data_dir()  # read before the tests point FER_DATA_DIR elsewhere
 CKPLUS_TO_AFFECTNET = {
-    "anger": "anger", "contempt": "contempt", "disgust": "disgust", "fear": "fear",
-    "happy": "happy", "sadness": "sad", "surprise": "surprise",
+    "anger": "anger",
+    "contempt": "contempt",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "sadness": "sad",
+    "surprise": "surprise",
 }
 
 

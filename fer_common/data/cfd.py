@@ -130,6 +130,7 @@ def to_hong_classes(
     class_names = [_HONG_CLASS_OF_EXPRESSION[expression] for expression in kept.meta["expression"]]
     labels = np.array([HONG_CLASSES.index(name) for name in class_names], dtype=np.int64)
     counts = {name: class_names.count(name) for name in HONG_CLASSES}
+    race_of = kept.meta["race"].to_numpy()
     composition = {
         "races": list(races),
         "neutral": neutral,
@@ -138,8 +139,7 @@ def to_hong_classes(
         "classes": counts,
         "expressions": {code: int((kept.meta["expression"] == code).sum()) for code in EXPRESSIONS},
         "by_race": {
-            race: {name: int(((kept.meta["race"] == race).to_numpy() & (labels == index)).sum())
-                   for index, name in enumerate(HONG_CLASSES)}
+            race: {name: int(np.sum((race_of == race) & (labels == index))) for index, name in enumerate(HONG_CLASSES)}
             for race in races
         },
     }

@@ -31,8 +31,14 @@ class FaceDataset:
     def __post_init__(self) -> None:
         n = len(self.images)
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise ValueError(f"{self.name}: images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
-        if len(self.labels) != n or len(self.meta) != n or (self.groups is not None and len(self.groups) != n):
+            raise ValueError(
+                f"{self.name}: images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}"
+            )
+        if (
+            len(self.labels) != n
+            or len(self.meta) != n
+            or (self.groups is not None and len(self.groups) != n)
+        ):
             raise ValueError(f"{self.name}: images, labels, meta and groups must have the same length ({n})")
 
     def __len__(self) -> int:

@@ -31,6 +31,7 @@ def download_all() -> int:
     status = 0
     try:
         import kaggle  # noqa: F401  (imports authenticate; fails without credentials)
+
         kaggle_ready = kaggle_credentials_present()
     except Exception:  # the package raises on import when credentials are missing
         kaggle_ready = False

@@ -73,7 +73,7 @@ def load_fer2013_folders(root: Path, *, use_cache: bool = True, progress: bool =
             for item in scan_class_folders(folder, CLASS_NAMES, f"FER2013 {folder.name}/")
         ]
         files = [path for path, _ in labelled]
-        splits = [_split_from_file_name(path, root) for path in files]
+        splits = [_split_from_file_name(path) for path in files]
         images = read_images(
             files, color="gray", size=(IMAGE_SIZE, IMAGE_SIZE), progress=progress, description="FER2013"
         )
@@ -88,8 +88,8 @@ def load_fer2013_folders(root: Path, *, use_cache: bool = True, progress: bool =
     return load_or_build(NAME, root, fingerprint, options, build, use_cache=use_cache)
 
 
-def _split_from_file_name(path: Path, root: Path) -> str:
-    folder = relative_name(path, root).split("/", 1)[0]
+def _split_from_file_name(path: Path) -> str:
+    folder = path.parent.parent.name  # train or test
     allowed = _FOLDER_SPLITS[folder]
     prefix = path.name.split("_", 1)[0]
     if prefix not in allowed:

@@ -74,11 +74,22 @@ def train_fold(images, labels, train_index, val_index, seed: int, config: dict, 
     )
     augment = AugmentConfig(**config["augmentation"])
     train = make_dataset(
-        images[train_index], labels[train_index], num_classes, config["batch_size"], shuffle=True, seed=seed, augment=augment
+        images[train_index],
+        labels[train_index],
+        num_classes,
+        config["batch_size"],
+        shuffle=True,
+        seed=seed,
+        augment=augment,
     )
     validation = make_dataset(images[val_index], labels[val_index], num_classes, 256)
     result = fit(
-        model, train, validation, epochs=config["epochs"], early_stopping_patience=config["patience"], verbose=0
+        model,
+        train,
+        validation,
+        epochs=config["epochs"],
+        early_stopping_patience=config["patience"],
+        verbose=0,
     )
     return model, result
 
@@ -96,7 +107,12 @@ def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedO
     fold_results = []
     for fold_number, (train_fold_index, val_fold_index) in enumerate(folds):
         model, result = train_fold(
-            images, labels, trainval[train_fold_index], trainval[val_fold_index], seed + 1000 * fold_number, config,
+            images,
+            labels,
+            trainval[train_fold_index],
+            trainval[val_fold_index],
+            seed + 1000 * fold_number,
+            config,
             num_classes,
         )
         probabilities = predict_probabilities(model, images[test])

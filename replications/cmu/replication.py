@@ -65,7 +65,9 @@ def three_way_split(labels: np.ndarray, seed: int, validation_fraction: float, t
 def build_model(setting: str, input_shape, num_classes: int, config: dict) -> tuple[object, str]:
     """The setting's model and how it was initialised."""
     if setting == "baseline":
-        return build_baseline(input_shape, num_classes, channels=config["baseline_channels"]), "random initialisation"
+        return build_baseline(
+            input_shape, num_classes, channels=config["baseline_channels"]
+        ), "random initialisation"
     if setting != "resnet18":
         raise ValueError(f"unknown CMU setting {setting!r}; expected baseline or resnet18")
     model = build_resnet18(input_shape, num_classes)
@@ -83,7 +85,9 @@ def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedO
 
     images, labels = prepared.data["images"], prepared.data["labels"]
     num_classes = len(prepared.class_names)
-    train, validation, test = three_way_split(labels, seed, config["validation_fraction"], config["test_fraction"])
+    train, validation, test = three_way_split(
+        labels, seed, config["validation_fraction"], config["test_fraction"]
+    )
     model, initialisation = build_model(setting, images.shape[1:], num_classes, config)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config["learning_rate"]),
