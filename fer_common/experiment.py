@@ -108,6 +108,10 @@ def run_replication(
             raise
         return _not_run(meta, profile, config, seeds, error, results_dir, write, command)
 
+    # Provenance is taken before the jobs: it must describe the code that ran, not the tree at the end.
+    provenance = records.collect_provenance(
+        meta, config, seeds, prepared.checksum, 0.0, options=options, command=command
+    )
     settings: dict[str, dict] = {}
     outcomes: dict[str, SeedOutcome] = {}
     jobs = [(setting, seed) for setting in meta.settings_for(profile) for seed in seeds]
@@ -130,15 +134,7 @@ def run_replication(
     summaries = {setting: result["summary"] for setting, result in settings.items()}
     rows = records.build_rows(meta, summaries, prepared.data_kind)
     _add_row_notes(rows, settings)
-    provenance = records.collect_provenance(
-        meta,
-        config,
-        seeds,
-        prepared.checksum,
-        round(time.perf_counter() - started, 1),
-        options=options,
-        command=command,
-    )
+    provenance["wall_time_s"] = round(time.perf_counter() - started, 1)
     record = records.build_record(meta, profile, prepared.data_kind, settings, rows, provenance)
     path = None
     if write:

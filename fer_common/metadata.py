@@ -469,8 +469,13 @@ def canonical_json(value: Any) -> str:
 
 
 def metadata_hash(meta: ReplicationMetadata) -> str:
-    """sha256 of the metadata's parsed content: comments and formatting do not change it."""
-    return hashlib.sha256(canonical_json(meta.raw).encode("utf-8")).hexdigest()
+    """sha256 of the metadata's parsed content: comments and formatting do not change it.
+
+    `expected` is left out (hashed as empty): it records a reviewed run's outcome, so filling it in
+    must not make that very run's record stale.
+    """
+    content = {**meta.raw, "expected": []}
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
 def code_hash(replication_id: str, root: Path | None = None) -> str:

@@ -439,6 +439,13 @@ def test_table_marks_stale_records(root, results):
     assert not (results / "TABLE.md").exists()  # write=False
 
 
+def test_table_marks_records_made_under_other_metadata_stale(root, results):
+    write_record(_record(), results)
+    _edit_metadata(root, protocol="a different protocol")
+    rows = [r for r in build_table(results, write=False) if r["paper"] == "toy"]
+    assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "metadata changed"
+
+
 # --- regression checks ----------------------------------------------------------------------------------
 
 
@@ -468,7 +475,8 @@ def test_check_records_catches_verdict_change_and_band_breach(root, results):
     problems, warnings = check_records(results)
     assert any("verdict 'reproduced', expected 'not reproduced (below)'" in p for p in problems)
     assert any("mean 0.8500 outside regression band [0.5800, 0.6200]" in p for p in problems)
-    assert warnings == ["toy: latest full record is stale (metadata changed); re-run it"]
+    # Filling in `expected` records a reviewed run: it must not make that run's own record stale.
+    assert warnings == []
 
 
 def test_check_value_in_regression_band(root):
