@@ -211,8 +211,12 @@ def render_markdown(rows: list[dict]) -> str:
             lines.append(
                 f"\n> **Stale:** {first['stale_reason']} since this record; re-run `make replicate-{paper}`."
             )
+        notes = {r["note"] for r in group}
+        shared_note = notes.pop() if len(notes) == 1 else ""
+        if shared_note:  # e.g. what a `not run` replication is missing: said once, not on every row
+            lines.append(f"\n> **Note (every row):** {shared_note}")
         lines.append("")
-        show_notes = any(r["note"] for r in group)
+        show_notes = not shared_note and any(r["note"] for r in group)
         header = [
             "setting",
             "metric",
