@@ -1,0 +1,254 @@
+"""Trained models on disk: `<name>.keras` with `<name>.json` beside it (classes, preprocessing, provenance).
+
+A bundle carries the preprocessing its model was trained with, and inference applies it through
+`train.to_model_input`, the function training used: a model never sees pixels scaled differently from
+training (the Neamtiu source code, for one, forgets its 1/255 at inference).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_common import paths
+from fer_common.errors import FerError
+
+FORMAT_VERSION = 1
+SCALES = ("unit", "raw")
+PACKAGE_BUNDLES_DIR = Path(__file__).resolve().parent / "pretrained"
+HOW_TO_MAKE = (
+    "Train one with `make replicate-<id>` (e.g. `make replicate-chen`), which saves `<id>-<setting>.keras` and "
+    "its .json in FER_MODELS_DIR, or pass the path of a .keras file that has its .json beside it."
+)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a model's input was during training: square side, channel count, pixel scale.
+
+    scale "unit": pixels / 255, as `to_model_input` returns them; "raw": 0..255 floats, for models that
+    rescale inside (the CMU models).
+    """
+
+    size: int
+    channels: int
+    scale: str
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}, not {self.scale!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+
+    def apply(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 images (one (N, H, W, C) array, or a list of (H, W, C) of any sizes) -> float32 model batch."""
+        from fer_common.train import to_model_input
+
+        if isinstance(images, np.ndarray):
+            batch = to_model_input(images, self.channels, self.size)
+        elif len(images) == 0:
+            return np.zeros((0, self.size, self.size, self.channels), dtype=np.float32)
+        else:
+            # Faces come in different sizes: resize each one the way training resized its batch.
+            batch = np.concatenate([to_model_input(_with_channel_axis(image)[None], self.channels, self.size)
+                                    for image in images])
+        return batch * np.float32(255.0) if self.scale == "raw" else batch
+
+
+def _with_channel_axis(image: np.ndarray) -> np.ndarray:
+    return image[..., None] if image.ndim == 2 else image
+
+
+@dataclass
+class Bundle:
+    """A loaded model with the class names and preprocessing it was trained with."""
+
+    model: Any  # keras.Model
+    class_names: list[str]
+    preprocessing: Preprocessing
+    source: dict
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def predict(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities (N, classes) for uint8 face crops, preprocessed exactly as in training."""
+        batch = self.preprocessing.apply(faces)
+        if len(batch) == 0:
+            return np.zeros((0, len(self.class_names)), dtype=np.float64)
+        # predict_on_batch skips model.predict's per-call set-up, which dominates for a frame's few faces.
+        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float64)
+
+
+def models_dir() -> Path:
+    """Where trained bundles are saved and looked up first (`FER_MODELS_DIR`, default `<cache>/models`)."""
+    default = paths.cache_dir() / "models"
+    return Path(os.environ.get("FER_MODELS_DIR", default)).expanduser().resolve()
+
+
+def search_dirs() -> list[Path]:
+    """Bundle folders in lookup order: the user's models, then the ones shipped with the package."""
+    return [models_dir(), PACKAGE_BUNDLES_DIR]
+
+
+def list_bundles() -> list[str]:
+    """Names of the bundles found, each name once (the first folder wins), sorted within each folder."""
+    names: list[str] = []
+    for folder in search_dirs():
+        if folder.is_dir():
+            names.extend(path.stem for path in sorted(folder.glob("*.keras")) if path.stem not in names)
+    return names
+
+
+def default_bundle_name() -> str:
+    """`neamtiu` (the paper with the demo) when it is available, else the first bundle found."""
+    if _find_by_name("neamtiu") is not None:
+        return "neamtiu"
+    available = list_bundles()
+    if available:
+        return available[0]
+    raise FerError(f"No trained model is available (looked in {_search_dirs_text()}). {HOW_TO_MAKE}")
+
+
+def save_bundle(
+    model, path_stem: Path | str, *, class_names: Sequence[str], preprocessing: Preprocessing, source: dict
+) -> Path:
+    """Write `<path_stem>.keras` and `<path_stem>.json`; returns the .keras path.
+
+    Each file is written under a temporary name and renamed into place, so a reader never sees half a
+    file. `source` records where the model came from: replication id, setting, seed, accuracy, record
+    path, commit.
+    """
+    stem = Path(path_stem)
+    class_names = [str(name) for name in class_names]
+    _check_output_count(model, class_names, stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    keras_path, json_path = stem.with_name(stem.name + ".keras"), stem.with_name(stem.name + ".json")
+    metadata = {
+        "format": FORMAT_VERSION,
+        "class_names": class_names,
+        "preprocessing": asdict(preprocessing),
+        "source": source,
+    }
+    # Keras insists on the .keras suffix, so the temporary file keeps it.
+    with tempfile.NamedTemporaryFile(dir=stem.parent, prefix=f".{stem.name}.", suffix=".keras", delete=False) as f:
+        temporary_model = Path(f.name)
+    try:
+        model.save(temporary_model)
+        _write_text_atomically(json_path, json.dumps(metadata, indent=2, default=str) + "\n")
+        os.replace(temporary_model, keras_path)
+    finally:
+        temporary_model.unlink(missing_ok=True)
+    return keras_path
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+        f.write(text)
+    os.replace(f.name, path)
+
+
+def load_bundle(name_or_path: str | Path) -> Bundle:
+    """A bundle by path (`.../model.keras`) or by name (`chen`, `chen-random_split`, `neamtiu`...).
+
+    Names are looked up in FER_MODELS_DIR, then in the package's `pretrained/` folder; a bare
+    replication id picks `<id>.keras`, else the first `<id>-*.keras` in sorted order.
+    """
+    keras_path = _resolve(str(name_or_path))
+    json_path = keras_path.with_suffix(".json")
+    class_names, preprocessing, source = _read_metadata(json_path)
+    model = _load_model(keras_path)
+    _check_output_count(model, class_names, keras_path)
+    _check_input_shape(model, preprocessing, keras_path)
+    return Bundle(model, class_names, preprocessing, source, keras_path)
+
+
+def _resolve(name_or_path: str) -> Path:
+    looks_like_path = name_or_path.endswith(".keras") or os.sep in name_or_path or "/" in name_or_path
+    if looks_like_path:
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise FerError(f"Model file {path} does not exist.")
+        if path.suffix != ".keras":
+            raise FerError(f"Model file {path} is not a .keras file; a bundle is <name>.keras with <name>.json.")
+        return path.resolve()
+    found = _find_by_name(name_or_path)
+    if found is None:
+        available = ", ".join(list_bundles()) or "none"
+        raise FerError(
+            f"No model bundle named {name_or_path!r} in {_search_dirs_text()}. Available bundles: {available}. "
+            f"{HOW_TO_MAKE}"
+        )
+    return found
+
+
+def _find_by_name(name: str) -> Path | None:
+    for folder in search_dirs():
+        exact = folder / f"{name}.keras"
+        if exact.is_file():
+            return exact
+        settings = sorted(folder.glob(f"{name}-*.keras")) if folder.is_dir() else []
+        if settings:
+            return settings[0]
+    return None
+
+
+def _search_dirs_text() -> str:
+    return " or ".join(str(folder) for folder in search_dirs())
+
+
+def _read_metadata(json_path: Path) -> tuple[list[str], Preprocessing, dict]:
+    if not json_path.is_file():
+        raise FerError(
+            f"Model metadata {json_path} is missing: a bundle's .keras file needs its .json beside it "
+            "(class names and preprocessing), as save_bundle writes it."
+        )
+    try:
+        metadata = json.loads(json_path.read_text())
+        class_names = [str(name) for name in metadata["class_names"]]
+        preprocessing = Preprocessing(**metadata["preprocessing"])
+        source = dict(metadata.get("source") or {})
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise FerError(
+            f"Model metadata {json_path} is not valid bundle metadata ({type(error).__name__}: {error}); "
+            "it needs class_names and preprocessing {size, channels, scale}."
+        ) from error
+    if not class_names:
+        raise FerError(f"Model metadata {json_path} names no classes.")
+    return class_names, preprocessing, source
+
+
+def _load_model(keras_path: Path):
+    import keras
+
+    try:
+        # compile=False: inference needs no loss, and custom training losses need not be importable.
+        return keras.saving.load_model(keras_path, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged or foreign file
+        raise FerError(f"Cannot load model {keras_path}: {error}") from error
+
+
+def _check_output_count(model, class_names: Sequence[str], where: Path) -> None:
+    outputs = int(model.output_shape[-1])
+    if outputs != len(class_names):
+        raise FerError(
+            f"{where}: model has {outputs} outputs but its metadata names {len(class_names)} classes "
+            f"({', '.join(class_names)})."
+        )
+
+
+def _check_input_shape(model, preprocessing: Preprocessing, where: Path) -> None:
+    expected = (preprocessing.size, preprocessing.size, preprocessing.channels)
+    actual = tuple(model.input_shape[1:])
+    fits = len(actual) == 3 and all(dimension in (None, want) for dimension, want in zip(actual, expected, strict=True))
+    if not fits:
+        raise FerError(f"{where}: model takes inputs of shape {actual} but its metadata says {expected}.")
