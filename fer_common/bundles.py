@@ -76,10 +76,6 @@ class Bundle:
     source: dict
     path: Path
 
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
     def predict(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities (N, classes) for uint8 face crops, preprocessed exactly as in training."""
         batch = self.preprocessing.apply(faces)

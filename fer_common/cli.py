@@ -53,7 +53,6 @@ def _runtime_options(args):
 # Papers the suite will cover whose replication has not landed yet.
 NOT_BUILT_YET = {
     "boyce": "Boyce (FER2013 4 classes, custom CNNs and transfer learning)",
-    "neamtiu": "Neamtiu (FER2013 7-class Keras CNN and the live demo)",
 }
 
 
@@ -158,6 +157,48 @@ def cmd_data_download(args) -> int:
     return download_all()
 
 
+def _load_model_bundle(name_or_path: str | None):
+    from fer_common.bundles import default_bundle_name, load_bundle
+
+    return load_bundle(name_or_path or default_bundle_name())
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from fer_common.demo import predict_images
+
+    bundle = _load_model_bundle(args.model)
+    results = predict_images(args.images, bundle)
+    if args.json:
+        print(json.dumps({"model": str(bundle.path), "images": results}, indent=2))
+        return 0
+    print(f"model: {bundle.path}")
+    print(f"{'image':<40} {'face box (x, y, w, h)':<24} {'emotion':<12} confidence")
+    for result in results:
+        if not result["faces"]:
+            print(f"{result['image']:<40} {result['note']}")
+        for face in result["faces"]:
+            box = ", ".join(str(value) for value in face["box"])
+            print(f"{result['image']:<40} {box:<24} {face['label']:<12} {face['confidence']:.1%}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from fer_common.demo import run_demo
+
+    bundle = _load_model_bundle(args.model)
+    print(f"model: {bundle.path}")
+    run_demo(
+        args.source,
+        bundle,
+        output_dir=args.output,
+        display=False if args.no_display else None,
+        max_frames=args.max_frames,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-replicate",
@@ -200,6 +241,30 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(
         handler=cmd_data_download
     )
+
+    model_help = (
+        "a bundle name (e.g. neamtiu, chen-random_split) or a .keras file with its .json beside it "
+        "(default: neamtiu if trained, else the first bundle found)"
+    )
+    predict = commands.add_parser("predict", help="classify the emotion of every face in images")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    predict.add_argument("--model", help=model_help)
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(handler=cmd_predict)
+
+    demo = commands.add_parser(
+        "demo", help="live demo: find, classify and label every face in a webcam, video, image or folder"
+    )
+    demo.add_argument("source", help="webcam index (e.g. 0), video file, image file or folder of images")
+    demo.add_argument("--model", help=model_help)
+    demo.add_argument(
+        "--output",
+        default="demo-output",
+        help="folder for the annotated video or images and the predictions (default: demo-output)",
+    )
+    demo.add_argument("--no-display", action="store_true", help="never open a window, only write files")
+    demo.add_argument("--max-frames", type=int, help="stop after this many frames")
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -17,7 +17,7 @@ def test_missing_dataset_says_where_to_put_it_and_how_to_get_it(tmp_path, monkey
 
 
 def test_unbuilt_replication_says_so():
-    assert main(["run", "neamtiu"]) == 2
+    assert main(["run", "boyce"]) == 2
 
 
 def test_unknown_profile_lists_the_known_ones(capsys):

@@ -1,0 +1,308 @@
+"""Model bundles, the face detector, `fer-replicate predict` and the headless demo, on a tiny CK+48 model."""
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_common import bundles
+from fer_common.bundles import Preprocessing, load_bundle, save_bundle
+from fer_common.cli import main
+from fer_common.data.ckplus48 import CLASS_NAMES
+from fer_common.data.images import read_images, scan_class_folders
+from fer_common.demo import run_demo
+from fer_common.errors import FerError
+from fer_common.faces import FaceDetector
+from fer_common.train import to_model_input
+
+from .helpers import requires_dataset, shared_data_dir
+
+pytestmark = [requires_dataset("ckplus48"), requires_dataset("cfd")]
+
+FACES_PER_CLASS = 15
+BUNDLE_NAME = "chen-tiny"
+VIDEO_SIZE = (640, 480)  # width, height
+VIDEO_PHOTOS = 10
+FRAMES_PER_PHOTO = 3
+
+
+def build_tiny_model(channels: int, *, rescale_inside: bool = False):
+    """A few-hundred-parameter CNN: enough to exercise every path, trained in a second."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((48, 48, channels))
+    features = layers.Rescaling(1 / 255)(inputs) if rescale_inside else inputs
+    features = layers.Conv2D(4, 3, activation="relu")(features)
+    features = layers.MaxPooling2D(4)(features)
+    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax")(layers.Flatten()(features))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def ckplus_faces() -> tuple[np.ndarray, np.ndarray]:
+    labelled = scan_class_folders(shared_data_dir() / "ckplus48", CLASS_NAMES, "CK+48")
+    chosen = [
+        (path, label) for label in range(len(CLASS_NAMES)) for path, _ in
+        [item for item in labelled if item[1] == label][:FACES_PER_CLASS]
+    ]
+    images = read_images([path for path, _ in chosen], color="gray", size=(48, 48), progress=False)
+    return images, np.array([label for _, label in chosen])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(ckplus_faces):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    images, labels = ckplus_faces
+    model = build_tiny_model(1)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(to_model_input(images, channels=1, size=48), labels, epochs=1, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved_models_dir(tmp_path_factory, tiny_model) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    save_bundle(
+        tiny_model,
+        folder / BUNDLE_NAME,
+        class_names=CLASS_NAMES,
+        preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
+        source={"replication": "chen", "setting": "tiny", "seed": 0, "accuracy": None},
+    )
+    return folder
+
+
+@pytest.fixture
+def models_dir(monkeypatch, saved_models_dir) -> Path:
+    monkeypatch.setenv("FER_MODELS_DIR", str(saved_models_dir))
+    return saved_models_dir
+
+
+@pytest.fixture(scope="module")
+def cfd_photos() -> list[Path]:
+    return sorted((shared_data_dir() / "cfd").glob("*.jpg"))[:VIDEO_PHOTOS]
+
+
+def varied_faces(photos: list[Path]) -> list[np.ndarray]:
+    """RGB face-sized crops of several sizes, as the detector hands them to a bundle."""
+    faces = []
+    for index, photo in enumerate(photos[:4]):
+        image = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+        side = 60 + 37 * index
+        faces.append(np.ascontiguousarray(image[40 : 40 + side, 50 : 50 + side]))
+    return faces
+
+
+def test_save_load_round_trip_gives_the_same_predictions(models_dir, tiny_model, ckplus_faces):
+    images = ckplus_faces[0][:20]
+    expected = tiny_model.predict(to_model_input(images, channels=1, size=48), verbose=0)
+
+    by_name = load_bundle("chen")  # a bare replication id finds chen-<setting>
+    by_path = load_bundle(models_dir / f"{BUNDLE_NAME}.keras")
+
+    assert by_name.path == by_path.path == (models_dir / f"{BUNDLE_NAME}.keras").resolve()
+    assert by_name.class_names == list(CLASS_NAMES)
+    assert by_name.preprocessing == Preprocessing(48, 1, "unit")
+    assert by_name.source["replication"] == "chen"
+    np.testing.assert_allclose(by_name.predict(images), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(by_path.predict(list(images)), expected, rtol=1e-5, atol=1e-6)
+    assert bundles.list_bundles() == [BUNDLE_NAME]
+    assert not list(models_dir.glob(".*")), "temporary files left behind"
+
+
+def test_unit_scale_inference_equals_training_preprocessing(models_dir, tiny_model, cfd_photos):
+    faces = varied_faces(cfd_photos)
+    training_input = np.concatenate([to_model_input(face[None], channels=1, size=48) for face in faces])
+    preprocessing = Preprocessing(48, 1, "unit")
+
+    np.testing.assert_array_equal(preprocessing.apply(faces), training_input)
+    batch = np.stack([cv2.resize(face, (64, 64)) for face in faces])
+    np.testing.assert_array_equal(preprocessing.apply(batch), to_model_input(batch, channels=1, size=48))
+    assert training_input.max() <= 1.0  # the 1/255 the Neamtiu source skips at inference
+    np.testing.assert_allclose(
+        load_bundle(BUNDLE_NAME).predict(faces), tiny_model.predict(training_input, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_raw_scale_inference_equals_training_preprocessing(tmp_path, tiny_model, cfd_photos):
+    faces = varied_faces(cfd_photos)
+    raw = Preprocessing(48, 1, "raw")
+    training_input = np.concatenate([to_model_input(face[None], channels=1, size=48) for face in faces])
+    np.testing.assert_array_equal(raw.apply(faces), training_input * 255)
+
+    # The same weights behind a Rescaling layer must predict what the unit-scale model predicts.
+    rescaling_model = build_tiny_model(1, rescale_inside=True)
+    rescaling_model.set_weights(tiny_model.get_weights())
+    path = save_bundle(rescaling_model, tmp_path / "cmu-baseline", class_names=CLASS_NAMES, preprocessing=raw,
+                       source={"replication": "cmu"})
+    np.testing.assert_allclose(
+        load_bundle(path).predict(faces), tiny_model.predict(training_input, verbose=0), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_class_count_mismatch_is_refused(tmp_path, tiny_model):
+    unit = Preprocessing(48, 1, "unit")
+    with pytest.raises(FerError, match="model has 7 outputs but its metadata names 3 classes"):
+        save_bundle(tiny_model, tmp_path / "wrong", class_names=["a", "b", "c"], preprocessing=unit, source={})
+
+    path = save_bundle(tiny_model, tmp_path / "edited", class_names=CLASS_NAMES, preprocessing=unit, source={})
+    metadata_path = path.with_suffix(".json")
+    metadata = json.loads(metadata_path.read_text())
+    metadata["class_names"] = ["a", "b", "c"]
+    metadata_path.write_text(json.dumps(metadata))
+    with pytest.raises(FerError, match="model has 7 outputs but its metadata names 3 classes"):
+        load_bundle(path)
+
+
+def test_missing_metadata_is_named(tmp_path, models_dir):
+    model_only = tmp_path / "lonely.keras"
+    model_only.write_bytes((models_dir / f"{BUNDLE_NAME}.keras").read_bytes())
+    with pytest.raises(FerError, match=r"lonely\.json is missing"):
+        load_bundle(model_only)
+
+
+def test_unknown_name_lists_the_bundles_and_how_to_make_one(models_dir):
+    with pytest.raises(FerError) as raised:
+        load_bundle("neamtiu")
+    assert BUNDLE_NAME in str(raised.value)
+    assert "make replicate-" in str(raised.value)
+
+
+def test_predict_without_any_model_says_how_to_get_one(monkeypatch, tmp_path, cfd_photos, capsys):
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    assert main(["predict", str(cfd_photos[0])]) == 2
+    error = capsys.readouterr().err
+    assert "No trained model is available" in error and "make replicate-chen" in error
+
+
+def test_predict_finds_the_face_in_a_cfd_photo(models_dir, cfd_photos, capsys):
+    assert main(["predict", str(cfd_photos[0])]) == 0  # the default model: the only bundle
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith(str(cfd_photos[0]))]
+    assert len(rows) == 1
+    assert any(name in rows[0].split() for name in CLASS_NAMES)
+
+    assert main(["predict", str(cfd_photos[0]), "--model", BUNDLE_NAME, "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["images"]
+    (face,) = result["faces"]
+    assert face["label"] in CLASS_NAMES
+    assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_on_an_image_without_a_face_succeeds_with_no_results(models_dir, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((256, 256, 3), 128, dtype=np.uint8))
+    assert main(["predict", str(blank), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["images"]
+    assert result["faces"] == [] and result["note"] == "no face found"
+
+
+def test_an_unreadable_image_is_named(models_dir, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    assert main(["predict", str(broken)]) == 2
+    assert str(broken) in capsys.readouterr().err
+
+
+def test_an_unreadable_video_is_named(models_dir, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    assert main(["demo", str(broken), "--output", str(tmp_path / "out"), "--no-display"]) == 2
+    assert str(broken) in capsys.readouterr().err
+
+
+def test_demo_on_a_folder_writes_annotated_images(models_dir, tmp_path, cfd_photos):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in cfd_photos[:2]:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    cv2.imwrite(str(folder / "z-blank.png"), np.zeros((200, 200), dtype=np.uint8))
+
+    summary = run_demo(folder, load_bundle(BUNDLE_NAME), output_dir=tmp_path / "out", display=False)
+
+    assert (summary.frames, summary.frames_with_faces, summary.faces) == (3, 2, 2)
+    assert [path.name for path in summary.annotated_images] == [cfd_photos[0].name, cfd_photos[1].name, "z-blank.png"]
+    assert all(cv2.imread(str(path)) is not None for path in summary.annotated_images)
+    assert summary.annotated_video is None
+
+
+def make_video(path: Path, photos: list[Path]) -> int:
+    """A 640x480 clip of CFD photos, each shown for a few frames at a different place and size."""
+    width, height = VIDEO_SIZE
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, VIDEO_SIZE)
+    assert writer.isOpened()
+    frames = 0
+    for index, photo in enumerate(photos):
+        side = 200 + 20 * (index % 5)
+        face = cv2.resize(cv2.imread(str(photo)), (side, side), interpolation=cv2.INTER_AREA)
+        for repeat in range(FRAMES_PER_PHOTO):
+            canvas = np.full((height, width, 3), 90, dtype=np.uint8)
+            left = (width - side) * (index * FRAMES_PER_PHOTO + repeat) // (len(photos) * FRAMES_PER_PHOTO)
+            top = (height - side) // 2
+            canvas[top : top + side, left : left + side] = face
+            writer.write(canvas)
+            frames += 1
+    writer.release()
+    return frames
+
+
+def count_video_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    return frames
+
+
+def test_headless_demo_on_a_640x480_video(models_dir, tmp_path, cfd_photos, monkeypatch):
+    """Done when: the demo runs headless on a video, finds the faces and writes video and predictions."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+    def no_window(*args, **kwargs):
+        raise AssertionError("cv2.imshow called without a display")
+
+    monkeypatch.setattr(cv2, "imshow", no_window)
+    video = tmp_path / "faces.mp4"
+    frame_count = make_video(video, cfd_photos)
+    assert frame_count == VIDEO_PHOTOS * FRAMES_PER_PHOTO == 30
+
+    summary = run_demo(str(video), load_bundle(BUNDLE_NAME), output_dir=tmp_path / "out", display=None)
+
+    print(f"\ndemo on a {VIDEO_SIZE[0]}x{VIDEO_SIZE[1]} video: {summary.frames} frames at {summary.fps:.1f} fps")
+    assert summary.frames == frame_count
+    assert summary.frames_with_faces >= 0.8 * frame_count
+    assert summary.annotated_video is not None and count_video_frames(summary.annotated_video) == frame_count
+    document = json.loads(summary.predictions_json.read_text())
+    assert [record["frame"] for record in document["frames"]] == list(range(frame_count))
+    with summary.predictions_csv.open() as file:
+        rows = list(csv.DictReader(file))
+    assert {int(row["frame"]) for row in rows} == set(range(frame_count))
+    assert sum(1 for row in rows if row["label"]) == summary.faces
+    assert {row["label"] for row in rows if row["label"]} <= set(CLASS_NAMES)
+
+
+def test_max_frames_stops_early(models_dir, tmp_path, cfd_photos):
+    video = tmp_path / "faces.mp4"
+    make_video(video, cfd_photos[:2])
+    summary = run_demo(video, load_bundle(BUNDLE_NAME), output_dir=tmp_path / "out", display=False, max_frames=4)
+    assert summary.frames == 4
+    assert count_video_frames(summary.annotated_video) == 4
+
+
+def test_face_detector_finds_one_face_per_cfd_photo(cfd_photos):
+    detector = FaceDetector()
+    for photo in cfd_photos[:3]:
+        frame = cv2.imread(str(photo))
+        (box,) = detector.detect(frame)
+        face = detector.crop(frame, box)
+        assert face.shape == (box[3], box[2], 3) and face.dtype == np.uint8
+        gray_face = detector.crop(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), box)
+        assert gray_face.shape == (box[3], box[2], 1)
