@@ -24,8 +24,9 @@ FORMAT_VERSION = 1
 SCALES = ("unit", "raw")
 PACKAGE_BUNDLES_DIR = Path(__file__).resolve().parent / "pretrained"
 HOW_TO_MAKE = (
-    "Train one with `make replicate-<id>` (e.g. `make replicate-chen`), which saves `<id>-<setting>.keras` and "
-    "its .json in FER_MODELS_DIR, or pass the path of a .keras file that has its .json beside it."
+    "Train one with `make replicate-neamtiu` (cmu and boyce save their models too), which saves "
+    "`<id>-<setting>...keras` and its .json in FER_MODELS_DIR, or pass the path of a .keras file that has its "
+    ".json beside it."
 )
 
 

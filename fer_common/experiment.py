@@ -15,10 +15,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fer_common import metrics, plots, records
+from fer_common.bundles import Preprocessing, models_dir, save_bundle
 from fer_common.errors import DatasetError, MetadataError
 from fer_common.metadata import ReplicationMetadata, load_metadata
 from fer_common.train import RuntimeOptions, configure_runtime
@@ -44,6 +46,19 @@ class SeedOutcome:
     history: dict[str, list[float]] = field(default_factory=dict)
     extras: dict[str, float] = field(default_factory=dict)  # scalar metrics beside the standard ones
     details: dict = field(default_factory=dict)  # JSON-able detail (folds, selected epoch, ...)
+    # The trained model and its input preprocessing, when the replication offers it to `predict` / `demo`:
+    # the runner saves the best seed's model of each setting as the bundle `<id>-<setting>`.
+    model: Any = None
+    preprocessing: Preprocessing | None = None
+
+
+@dataclass
+class BestModel:
+    seed: int
+    accuracy: float
+    scored_on: str
+    model: Any
+    preprocessing: Preprocessing
 
 
 def replication_module(replication_id: str):
@@ -114,6 +129,7 @@ def run_replication(
     )
     settings: dict[str, dict] = {}
     outcomes: dict[str, SeedOutcome] = {}
+    best_models: dict[str, BestModel] = {}
     jobs = [(setting, seed) for setting in meta.settings_for(profile) for seed in seeds]
     for index, (setting, seed) in enumerate(jobs, start=1):
         print(f"[{meta.id}] job {index}/{len(jobs)}: setting={setting} seed={seed}", flush=True)
@@ -123,6 +139,8 @@ def run_replication(
         result = evaluate_outcome(outcome, prepared.class_names)
         result["wall_time_s"] = round(time.perf_counter() - job_started, 2)
         settings.setdefault(setting, {"seeds": {}})["seeds"][str(seed)] = result
+        _keep_if_best(best_models, setting, seed, outcome, result["metrics"]["accuracy"])
+        outcome.model = None  # only the best model of a setting stays in memory
         outcomes.setdefault(setting, outcome)  # the first seed's predictions feed the figures
         print(
             f"[{meta.id}]   accuracy {result['metrics']['accuracy']:.4f} ({result['wall_time_s']:.0f}s)",
@@ -141,8 +159,42 @@ def run_replication(
         path = records.write_record(record, results_dir)
         if make_plots:
             _write_figures(path, meta, outcomes, settings, prepared.class_names)
+        _save_best_models(meta.id, best_models, prepared.class_names, path, provenance)
     print_rows(meta, record)
     return record, path
+
+
+def _keep_if_best(best: dict[str, BestModel], setting: str, seed: int, outcome: SeedOutcome, accuracy: float) -> None:
+    if outcome.model is None:
+        return
+    if outcome.preprocessing is None:
+        raise ValueError(f"setting {setting!r} returned a model without its preprocessing")
+    if setting not in best or accuracy > best[setting].accuracy:
+        scored_on = outcome.details.get("scored_set", "the replication's test set")
+        best[setting] = BestModel(seed, accuracy, scored_on, outcome.model, outcome.preprocessing)
+
+
+def _save_best_models(
+    replication_id: str, best: dict[str, BestModel], class_names: list[str], record_path: Path, provenance: dict
+) -> None:
+    """`<id>-<setting>.keras` + `.json` in FER_MODELS_DIR: the best seed of each setting, for `predict` / `demo`."""
+    for setting, chosen in best.items():
+        saved = save_bundle(
+            chosen.model,
+            models_dir() / f"{replication_id}-{setting}",
+            class_names=class_names,
+            preprocessing=chosen.preprocessing,
+            source={
+                "replication": replication_id,
+                "setting": setting,
+                "seed": chosen.seed,
+                "accuracy": chosen.accuracy,
+                "scored_on": chosen.scored_on,
+                "record": str(record_path),
+                "git_commit": provenance.get("git_commit"),
+            },
+        )
+        print(f"[{replication_id}] model saved: {saved} (best seed {chosen.seed}, accuracy {chosen.accuracy:.4f})")
 
 
 def _add_row_notes(rows: list[dict], settings: dict[str, dict]) -> None:

@@ -4,6 +4,8 @@ import shutil
 
 import pytest
 
+from fer_common.bundles import load_bundle
+from fer_common.demo import predict_images
 from fer_common.experiment import run_replication
 from fer_common.records import load_record
 
@@ -60,6 +62,13 @@ def test_fixture_run_trains_both_models_and_records_every_row(isolated_dirs, edi
     # No weights in FER_WEIGHTS_DIR: ResNet18 trained from scratch, and every row of it says so.
     assert all("from scratch" in row["note"] for row in resnet_rows)
     assert (path.with_suffix("") / "baseline-confusion.png").stat().st_size > 0
+    # Static2Live: each setting's best model is a bundle the demo and `predict` select by name.
+    photo = sorted((SHARED_DATA / "cfd").glob("CFD-*-N.jpg"))[0]
+    for setting in ("baseline", "resnet18"):
+        bundle = load_bundle(f"cmu-{setting}")
+        assert bundle.class_names == record["settings"][setting]["seeds"]["0"]["report"]["class_names"]
+        [result] = predict_images([photo], bundle)
+        assert len(result["faces"]) == 1 and result["faces"][0]["label"] in bundle.class_names
 
 
 def test_without_affectnet_the_run_records_not_run_with_instructions(isolated_dirs, capsys):

@@ -176,9 +176,10 @@ def test_unknown_name_lists_the_bundles_and_how_to_make_one(models_dir):
 
 def test_predict_without_any_model_says_how_to_get_one(monkeypatch, tmp_path, cfd_photos, capsys):
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr("fer_common.bundles.PACKAGE_BUNDLES_DIR", tmp_path / "no-shipped-model")
     assert main(["predict", str(cfd_photos[0])]) == 2
     error = capsys.readouterr().err
-    assert "No trained model is available" in error and "make replicate-chen" in error
+    assert "No trained model is available" in error and "make replicate-neamtiu" in error
 
 
 def test_predict_finds_the_face_in_a_cfd_photo(models_dir, cfd_photos, capsys):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_common.bundles import Preprocessing
 from fer_common.data import splits
 from fer_common.data.affectnet import load_affectnet
 from fer_common.experiment import Prepared, SeedOutcome
@@ -114,4 +115,6 @@ def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedO
             "initialisation": initialisation,
             "row_note": f"ResNet18 {initialisation}" if setting == "resnet18" else "",
         },
+        model=model,  # for Static2Live: `fer-replicate demo --model cmu-<setting>`
+        preprocessing=Preprocessing(size=images.shape[1], channels=images.shape[3], scale="raw"),
     )
