@@ -46,8 +46,10 @@ replicate-hong: $(STAMP) ## Hong: CFD proxy, 3 classes, with a bias audit
 replicate-cmu: $(STAMP) ## Dikshit et al.: AffectNet-8 baseline CNN vs ResNet18
 	$(FER) run cmu
 
-replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, custom CNNs and transfer learning
-	$(FER) run boyce
+replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, 6 models (WEIGHTS=none|<folder>: ImageNet weights)
+	@# WEIGHTS=none trains the transfer models' heads on randomly initialised backbones (rows say so);
+	@# WEIGHTS=<folder> looks for the keras.applications notop files there before the Keras cache.
+	$(FER) run boyce $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 replicate-neamtiu: $(STAMP) ## Neamtiu: FER2013 7 classes, Keras CNN
 	$(FER) run neamtiu

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -58,8 +59,9 @@ class Preprocessing:
             return np.zeros((0, self.size, self.size, self.channels), dtype=np.float32)
         else:
             # Faces come in different sizes: resize each one the way training resized its batch.
-            batch = np.concatenate([to_model_input(_with_channel_axis(image)[None], self.channels, self.size)
-                                    for image in images])
+            batch = np.concatenate(
+                [to_model_input(_with_channel_axis(image)[None], self.channels, self.size) for image in images]
+            )
         return batch * np.float32(255.0) if self.scale == "raw" else batch
 
 
@@ -125,14 +127,29 @@ def save_bundle(
     file. `source` records where the model came from: replication id, setting, seed, accuracy, record
     path, commit.
     """
+    _check_output_count(model, [str(name) for name in class_names], Path(path_stem))
+    return _write_bundle(model.save, path_stem, class_names, preprocessing, source)
+
+
+def save_bundle_file(
+    model_file: Path, path_stem: Path | str, *, class_names: Sequence[str], preprocessing: Preprocessing, source: dict
+) -> Path:
+    """`save_bundle` for a model already saved as a .keras file (by a worker process): copied, not reloaded,
+    so the bundle is the very file the model's own `save` wrote."""
+    return _write_bundle(
+        lambda target: shutil.copyfile(model_file, target), path_stem, class_names, preprocessing, source
+    )
+
+
+def _write_bundle(
+    write_model, path_stem: Path | str, class_names: Sequence[str], preprocessing: Preprocessing, source: dict
+) -> Path:
     stem = Path(path_stem)
-    class_names = [str(name) for name in class_names]
-    _check_output_count(model, class_names, stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     keras_path, json_path = stem.with_name(stem.name + ".keras"), stem.with_name(stem.name + ".json")
     metadata = {
         "format": FORMAT_VERSION,
-        "class_names": class_names,
+        "class_names": [str(name) for name in class_names],
         "preprocessing": asdict(preprocessing),
         "source": source,
     }
@@ -140,7 +157,7 @@ def save_bundle(
     with tempfile.NamedTemporaryFile(dir=stem.parent, prefix=f".{stem.name}.", suffix=".keras", delete=False) as f:
         temporary_model = Path(f.name)
     try:
-        model.save(temporary_model)
+        write_model(temporary_model)
         _write_text_atomically(json_path, json.dumps(metadata, indent=2, default=str) + "\n")
         os.replace(temporary_model, keras_path)
     finally:

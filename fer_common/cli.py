@@ -22,20 +22,45 @@ def _seed_list(text: str) -> list[int]:
         ) from None
 
 
-def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("speed switches (none changes the science)")
+def _add_runtime_options(parser: argparse.ArgumentParser, precision_default: str = "float32") -> None:
+    from fer_common.train import DEFAULT_STEPS_PER_EXECUTION, PRECISIONS
+
+    group = parser.add_argument_group(
+        "speed switches (measured with `fer-replicate bench`; bf16's parity: `fer-replicate bench --parity`)"
+    )
     group.add_argument(
         "--precision",
-        choices=["float32", "mixed_bfloat16", "auto"],
-        default="float32",
-        help="compute precision; auto = bf16 where the CPU has AMX/AVX512-BF16 (default float32)",
+        choices=PRECISIONS,
+        default=precision_default,
+        help="compute precision: mixed_bfloat16 = bf16 compute with float32 weights and output layer (other "
+        "numbers than float32: check parity); auto = mixed_bfloat16 where the CPU has native bf16 (AMX or "
+        f"AVX512-BF16) with oneDNN on, else float32 (default {precision_default})",
     )
-    group.add_argument("--jit", action="store_true", help="XLA-compile training steps")
-    group.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = automatic)")
+    group.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="XLA-compile the train and predict steps (default off: 2-6x slower on a 2-core AVX512 CPU); needs "
+        "--no-deterministic, as Keras turns XLA off under op determinism; other numbers than without",
+    )
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="TensorFlow intra-op threads (0 = automatic: all cores); another count gives other, equally valid, "
+        "numbers (sums are added in another order)",
+    )
+    group.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=DEFAULT_STEPS_PER_EXECUTION,
+        help=f"training steps per compiled call (default {DEFAULT_STEPS_PER_EXECUTION}; 1 = off); bit-identical "
+        "results, less Python overhead per step for small models",
+    )
     group.add_argument(
         "--no-deterministic",
         action="store_true",
-        help="allow non-deterministic kernels (faster, not bit-reproducible)",
+        help="turn TensorFlow op determinism off (runs are then not bit-reproducible)",
     )
 
 
@@ -47,21 +72,42 @@ def _runtime_options(args):
         jit_compile=args.jit,
         threads=args.threads,
         deterministic=not args.no_deterministic,
+        steps_per_execution=args.steps_per_execution,
     )
 
 
-# Papers the suite will cover whose replication has not landed yet.
-NOT_BUILT_YET = {
-    "boyce": "Boyce (FER2013 4 classes, custom CNNs and transfer learning)",
-}
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    from fer_common.executors import EXECUTORS
+
+    group = parser.add_argument_group("where the jobs (setting x seed) run")
+    group.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="sequential",
+        help="sequential (default): here, one after another; process: a pool of local processes; "
+        "ray: Ray tasks, on this machine or a cluster (--ray-address)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="jobs at once for process and ray (default: as many as there are cores and jobs); each job "
+        "gets cores / workers TensorFlow threads unless --threads says otherwise",
+    )
+    group.add_argument(
+        "--ray-address", help="join this Ray cluster (e.g. auto, or head-node:6379) instead of a local Ray"
+    )
+    group.add_argument("--retries", type=int, default=1, help="further attempts of a job that fails (default 1)")
+
+
+def _executor_options(args):
+    from fer_common.executors import ExecutorOptions
+
+    return ExecutorOptions(kind=args.executor, workers=args.workers, ray_address=args.ray_address, retries=args.retries)
 
 
 def cmd_run(args) -> int:
     from fer_common.experiment import run_replication
-    from fer_common.metadata import list_replications
-
-    if args.replication in NOT_BUILT_YET and args.replication not in list_replications():
-        raise FerError(f"the {NOT_BUILT_YET[args.replication]} replication is not built yet.")
 
     _, path = run_replication(
         args.replication,
@@ -71,9 +117,38 @@ def cmd_run(args) -> int:
         write=not args.no_record,
         command=shlex.join(sys.argv),
         config_overrides={"weights": args.weights} if args.weights else None,
+        executor=_executor_options(args),
     )
     if path:
         print(f"record written: {path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.parity:
+        from fer_common.parity import run_parity
+
+        run_parity(
+            args.parity,
+            seeds=args.seeds,
+            epochs=args.epochs,
+            optimised=_runtime_options(args),
+            output_dir=args.output,
+            write=not args.no_record,
+            command=shlex.join(sys.argv),
+        )
+        return 0
+    from fer_common.bench import plan_for, run_bench
+
+    if args.seeds or args.epochs:
+        raise FerError("--seeds and --epochs belong to --parity runs")
+    run_bench(
+        plan_for(args.quick, args.repeats),
+        _runtime_options(args),
+        output_dir=args.output,
+        write=not args.no_record,
+        command=shlex.join(sys.argv),
+    )
     return 0
 
 
@@ -216,10 +291,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--weights",
         help="pretrained weights for transfer models: imagenet (default: look in FER_WEIGHTS_DIR), "
-        "a file path, or none (train from random initialisation; the table says so)",
+        "a file or folder path, or none (train from random initialisation; the table says so)",
     )
     _add_runtime_options(run)
+    _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
+
+    bench = commands.add_parser(
+        "bench",
+        help="training and inference speed: plain float32 Keras vs the suite's optimised path (~4 min); "
+        "--parity checks that the optimised path gives the same science",
+    )
+    bench.add_argument("--quick", action="store_true", help="a seconds-long smoke test; its numbers mean little")
+    bench.add_argument("--repeats", type=int, help="fresh processes per model and way (default 2)")
+    bench.add_argument(
+        "--parity",
+        choices=["chen", "neamtiu"],
+        help="instead of timing: train with the optimised switches and compare with float32 (chen: the ci "
+        "profile vs the committed full record; neamtiu: 3 seeds each way); takes 30+ minutes",
+    )
+    bench.add_argument("--seeds", type=_seed_list, help="parity seeds (default 0,1,2)")
+    bench.add_argument("--epochs", type=int, help="Neamtiu parity epochs (default 10)")
+    bench.add_argument("--output", help="folder for the JSON (default results/bench)")
+    bench.add_argument("--no-record", action="store_true", help="print, write nothing")
+    _add_runtime_options(bench, precision_default="auto")
+    bench.set_defaults(handler=cmd_bench)
 
     commands.add_parser("list", help="list the replications").set_defaults(handler=cmd_list)
     commands.add_parser("tables", help="regenerate results/TABLE.{md,csv,tex} from the records").set_defaults(

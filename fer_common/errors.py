@@ -21,3 +21,9 @@ class RecordError(FerError):
 
 class WeightsError(FerError):
     """Pretrained weights are missing or do not match the model."""
+
+
+class JobsFailedError(FerError):
+    """Jobs of a run still failed after their retries: no record, the finished jobs kept for a re-run."""
+
+    exit_code = 1

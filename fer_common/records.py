@@ -18,7 +18,7 @@ Shape (schema_version 1):
 Seed entries may carry more keys (e.g. the runner's `wall_time_s`).
 Loaded records carry an extra `_path` key (where they were read from); it is never written.
 Every `*.json` directly in `results/<id>/` is taken to be a record: keep other outputs (figures, predictions)
-in sub-folders.
+in sub-folders. `results/bench/` (NOT_RECORD_FOLDERS) holds the benchmark's measurements, not records.
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ PACKAGES = {
     "opencv": ("opencv-python-headless", "opencv-python"),
     "pyyaml": ("PyYAML",),
 }
+# Folders of results/ that hold other outputs than records (the benchmark's measurements).
+NOT_RECORD_FOLDERS = ("bench",)
 # No leading dot, no slash: these become folder and file names under results/.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
 _CREATED = "%Y-%m-%dT%H:%M:%SZ"
@@ -191,6 +193,26 @@ def collect_provenance(
             "created_utc": utc_now(),
             "command": command or " ".join(shlex.quote(a) for a in sys.argv),
             "runtime": asdict(options) if is_dataclass(options) else options,
+        }
+    )
+
+
+def machine_provenance(command: str | None = None) -> dict:
+    """Where a measurement (not a replication) came from: code version, packages and machine.
+
+    For outputs that are not records, e.g. the benchmark's (see `fer_common.bench`)."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return _jsonable(
+        {
+            "git_commit": commit or "unknown",
+            "git_dirty": None if status is None else bool(status),
+            "packages": _package_versions(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpu": _cpu_description(),
+            "created_utc": utc_now(),
+            "command": command or " ".join(shlex.quote(a) for a in sys.argv),
         }
     )
 
@@ -600,6 +622,17 @@ def _publish_new(temp: Path, folder: Path, stem: str) -> Path:
     raise RecordError(f"{folder}: could not find a free name for {stem}.json")
 
 
+def write_new_json(folder: Path, stem: str, content: Mapping) -> Path:
+    """Write `content` as `<folder>/<stem>.json` (`-2`, `-3`, ... if taken) atomically; never overwrites."""
+    folder = Path(folder)
+    text = json.dumps(_jsonable(content), indent=1, allow_nan=False) + "\n"
+    temp = _write_temp(folder, stem, text)
+    try:
+        return _publish_new(temp, folder, stem)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def record_stem(record: Mapping) -> str:
     """`<profile>-<yyyymmddTHHMMSSZ>-<short commit>` for a record."""
     created = datetime.strptime(record["provenance"]["created_utc"], _CREATED)
@@ -648,7 +681,11 @@ def _sort_key(record: dict) -> tuple[str, int, str]:
 def load_records(results_dir: Path | None = None, replication: str | None = None) -> list[dict]:
     """All records (of one replication, if given), oldest first; temp files are skipped."""
     base = Path(results_dir or paths.results_dir())
-    folders = [base / replication] if replication else sorted(p for p in base.glob("*") if p.is_dir())
+    folders = (
+        [base / replication]
+        if replication
+        else sorted(p for p in base.glob("*") if p.is_dir() and p.name not in NOT_RECORD_FOLDERS)
+    )
     records = []
     for folder in folders:
         for path in sorted(folder.glob("*.json")):

@@ -65,7 +65,17 @@ def checkpoints_dir() -> Path:
 
 def make_run_key(replication_id: str, setting: str, seed: int, config: Mapping, **identity: Any) -> str:
     """`<replication>-<setting>-seed<seed>-<hash>`: the hash covers the config and any extra identity
-    (a dataset checksum, a code hash), so a changed run never continues another run's checkpoint."""
+    (a dataset checksum, a code hash), so a changed run never continues another run's checkpoint.
+
+    The active runtime switches that change the numbers (bf16, XLA, no determinism; see
+    `train.numeric_identity`) are part of it too, so a bf16 run never continues a float32 checkpoint; a
+    default float32 run adds nothing, so its keys are the ones earlier versions made.
+    """
+    from fer_common.train import numeric_identity
+
+    runtime = numeric_identity()
+    if runtime:
+        identity = {**identity, "runtime": runtime}
     digest = hashlib.sha256(canonical_json({"config": config, **identity}).encode("utf-8")).hexdigest()[:16]
     key = f"{replication_id}-{setting}-seed{seed}-{digest}"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", key)  # one safe folder name
@@ -152,6 +162,9 @@ def fit_resumable(
     keep_checkpoint (a caller that still has to save what it derives from the run deletes it later with
     `remove_checkpoint`).
     """
+    from fer_common.train import apply_runtime_options
+
+    apply_runtime_options(model)  # the run's XLA and steps-per-execution switches (see train.RuntimeOptions)
     folder = checkpoint_folder(run_key, checkpoint_dir)
     callbacks = list(callbacks)
     for callback in callbacks:

@@ -3,22 +3,67 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from fer_common.errors import FerError
+
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+# Measured on a 2-core AVX512-BF16 EPYC (fer-replicate bench): 16 steps per tf.function call take the
+# per-step Python overhead off small models (Chen: batch 8) and give bit-identical weights, because the
+# steps run the same ops in the same order inside one call.
+DEFAULT_STEPS_PER_EXECUTION = 16
+
+
+class RuntimeOptionsError(FerError, ValueError):
+    """Speed switches that cannot work together (e.g. XLA with op determinism)."""
+
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """Switches that change speed, never the science; each can be turned off from the command line."""
+    """Switches that change speed, never the science; each can be turned off from the command line.
 
-    precision: str = (
-        "float32"  # "float32" | "mixed_bfloat16" | "auto" (bf16 where the CPU has AMX/AVX512-BF16)
-    )
+    precision: "float32"; "mixed_bfloat16" (bf16 compute, float32 weights; output layers that say
+    dtype="float32" stay float32); "auto" = mixed_bfloat16 where the CPU has native bf16 (AMX or
+    AVX512-BF16, with oneDNN on), else float32. bf16 changes the numbers: see `fer-replicate bench --parity`.
+    jit_compile: XLA-compile the train/predict steps. Keras refuses XLA while TensorFlow's op determinism
+    is on, so it needs deterministic=False.
+    threads: TensorFlow intra-op threads (inter-op: at most 2); 0 = TensorFlow's choice (all cores).
+    Another thread count gives other (equally valid) numbers: reductions are summed in another order.
+    deterministic: TensorFlow op determinism (bit-reproducible runs).
+    steps_per_execution: training steps per tf.function call; 1 = off. Bit-identical to 1.
+    """
+
+    precision: str = "float32"
     jit_compile: bool = False
-    threads: int = 0  # 0 = let TensorFlow decide
+    threads: int = 0
     deterministic: bool = True
+    steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise RuntimeOptionsError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.threads < 0:
+            raise RuntimeOptionsError(f"threads must be 0 (automatic) or more, not {self.threads}")
+        if self.steps_per_execution < 1:
+            raise RuntimeOptionsError(f"steps per execution must be 1 (off) or more, not {self.steps_per_execution}")
+        if self.jit_compile and self.deterministic:
+            raise RuntimeOptionsError(
+                "XLA (--jit) cannot run with op determinism: Keras turns XLA off while TensorFlow's op "
+                "determinism is on. Add --no-deterministic to use --jit."
+            )
+
+
+# The options of the run this process is working for: set by `configure_runtime`, read by `fit` and
+# `resume.fit_resumable`, so the switches reach every model without the replications passing them on.
+_active_options = RuntimeOptions()
+
+
+def active_options() -> RuntimeOptions:
+    """The options `configure_runtime` last applied (the defaults before it is called)."""
+    return _active_options
 
 
 def cpu_supports_bfloat16() -> bool:
@@ -30,12 +75,34 @@ def cpu_supports_bfloat16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def onednn_enabled() -> bool:
+    """TensorFlow's CPU kernels use oneDNN (the only bf16 kernels that are fast) unless this is set to 0."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+
+
 def resolve_precision(precision: str) -> str:
+    """The Keras dtype policy for a precision switch; "auto" falls back to float32 without native bf16,
+    where bf16 is emulated and slower than float32."""
     if precision == "auto":
-        return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
+        return "mixed_bfloat16" if cpu_supports_bfloat16() and onednn_enabled() else "float32"
     if precision not in ("float32", "mixed_bfloat16"):
-        raise ValueError(f"precision must be float32, mixed_bfloat16 or auto, not {precision!r}")
+        raise RuntimeOptionsError(f"precision must be float32, mixed_bfloat16 or auto, not {precision!r}")
     return precision
+
+
+def numeric_identity(options: RuntimeOptions | None = None) -> dict:
+    """The switches that change a run's numbers beyond the thread count, as far as they differ from the
+    float32 defaults: {} for a default run, so keys derived from it (resume checkpoints) stay as they were."""
+    options = options or _active_options
+    identity = {}
+    policy = resolve_precision(options.precision)
+    if policy != "float32":
+        identity["precision"] = policy
+    if options.jit_compile:
+        identity["jit_compile"] = True
+    if not options.deterministic:
+        identity["deterministic"] = False
+    return identity
 
 
 def configure_runtime(seed: int, options: RuntimeOptions = RuntimeOptions()) -> str:
@@ -43,6 +110,7 @@ def configure_runtime(seed: int, options: RuntimeOptions = RuntimeOptions()) -> 
 
     Must run before a model is built: the dtype policy is read at layer construction.
     """
+    global _active_options
     import keras
     import tensorflow as tf
 
@@ -56,10 +124,41 @@ def configure_runtime(seed: int, options: RuntimeOptions = RuntimeOptions()) -> 
     if options.deterministic:
         os.environ["TF_DETERMINISTIC_OPS"] = "1"
         tf.config.experimental.enable_op_determinism()
+    else:
+        # A process that ran a deterministic job before (a worker, a test session) must not keep it on.
+        from tensorflow.python.framework import config as tf_config
+
+        os.environ.pop("TF_DETERMINISTIC_OPS", None)
+        tf_config.disable_op_determinism()
     keras.utils.set_random_seed(seed)
     policy = resolve_precision(options.precision)
     keras.mixed_precision.set_global_policy(policy)
+    _active_options = options
     return policy
+
+
+def apply_runtime_options(model, options: RuntimeOptions | None = None) -> None:
+    """Give a compiled model the run's XLA and steps-per-execution switches (default: the active options).
+
+    A replication's own choices win: a model compiled with steps_per_execution > 1 keeps it, and
+    jit_compile=False leaves the model's setting alone. Compiled step functions are dropped so that the
+    next fit / predict builds them with the new settings.
+    """
+    options = options or _active_options
+    changed = False
+    if options.jit_compile and not model.jit_compile:
+        model.jit_compile = True  # Keras warns and keeps False where the model cannot be XLA-compiled
+        changed = True
+    if options.steps_per_execution > 1 and model.steps_per_execution == 1:
+        model.steps_per_execution = options.steps_per_execution
+        changed = True
+    if changed:
+        model.train_function = model.test_function = model.predict_function = None
+
+
+def describe_options(options: RuntimeOptions) -> dict:
+    """The options as recorded, with the precision policy they resolve to on this machine."""
+    return {**asdict(options), "policy": resolve_precision(options.precision)}
 
 
 def to_model_input(images: np.ndarray, channels: int | None = None, size: int | None = None) -> np.ndarray:
@@ -133,6 +232,7 @@ def fit(
     """
     import keras
 
+    apply_runtime_options(model)
     callbacks = []
     if early_stopping_patience is not None:
         callbacks.append(

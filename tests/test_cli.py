@@ -16,10 +16,6 @@ def test_missing_dataset_says_where_to_put_it_and_how_to_get_it(tmp_path, monkey
     assert "CK+48 not found" in error and "shawon10/ckplus" in error and "Traceback" not in error
 
 
-def test_unbuilt_replication_says_so():
-    assert main(["run", "boyce"]) == 2
-
-
 def test_unknown_profile_lists_the_known_ones(capsys):
     assert main(["run", "chen", "--profile", "nope"]) == 2
     assert "known profiles: full, ci, quick" in capsys.readouterr().err

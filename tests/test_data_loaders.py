@@ -370,3 +370,21 @@ def test_source_fingerprint_tracks_names_sizes_and_times(tmp_path):
     assert source_fingerprint([second, first], tmp_path) == key  # order does not matter
     first.write_bytes(b"111")
     assert source_fingerprint([first, second], tmp_path) != key
+
+
+def test_select_classes_keeps_and_relabels_in_the_order_given():
+    labels = np.array([0, 3, 4, 6, 3, 5, 1])
+    dataset = FaceDataset(
+        "fer2013",
+        np.arange(7, dtype=np.uint8).reshape(7, 1, 1, 1),
+        labels,
+        list(fer2013.CLASS_NAMES),
+        pd.DataFrame({"path": [f"{i}.jpg" for i in range(7)], "split": ["Training"] * 7}),
+    )
+    four = dataset.select_classes(["happy", "sad", "neutral", "surprise"])
+    assert four.class_names == ["happy", "sad", "neutral", "surprise"]
+    # happy (3) -> 0, sad (4) -> 1, neutral (6) -> 2, surprise (5) -> 3; angry and disgust dropped.
+    assert four.labels.tolist() == [0, 1, 2, 0, 3]
+    assert four.meta["path"].tolist() == ["1.jpg", "2.jpg", "3.jpg", "4.jpg", "5.jpg"]
+    with pytest.raises(ValueError, match="no class 'contempt'"):
+        dataset.select_classes(["happy", "contempt"])

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from fer_common.data import load_dataset
-from fer_common.data.splits import group_holdout, group_kfold, stratified_holdout, stratified_kfold
+from fer_common.data.splits import (
+    group_holdout,
+    group_kfold,
+    per_class_sample,
+    stratified_holdout,
+    stratified_kfold,
+)
 
 from .fixtures_data import real_root
 
@@ -127,3 +133,14 @@ def test_real_ckplus48_group_splits_keep_subjects_apart(tmp_path, monkeypatch):
         assert_partition(fold_train, fold_val, len(train))
         assert_group_disjoint(train[fold_train], train[fold_val], dataset.groups)
         assert not set(dataset.groups[train[fold_val]]) & set(dataset.groups[test])
+
+
+def test_per_class_sample_caps_each_class_and_is_deterministic_by_seed():
+    chosen = per_class_sample(LABELS, 50, seed=3)
+    assert chosen.dtype == np.int64 and (np.diff(chosen) > 0).all()
+    # Classes of 20 and 40 keep every image; the others give 50 each.
+    assert np.bincount(LABELS[chosen]).tolist() == [20, 40, 50, 50, 50, 50, 50]
+    assert np.array_equal(chosen, per_class_sample(LABELS, 50, seed=3))
+    assert not np.array_equal(chosen, per_class_sample(LABELS, 50, seed=4))
+    with pytest.raises(ValueError, match="positive integer"):
+        per_class_sample(LABELS, 0, seed=3)

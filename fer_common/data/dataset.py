@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,33 @@ class FaceDataset:
     def split(self, name: str) -> FaceDataset:
         """The images whose official split (`meta['split']`) is `name`."""
         return self.subset(self.meta["split"].to_numpy() == name)
+
+    def select_classes(self, class_names: Sequence[str]) -> FaceDataset:
+        """The images of the named classes only, relabelled 0..k-1 in the order given.
+
+        For papers that use a subset of a dataset's classes (Boyce: FER2013's happy, sad, neutral,
+        surprise); the order given becomes `class_names`, so it is the order of every report and matrix.
+        """
+        wanted = list(class_names)
+        unknown = [name for name in wanted if name not in self.class_names]
+        if unknown:
+            raise ValueError(f"{self.name} has no class {unknown[0]!r}; its classes: {', '.join(self.class_names)}")
+        if len(set(wanted)) != len(wanted) or not wanted:
+            raise ValueError(f"class names must be unique and at least one, got {wanted}")
+        old_labels = [self.class_names.index(name) for name in wanted]
+        new_label_of = np.full(len(self.class_names), -1, dtype=np.int64)
+        new_label_of[old_labels] = np.arange(len(wanted))
+        kept = self.subset(np.isin(self.labels, old_labels))
+        return FaceDataset(
+            name=kept.name,
+            images=kept.images,
+            labels=new_label_of[kept.labels],
+            class_names=wanted,
+            meta=kept.meta,
+            groups=kept.groups,
+            checksum=kept.checksum,
+            extra=kept.extra,
+        )
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))

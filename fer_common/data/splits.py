@@ -37,6 +37,25 @@ def stratified_holdout(labels: ArrayLike, test_fraction: float, seed: int) -> Sp
     return _sorted(train), _sorted(test)
 
 
+def per_class_sample(labels: ArrayLike, per_class: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most `per_class` images of each class, drawn at random without replacement.
+
+    A class with fewer images keeps all of them. The classes are drawn in ascending label order from one
+    generator, so the same labels and seed give the same sample.
+    """
+    labels = _labels(labels)
+    if isinstance(per_class, bool) or not isinstance(per_class, int | np.integer) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    generator = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) > per_class:
+            members = generator.choice(members, size=per_class, replace=False)
+        chosen.append(members)
+    return _sorted(np.concatenate(chosen))
+
+
 def stratified_kfold(labels: ArrayLike, n_splits: int, seed: int) -> list[Split]:
     """`n_splits` (train, validation) pairs; each image is in exactly one validation fold."""
     labels = _labels(labels)

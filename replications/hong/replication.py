@@ -2,8 +2,8 @@
 
 Settings: `grayscale` is the paper's input; `colour` is the same pipeline on RGB. Hong argues that grayscale
 removes racial bias but never measures it, so every job also scores accuracy and per-class recall by race
-and by sex (extras, one value per seed) and a bias audit on the test predictions pooled over the seeds run
-so far (details).
+and by sex (extras, one value per seed), and `finalize` adds a bias audit on the test predictions pooled
+over the seeds (details).
 
 Data: the paper's 320 CFD "Expression Morphs" are not public. A user who has them puts them in
 `$FER_DATA_DIR/hong_morphs/` (one folder per class, or the files plus `labels.csv` with columns
@@ -85,8 +85,7 @@ def read_label_map(label_map: Path) -> list[tuple[Path, int]]:
         label = row["label"].lower()
         if label not in CLASS_NAMES:
             raise DatasetError(
-                f"Label map {label_map} line {line}: label {row['label']!r} is not one of "
-                f"{', '.join(CLASS_NAMES)}."
+                f"Label map {label_map} line {line}: label {row['label']!r} is not one of {', '.join(CLASS_NAMES)}."
             )
         path = (label_map.parent / row["file"]).resolve()
         if not row["file"] or not path.is_file():
@@ -123,7 +122,11 @@ def load_user_morphs(folder: Path, label_map_name: str = "labels.csv") -> FaceDa
     files = [path for path, _ in labelled]
     # The paper centres and resizes; the centred square here, the model's input size in prepare().
     images = read_images(
-        files, color="rgb", size=(STORED_SIZE, STORED_SIZE), crop_to_size=True, progress=False,
+        files,
+        color="rgb",
+        size=(STORED_SIZE, STORED_SIZE),
+        crop_to_size=True,
+        progress=False,
         description="hong morphs",
     )
     # A label map may name files outside its folder: paths and checksum are relative to the common root.
@@ -187,12 +190,8 @@ def prepare(config: dict) -> Prepared:
         data={
             "images": images,
             "labels": dataset.labels,
-            "demographics": {
-                attribute: dataset.meta[attribute].astype(str).to_numpy() for attribute in GAP_PAIRS
-            },
+            "demographics": {attribute: dataset.meta[attribute].astype(str).to_numpy() for attribute in GAP_PAIRS},
             "composition": dataset.extra.get("composition", dataset.class_counts()),
-            # Test predictions accumulated over the seeds of each setting, for the pooled bias audit.
-            "pooled": {},
         },
         class_names=list(CLASS_NAMES),
         checksum=dataset.checksum,
@@ -408,15 +407,16 @@ def first_epoch_at(history_values: list[float], threshold: float) -> float:
     return float(reached[0]) if reached else math.nan
 
 
-def train_model(
-    images: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int, config: dict
-):
+def train_model(images: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int, config: dict):
     """Train for the paper's 100 epochs; the test set is the validation data, as in the paper's Fig. 3."""
     import keras
 
     num_classes = len(CLASS_NAMES)
     model = build_model(
-        num_classes, images.shape[1:], tuple(config["conv_filters"]), config["kernel_size"],
+        num_classes,
+        images.shape[1:],
+        tuple(config["conv_filters"]),
+        config["kernel_size"],
         tuple(config["dense_units"]),
     )
     model.compile(
@@ -425,9 +425,7 @@ def train_model(
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )
-    train_data = make_dataset(
-        images[train], labels[train], num_classes, config["batch_size"], shuffle=True, seed=seed
-    )
+    train_data = make_dataset(images[train], labels[train], num_classes, config["batch_size"], shuffle=True, seed=seed)
     test_data = make_dataset(images[test], labels[test], num_classes, 256)
     # No early stopping and no checkpoint choice: the model after the last epoch is the one tested.
     result = fit(model, train_data, test_data, epochs=config["epochs"], verbose=0)
@@ -462,20 +460,6 @@ def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedO
 
     test_demographics = {attribute: values[test] for attribute, values in demographics.items()}
     counts = group_counts(y_true, y_pred, test_demographics, prepared.class_names)
-    pooled = prepared.data["pooled"].setdefault(setting, {"seeds": [], "counts": {}, "images": set()})
-    pooled["seeds"].append(seed)
-    pooled["counts"] = add_counts(pooled["counts"], counts)
-    pooled["images"].update(test.tolist())
-    audit = bias_audit(pooled["counts"], prepared.class_names)
-    audit.update(
-        {
-            "pooled_over_seeds": list(pooled["seeds"]),
-            "distinct_test_images": len(pooled["images"]),
-            "note": "counts pooled over the seeds listed (the last seed's entry pools them all); test sets "
-            "overlap across seeds, so the same image counts once per seed it was tested in and the "
-            "intervals describe these predictions, not new faces",
-        }
-    )
     print(
         f"    {setting} seed {seed}: test acc {np.mean(y_true == y_pred):.3f}, "
         f"train acc {train_accuracy:.3f}, race gap (B-W) {extras['accuracy_gap/race(B-W)']:+.3f}",
@@ -494,6 +478,35 @@ def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedO
             "test_set_is_validation_data": True,
             "group_counts": counts,
             "denominators": metric_denominators(counts),
-            "bias_audit": audit,
         },
     )
+
+
+def finalize(prepared: Prepared, settings: dict[str, dict], config: dict) -> None:
+    """Give each seed's details a `bias_audit` on the counts of that seed and the seeds before it.
+
+    Runs after all jobs, in the runner's process: the jobs may have run anywhere, so the pooling reads only
+    their results (`group_counts`) and recomputes each seed's test split for the distinct-image count.
+    """
+    from fer_common.data import splits
+
+    for setting_result in settings.values():
+        seeds: list[int] = []
+        counts: dict[str, dict] = {}
+        images: set[int] = set()
+        for seed, result in setting_result["seeds"].items():
+            seeds.append(int(seed))
+            counts = add_counts(counts, result["extras"]["group_counts"])
+            _, test = splits.stratified_holdout(prepared.data["labels"], config["test_fraction"], int(seed))
+            images.update(test.tolist())
+            audit = bias_audit(counts, prepared.class_names)
+            audit.update(
+                {
+                    "pooled_over_seeds": list(seeds),
+                    "distinct_test_images": len(images),
+                    "note": "counts pooled over the seeds listed (the last seed's entry pools them all); test "
+                    "sets overlap across seeds, so the same image counts once per seed it was tested in and the "
+                    "intervals describe these predictions, not new faces",
+                }
+            )
+            result["extras"]["bias_audit"] = audit

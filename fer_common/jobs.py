@@ -1,0 +1,189 @@
+"""A run's jobs: what one job is, what it gives back, and the folder that keeps each finished job.
+
+A job is one seed of one setting, or of a few settings a replication declares in `JOB_GROUPS` because they
+share work (Neamtiu's two protocols read one training run: two workers must not train it twice at once).
+
+Every finished job is written at once, atomically, to `<cache>/jobs/<replication>-<profile>-<key>/`:
+`<setting>-seed<seed>.json` (the evaluated per-seed result), `.npz` (test labels and probabilities, for the
+figures) and, when the job trained a model the runner may publish as a bundle, `.keras`. The key covers
+the config, the metadata, the replication's code, the data and the runtime options, so a re-run of the same
+configuration reuses what an interrupted run finished, and any change starts afresh. The JSON file is
+written last: a job counts as finished only once it exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_common import paths
+from fer_common.bundles import Preprocessing
+from fer_common.metadata import canonical_json
+from fer_common.train import RuntimeOptions
+
+JOB_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a worker needs to run one job; it travels to the worker, so it stays small and picklable."""
+
+    replication_id: str
+    config: dict
+    settings: tuple[str, ...]
+    seed: int
+    options: RuntimeOptions
+    data_checksum: str  # the data the run was started with: a worker that loads other data refuses to run
+
+    @property
+    def label(self) -> str:
+        return f"setting={'+'.join(self.settings)} seed={self.seed}"
+
+
+@dataclass
+class JobResult:
+    """What a worker gives back for one setting of a job."""
+
+    setting: str
+    seed: int
+    result: dict  # the per-seed entry of the record (`evaluate_outcome` plus wall_time_s)
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    model_file: bytes | None = None  # the trained model as a .keras file, when the replication offers one
+    preprocessing: Preprocessing | None = None
+
+
+@dataclass
+class StoredJob:
+    """A finished job as its folder keeps it."""
+
+    setting: str
+    seed: int
+    result: dict
+    predictions_file: Path
+    model_file: Path | None
+    preprocessing: Preprocessing | None
+
+    def predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(test labels, probabilities)."""
+        with np.load(self.predictions_file) as arrays:
+            return arrays["y_true"], arrays["probabilities"]
+
+
+def plan_jobs(
+    settings: Sequence[str], seeds: Sequence[int], groups: Sequence[Sequence[str]] = ()
+) -> list[tuple[tuple[str, ...], int]]:
+    """(settings, seed) of every job: setting by setting, seed by seed (the order runs have always had); a
+    group of settings is one job per seed, placed where its first setting of this run comes."""
+    group_of = {setting: tuple(s for s in group if s in settings) for group in groups for setting in group}
+    jobs = []
+    for setting in settings:
+        group = group_of.get(setting, (setting,))
+        if setting == group[0]:  # the others run in the job of their group's first setting
+            jobs.extend((group, seed) for seed in seeds)
+    return jobs
+
+
+def job_key(provenance: Mapping[str, Any], options: RuntimeOptions) -> str:
+    """What makes two runs' jobs interchangeable: config, metadata, code, data and runtime options."""
+    identity = {name: provenance[name] for name in ("config_hash", "metadata_hash", "code_hash", "dataset_checksum")}
+    identity["runtime"] = asdict(options)  # threads or precision change the numbers, so they are part of it
+    return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()[:16]
+
+
+def jobs_dir() -> Path:
+    """`<cache>/jobs`: one folder per unfinished run configuration."""
+    return paths.cache_dir() / "jobs"
+
+
+def _plain(value: Any) -> Any:
+    """JSON types for a job file; unlike a record's, NaN stays NaN, so a reused job equals a fresh one."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class JobStore:
+    """The folder of one run configuration's finished jobs."""
+
+    folder: Path
+
+    @classmethod
+    def for_run(cls, replication_id: str, profile: str, key: str, root: Path | None = None) -> JobStore:
+        return cls(Path(root or jobs_dir()) / f"{replication_id}-{profile}-{key}")
+
+    def _stem(self, setting: str, seed: int) -> Path:
+        return self.folder / f"{setting}-seed{seed}"
+
+    def save(self, job: JobResult) -> StoredJob:
+        """Write one finished job (its JSON file last, so a half-written job is never taken as finished)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = self._stem(job.setting, job.seed)
+        predictions = io.BytesIO()
+        np.savez(predictions, y_true=job.y_true, probabilities=job.probabilities)
+        _write_atomically(stem.with_suffix(".npz"), predictions.getvalue())
+        model = None
+        if job.model_file is not None:
+            _write_atomically(stem.with_suffix(".keras"), job.model_file)
+            model = {"file": stem.with_suffix(".keras").name, "preprocessing": asdict(job.preprocessing)}
+        entry = {"format": JOB_FORMAT, "setting": job.setting, "seed": job.seed, "result": job.result, "model": model}
+        text = json.dumps(_plain(entry), indent=1) + "\n"
+        _write_atomically(stem.with_suffix(".json"), text.encode("utf-8"))
+        return self._read(stem)
+
+    def load(self, setting: str, seed: int) -> StoredJob | None:
+        """The finished job, or None when there is none (or it cannot be read: it will run again)."""
+        stem = self._stem(setting, seed)
+        if not stem.with_suffix(".json").is_file():
+            return None
+        try:
+            return self._read(stem)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"    job file {stem.with_suffix('.json')} is unreadable ({error}); running the job again")
+            return None
+
+    def _read(self, stem: Path) -> StoredJob:
+        entry = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+        if entry["format"] != JOB_FORMAT or not stem.with_suffix(".npz").is_file():
+            raise ValueError(f"format {entry['format']} or predictions missing")
+        model = entry["model"]
+        return StoredJob(
+            setting=entry["setting"],
+            seed=int(entry["seed"]),
+            result=entry["result"],
+            predictions_file=stem.with_suffix(".npz"),
+            model_file=self.folder / model["file"] if model else None,
+            preprocessing=Preprocessing(**model["preprocessing"]) if model else None,
+        )
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

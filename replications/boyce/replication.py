@@ -1,0 +1,446 @@
+"""Boyce (MIT ADSP capstone, 2022): FER2013 happy / sad / neutral / surprise, three custom CNNs and three
+transfer models. One setting per model (see models.py).
+
+Data, rebuilt from FER2013 as REPLICATIONS.md pins it down: train from Training (at most `train_per_class`
+per class, as the capstone's folder held), validation from PublicTest, and the capstone's test of 128 images,
+32 per class, drawn once with a fixed seed from PrivateTest and listed by file in the metadata
+(`config.test_files`). The 128-image test is the scored set (the paper's ~93%); the whole 4-class PrivateTest
+(2,515 images) is scored beside it, since the 95% interval of 128 images is ±4 to ±8 points wide.
+
+Custom models train end to end with augmentation. Transfer models keep their backbone frozen (the capstone
+used "the pre-trained feature-extraction layers"), so the backbone's features are computed once per run and
+only the head trains; `train_backbone: true` trains everything instead, at 10-30x the cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_common import metrics
+from fer_common.augment import AugmentConfig
+from fer_common.bundles import Preprocessing
+from fer_common.data import load_dataset
+from fer_common.data.dataset import FaceDataset
+from fer_common.data.splits import per_class_sample
+from fer_common.errors import DatasetError
+from fer_common.experiment import Prepared, SeedOutcome
+from fer_common.train import FitResult, make_dataset
+from replications.boyce import imagenet
+from replications.boyce.models import (
+    BACKBONES,
+    CUSTOM_INPUT_SIZE,
+    assemble_transfer_model,
+    backbone_of,
+    build_custom_model,
+    build_feature_extractor,
+    build_head,
+    is_transfer,
+)
+
+SUBSET_SEED = 0  # per-class limits draw the same images for every training seed, so seeds stay comparable
+BACKBONE_INIT_SEED = 0  # a frozen random backbone is the same for every seed, as an ImageNet one would be
+PREDICT_BATCH_SIZE = 256
+SPLITS = ("train", "validation", "test", "private")
+SCORED_SET = "the capstone's 128-image test (32 per class, drawn from PrivateTest)"
+
+
+@dataclass
+class Images:
+    """uint8 48x48 grayscale faces and their labels (indices into the 4 class names)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class TransferFeatures:
+    """A frozen backbone's pooled features of every split, computed once and shared by the seeds."""
+
+    extractor: object  # keras.Model: 0..255 pixels -> features
+    splits: dict[str, np.ndarray]
+    seconds: float  # wall time of computing them
+
+
+@dataclass
+class BoyceData:
+    train: Images
+    validation: Images
+    test: Images  # the capstone's 128
+    private: Images  # the whole 4-class PrivateTest (a stratified subset in the quick profile)
+    test_source: str
+    weights: dict[str, imagenet.WeightsFile]  # transfer model -> verified ImageNet weights; {} for `none`
+    features: dict[str, TransferFeatures] = field(default_factory=dict)
+
+    def split(self, name: str) -> Images:
+        return {"train": self.train, "validation": self.validation, "test": self.test, "private": self.private}[name]
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+
+def file_names(dataset: FaceDataset) -> np.ndarray:
+    """Each image's path under the dataset folder, e.g. `test/happy/PrivateTest_10077120.jpg`."""
+    return dataset.meta["path"].to_numpy(dtype=str)
+
+
+def draw_test_files(private: FaceDataset, per_class: int, seed: int) -> list[str]:
+    """The capstone-style test: `per_class` images of each class drawn at random from `private` (4 classes).
+
+    Files are sorted by name before the draw, so the draw does not depend on the order the loader read
+    them in. Returns the chosen paths, sorted.
+    """
+    names = file_names(private)
+    order = np.argsort(names, kind="stable")
+    chosen = order[per_class_sample(private.labels[order], per_class, seed)]
+    counts = np.bincount(private.labels[chosen], minlength=len(private.class_names))
+    if (counts != per_class).any():
+        short = private.class_names[int(np.argmin(counts))]
+        raise DatasetError(f"PrivateTest has fewer than {per_class} {short} images; cannot draw the test set")
+    return sorted(names[chosen].tolist())
+
+
+def locate_test_files(private: FaceDataset, config: dict) -> tuple[np.ndarray, str]:
+    """Indices into `private` of the metadata's listed test files, and how the test set was obtained.
+
+    The CSV edition has no file names: there the same draw is made from its PrivateTest rows, and the
+    description says that these are not the listed files.
+    """
+    listed = list(config["test_files"])
+    per_class = config["test_per_class"]
+    position = {name: index for index, name in enumerate(file_names(private))}
+    if private.extra.get("edition") == "csv":
+        drawn = draw_test_files(private, per_class, config["test_seed"])
+        source = (
+            f"drawn with seed {config['test_seed']} from the CSV edition's PrivateTest rows: that edition has no "
+            "file names, so these are not the files the metadata lists"
+        )
+        return np.array([position[name] for name in drawn]), source
+    absent = [name for name in listed if name not in position]
+    if absent:
+        raise DatasetError(
+            f"{len(absent)} of the {len(listed)} test files listed in replications/boyce/metadata.yaml "
+            f"(config.test_files) are not in this FER2013's 4-class PrivateTest, e.g. {', '.join(absent[:3])}. "
+            "The list was drawn from the Kaggle folder edition (msambare/fer2013); use that edition, or the "
+            "official CSV, where the same draw is made from its rows."
+        )
+    index = np.array(sorted(position[name] for name in listed))
+    counts = np.bincount(private.labels[index], minlength=len(private.class_names))
+    if (counts != per_class).any():
+        raise DatasetError(f"config.test_files must hold {per_class} images per class, found {counts.tolist()}")
+    return index, f"the {len(listed)} files listed in metadata.yaml (config.test_files)"
+
+
+def at_most_per_class(dataset: FaceDataset, per_class: int | None) -> Images:
+    """The whole split (None), or at most `per_class` images of each class drawn with SUBSET_SEED."""
+    index = np.arange(len(dataset)) if per_class is None else per_class_sample(dataset.labels, per_class, SUBSET_SEED)
+    return Images(dataset.images[index], dataset.labels[index])
+
+
+def prepare(config: dict) -> Prepared:
+    # Weights first: a missing file must stop the run before minutes of data loading and hours of training.
+    weights = imagenet.resolve_weights(config["weights"])
+    dataset = load_dataset("fer2013").select_classes(config["classes"])
+    private = dataset.split("PrivateTest")
+    test_index, test_source = locate_test_files(private, config)
+    data = BoyceData(
+        train=at_most_per_class(dataset.split("Training"), config["train_per_class"]),
+        validation=at_most_per_class(dataset.split("PublicTest"), config["validation_per_class"]),
+        test=Images(private.images[test_index], private.labels[test_index]),
+        private=at_most_per_class(private, config["private_per_class"]),
+        test_source=test_source,
+        weights=weights,
+    )
+    return Prepared(
+        data=data,
+        class_names=dataset.class_names,
+        checksum=dataset.checksum,
+        data_kind="real",
+        description=(
+            f"FER2013, 4 classes: {len(data.train)} Training, {len(data.validation)} PublicTest, test "
+            f"{len(data.test)} + {len(data.private)} PrivateTest images"
+        ),
+    )
+
+
+# --- training ---------------------------------------------------------------------------------------------
+
+
+def epoch_limit(setting: str, config: dict) -> int:
+    """The setting's maximum epochs: `max_epochs`, or its cap in `max_epochs_by_model` when that is lower."""
+    cap = config["max_epochs_by_model"].get(setting)
+    return int(config["max_epochs"]) if cap is None else min(int(cap), int(config["max_epochs"]))
+
+
+def fit_with_plateau(model, train, validation, epochs: int, config: dict) -> tuple[FitResult, float]:
+    """model.fit with EarlyStopping (best weights restored) and ReduceLROnPlateau, both on validation loss.
+
+    fer_common.train.fit has no learning-rate callback, and the capstone-style recipe uses one.
+    Returns the fit and its wall time per epoch.
+    """
+    import keras
+
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config["early_stopping_patience"], restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=config["reduce_lr"]["factor"],
+            patience=config["reduce_lr"]["patience"],
+            min_lr=config["reduce_lr"]["min_learning_rate"],
+        ),
+    ]
+    started = time.perf_counter()
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2).history
+    elapsed = time.perf_counter() - started
+    history = {key: [float(value) for value in values] for key, values in history.items()}
+    epochs_run = len(history["val_loss"])
+    fitted = FitResult(history=history, best_epoch=int(np.argmin(history["val_loss"])) + 1, epochs_run=epochs_run)
+    return fitted, elapsed / epochs_run
+
+
+def compile_model(model, learning_rate: float) -> None:
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def train_end_to_end(model, data: BoyceData, preprocessing: Preprocessing, seed: int, epochs: int, config: dict):
+    """Fit a whole model on augmented training images (custom models, and `train_backbone: true`)."""
+    num_classes = model.output_shape[-1]
+    train = make_dataset(
+        preprocessing.apply(data.train.images),
+        data.train.labels,
+        num_classes,
+        config["batch_size"],
+        shuffle=True,
+        seed=seed,
+        augment=AugmentConfig(**config["augmentation"]),
+    )
+    validation = make_dataset(
+        preprocessing.apply(data.validation.images), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
+    )
+    return fit_with_plateau(model, train, validation, epochs, config)
+
+
+def predict_split(model, images: Images, preprocessing: Preprocessing) -> np.ndarray:
+    """Softmax outputs as float64, in chunks so a 75x75 PrivateTest never sits in memory as floats at once."""
+    outputs = [
+        np.asarray(
+            model.predict(
+                preprocessing.apply(images.images[start : start + 1024]), batch_size=PREDICT_BATCH_SIZE, verbose=0
+            ),
+            dtype=np.float64,
+        )
+        for start in range(0, len(images), 1024)
+    ]
+    return np.concatenate(outputs)
+
+
+# --- transfer models --------------------------------------------------------------------------------------
+
+
+def transfer_preprocessing(setting: str) -> Preprocessing:
+    """0..255 RGB at the backbone's size: its preprocess_input runs inside the model."""
+    return Preprocessing(size=BACKBONES[setting].input_size, channels=3, scale="raw")
+
+
+def build_extractor(setting: str, weights: imagenet.WeightsFile | None, trainable: bool):
+    """The setting's feature extractor, with ImageNet weights loaded (and shape-checked) when given."""
+    from fer_common.weights import load_weights_file
+
+    extractor = build_feature_extractor(setting)
+    if weights is not None:
+        backbone = BACKBONES[setting]
+        load_weights_file(
+            backbone_of(extractor),
+            weights.path,
+            expected_name=f"ImageNet {backbone.application} weights ({backbone.weights_file})",
+            how_to_get=f"Download it from {backbone.weights_url}.",
+        )
+    extractor.trainable = trainable
+    return extractor
+
+
+def frozen_features(setting: str, data: BoyceData, seed: int) -> TransferFeatures:
+    """The frozen backbone's features of every split: computed by the first seed, reused by the others."""
+    import keras
+
+    if setting not in data.features:
+        # A random backbone is drawn from a fixed seed, so every seed trains its head on the same features,
+        # as with ImageNet weights; the job's seed is restored for the head.
+        keras.utils.set_random_seed(BACKBONE_INIT_SEED)
+        extractor = build_extractor(setting, data.weights.get(setting), trainable=False)
+        keras.utils.set_random_seed(seed)
+        preprocessing = transfer_preprocessing(setting)
+        started = time.perf_counter()
+        splits = {name: predict_split(extractor, data.split(name), preprocessing) for name in SPLITS}
+        data.features[setting] = TransferFeatures(extractor, splits, time.perf_counter() - started)
+    return data.features[setting]
+
+
+def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict):
+    """Train the head on frozen features (no augmentation: the features are computed once)."""
+    features = frozen_features(setting, data, seed)
+    num_classes = int(data.train.labels.max()) + 1
+    train_features = features.splits["train"]
+    head = build_head(train_features.mean(axis=0), train_features.var(axis=0), num_classes)
+    compile_model(head, config["learning_rate"])
+    train = make_dataset(
+        features.splits["train"].astype(np.float32),
+        data.train.labels,
+        num_classes,
+        config["batch_size"],
+        shuffle=True,
+        seed=seed,
+    )
+    validation = make_dataset(
+        features.splits["validation"].astype(np.float32), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
+    )
+    fitted, seconds_per_epoch = fit_with_plateau(head, train, validation, epochs, config)
+    probabilities = {
+        name: np.asarray(head.predict(features.splits[name], batch_size=PREDICT_BATCH_SIZE, verbose=0), np.float64)
+        for name in ("test", "private")
+    }
+    model = assemble_transfer_model(setting, features.extractor, head)
+    return model, fitted, seconds_per_epoch, probabilities, features.seconds
+
+
+def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict):
+    """Train backbone and head together (`train_backbone: true`), on augmented images."""
+    extractor = build_extractor(setting, data.weights.get(setting), trainable=True)
+    num_classes = int(data.train.labels.max()) + 1
+    # Trained together, the features change as the backbone learns: the head starts without standardising.
+    feature_count = extractor.output_shape[-1]
+    head = build_head(np.zeros(feature_count), np.ones(feature_count), num_classes)
+    model = assemble_transfer_model(setting, extractor, head)
+    compile_model(model, config["backbone_learning_rate"])
+    preprocessing = transfer_preprocessing(setting)
+    fitted, seconds_per_epoch = train_end_to_end(model, data, preprocessing, seed, epochs, config)
+    probabilities = {name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")}
+    return model, fitted, seconds_per_epoch, probabilities, 0.0
+
+
+def initialisation_note(setting: str, data: BoyceData, config: dict) -> str:
+    """How a transfer model started, in the words its table rows carry ("" when nothing needs saying)."""
+    if setting not in data.weights:
+        trained = "trained end to end" if config["train_backbone"] else "frozen backbone, only the head trained"
+        return f"random initialisation (--weights none): no ImageNet features; {trained}"
+    fine_tuned = "fine-tuned end to end from ImageNet weights" if config["train_backbone"] else ""
+    return "; ".join(filter(None, [data.weights[setting].row_note, fine_tuned]))
+
+
+# --- one seed ---------------------------------------------------------------------------------------------
+
+
+def private_extras(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> tuple[dict, dict, dict]:
+    """(metrics, denominators, report) on the whole 4-class PrivateTest."""
+    report = metrics.classification_report(labels, probabilities, class_names)
+    extras = {"private_accuracy": report["accuracy"], "private_macro_f1": report["macro_f1"]}
+    denominators = {"private_accuracy": report["n"]}
+    for name in class_names:
+        extras[f"private_recall/{name}"] = report["per_class"][name]["recall"]
+        denominators[f"private_recall/{name}"] = report["per_class"][name]["support"]
+    return extras, denominators, report
+
+
+def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedOutcome:
+    data: BoyceData = prepared.data
+    epochs = epoch_limit(setting, config)
+    feature_seconds = 0.0
+    if is_transfer(setting):
+        preprocessing = transfer_preprocessing(setting)
+        trainer: Callable = train_whole_transfer if config["train_backbone"] else train_frozen_transfer
+        model, fitted, seconds_per_epoch, probabilities, feature_seconds = trainer(setting, data, seed, epochs, config)
+        notes = [initialisation_note(setting, data, config)]
+    else:
+        preprocessing = Preprocessing(size=CUSTOM_INPUT_SIZE, channels=3, scale="unit")
+        model = build_custom_model(setting, len(prepared.class_names))
+        compile_model(model, config["learning_rate"])
+        fitted, seconds_per_epoch = train_end_to_end(model, data, preprocessing, seed, epochs, config)
+        probabilities = {name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")}
+        notes = []
+    if epochs < config["max_epochs"]:
+        unit = "epoch" if epochs == 1 else "epochs"
+        notes.append(f"at most {epochs} {unit} (others {config['max_epochs']}): capped for compute in metadata")
+
+    extras, denominators, private_report = private_extras(
+        data.private.labels, probabilities["private"], prepared.class_names
+    )
+    extras.update(
+        validation_accuracy=fitted.history["val_accuracy"][fitted.best_epoch - 1],
+        epochs_run=float(fitted.epochs_run),
+        seconds_per_epoch=seconds_per_epoch,
+    )
+    print(
+        f"    {setting} seed {seed}: {fitted.epochs_run} epochs ({seconds_per_epoch:.1f}s each), best epoch "
+        f"{fitted.best_epoch}; PrivateTest accuracy {extras['private_accuracy']:.3f}",
+        flush=True,
+    )
+    save = bool(config["save_models"])
+    return SeedOutcome(
+        y_true=data.test.labels,
+        probabilities=probabilities["test"],
+        history=fitted.history,
+        extras=extras,
+        details={
+            "scored_set": SCORED_SET,
+            "test_source": data.test_source,
+            "denominators": denominators,
+            "sizes": {name: len(data.split(name)) for name in SPLITS},
+            "best_epoch": fitted.best_epoch,
+            "epochs_run": fitted.epochs_run,
+            "max_epochs": epochs,
+            "parameters": int(model.count_params()),
+            "feature_extraction_s": round(feature_seconds, 2),
+            "weights": weights_detail(setting, data),
+            "private_report": private_report,
+            "row_note": "; ".join(filter(None, notes)),
+        },
+        model=model if save else None,
+        preprocessing=preprocessing if save else None,
+    )
+
+
+def weights_detail(setting: str, data: BoyceData) -> dict | None:
+    """Provenance of the ImageNet weights a transfer model used (None for custom models)."""
+    if not is_transfer(setting):
+        return None
+    weights = data.weights.get(setting)
+    if weights is None:
+        return {"source": "none (random initialisation)"}
+    return {
+        "source": "imagenet",
+        "file": str(weights.path),
+        "sha256": weights.sha256,
+        "md5": weights.md5,
+        "matches_keras_release": weights.matches_keras_release,
+    }
+
+
+def print_test_files() -> None:
+    """Print the draw the metadata's config asks for, as the YAML list `config.test_files` holds.
+
+    `python -m replications.boyce.replication` regenerates the list (FER_DATA_DIR must hold FER2013).
+    """
+    from fer_common.metadata import load_metadata
+
+    config = load_metadata("boyce").config
+    dataset = load_dataset("fer2013").select_classes(config["classes"])
+    for name in draw_test_files(dataset.split("PrivateTest"), config["test_per_class"], config["test_seed"]):
+        print(f"    - {name}")
+
+
+if __name__ == "__main__":
+    print_test_files()
