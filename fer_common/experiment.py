@@ -405,7 +405,8 @@ def _percent_or_value(value, proportion: bool) -> str:
 def print_rows(meta: ReplicationMetadata, record: dict) -> None:
     """`metric | reported | reproduced (mean ± sd) | band | verdict`, as REPLICATIONS.md asks."""
     print(f"\n{meta.title} — {meta.id} ({record['profile']} profile, data: {record['data']})")
-    print(f"{'setting':<16} {'metric':<30} {'reported':>9} {'reproduced':>18} {'band':>17}  verdict")
+    width = max([len("setting")] + [len(row["setting"]) for row in record["rows"]])
+    print(f"{'setting':<{width}} {'metric':<30} {'reported':>9} {'reproduced':>18} {'band':>17}  verdict")
     for row in record["rows"]:
         proportion = row.get("kind", "proportion") == "proportion"
         reported = _percent_or_value(row.get("reported"), proportion)
@@ -420,6 +421,7 @@ def print_rows(meta: ReplicationMetadata, record: dict) -> None:
             else ""
         )
         print(
-            f"{row['setting']:<16} {row['metric']:<30} {reported:>9} {reproduced:>18} {band_text:>17}  {row['verdict']}"
+            f"{row['setting']:<{width}} {row['metric']:<30} {reported:>9} {reproduced:>18} {band_text:>17}  "
+            f"{row['verdict']}"
         )
     print()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -223,9 +224,10 @@ def fit(
     epochs: int,
     early_stopping_patience: int | None = None,
     restore_best: bool = True,
+    extra_callbacks: Sequence = (),
     verbose: int = 2,
 ) -> FitResult:
-    """model.fit with the papers' callbacks.
+    """model.fit with the papers' callbacks (and a replication's own, e.g. ReduceLROnPlateau).
 
     EarlyStopping(restore_best_weights=True) on validation loss stands in for Keras'
     ModelCheckpoint(save_best_only=True) + reload: same weights, no file round trip.
@@ -233,8 +235,9 @@ def fit(
     import keras
 
     apply_runtime_options(model)
-    callbacks = []
-    if early_stopping_patience is not None:
+    callbacks = list(extra_callbacks)
+    stopping = early_stopping_patience is not None
+    if stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=early_stopping_patience, restore_best_weights=restore_best
@@ -246,7 +249,7 @@ def fit(
     history = {key: [float(v) for v in values] for key, values in history.items()}
     val_loss = history.get("val_loss")
     epochs_run = len(next(iter(history.values()))) if history else 0
-    best_epoch = int(np.argmin(val_loss)) + 1 if (val_loss and restore_best and callbacks) else epochs_run
+    best_epoch = int(np.argmin(val_loss)) + 1 if (val_loss and restore_best and stopping) else epochs_run
     return FitResult(history=history, best_epoch=best_epoch, epochs_run=epochs_run)
 
 

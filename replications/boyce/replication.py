@@ -28,7 +28,7 @@ from fer_common.data.dataset import FaceDataset
 from fer_common.data.splits import per_class_sample
 from fer_common.errors import DatasetError
 from fer_common.experiment import Prepared, SeedOutcome
-from fer_common.train import FitResult, make_dataset
+from fer_common.train import FitResult, fit, make_dataset
 from replications.boyce import imagenet
 from replications.boyce.models import (
     BACKBONES,
@@ -179,31 +179,26 @@ def epoch_limit(setting: str, config: dict) -> int:
 
 
 def fit_with_plateau(model, train, validation, epochs: int, config: dict) -> tuple[FitResult, float]:
-    """model.fit with EarlyStopping (best weights restored) and ReduceLROnPlateau, both on validation loss.
-
-    fer_common.train.fit has no learning-rate callback, and the capstone-style recipe uses one.
-    Returns the fit and its wall time per epoch.
-    """
+    """The suite's fit (EarlyStopping on validation loss, best weights restored) plus the capstone-style
+    ReduceLROnPlateau; returns the fit and its wall time per epoch."""
     import keras
 
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config["early_stopping_patience"], restore_best_weights=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=config["reduce_lr"]["factor"],
-            patience=config["reduce_lr"]["patience"],
-            min_lr=config["reduce_lr"]["min_learning_rate"],
-        ),
-    ]
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss",
+        factor=config["reduce_lr"]["factor"],
+        patience=config["reduce_lr"]["patience"],
+        min_lr=config["reduce_lr"]["min_learning_rate"],
+    )
     started = time.perf_counter()
-    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2).history
-    elapsed = time.perf_counter() - started
-    history = {key: [float(value) for value in values] for key, values in history.items()}
-    epochs_run = len(history["val_loss"])
-    fitted = FitResult(history=history, best_epoch=int(np.argmin(history["val_loss"])) + 1, epochs_run=epochs_run)
-    return fitted, elapsed / epochs_run
+    fitted = fit(
+        model,
+        train,
+        validation,
+        epochs=epochs,
+        early_stopping_patience=config["early_stopping_patience"],
+        extra_callbacks=[plateau],
+    )
+    return fitted, (time.perf_counter() - started) / fitted.epochs_run
 
 
 def compile_model(model, learning_rate: float) -> None:
