@@ -646,13 +646,7 @@ def write_record(record: dict, results_dir: Path | None = None) -> Path:
     record = {key: value for key, value in record.items() if key != "_path"}
     validate_record(record)
     folder = Path(results_dir or paths.results_dir()) / record["replication"]
-    stem = record_stem(record)
-    text = json.dumps(_jsonable(record), indent=1, allow_nan=False) + "\n"
-    temp = _write_temp(folder, stem, text)
-    try:
-        return _publish_new(temp, folder, stem)
-    finally:
-        temp.unlink(missing_ok=True)
+    return write_new_json(folder, record_stem(record), record)
 
 
 def load_record(path: Path | str) -> dict:
