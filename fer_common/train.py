@@ -106,6 +106,24 @@ def numeric_identity(options: RuntimeOptions | None = None) -> dict:
     return identity
 
 
+def _size_thread_pools(threads: int) -> None:
+    """Thread pools can only be sized before TensorFlow runs its first op. A process whose pools already
+    have another size cannot honour `threads`: refuse, rather than record a thread count that did not run."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            raise RuntimeOptionsError(
+                f"TensorFlow already runs with {current or 'its automatic number of'} intra-op threads in this "
+                f"process; {threads} thread(s) can only be set in a fresh process (a new command, or "
+                "--executor process)."
+            ) from None
+
+
 def configure_runtime(seed: int, options: RuntimeOptions = RuntimeOptions()) -> str:
     """Seed every generator and apply the runtime options; returns the precision policy in force.
 
@@ -116,12 +134,7 @@ def configure_runtime(seed: int, options: RuntimeOptions = RuntimeOptions()) -> 
     import tensorflow as tf
 
     if options.threads:
-        # Thread pools can only be sized before TensorFlow runs its first op.
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(options.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, options.threads))
-        except RuntimeError:
-            pass
+        _size_thread_pools(options.threads)
     if options.deterministic:
         os.environ["TF_DETERMINISTIC_OPS"] = "1"
         tf.config.experimental.enable_op_determinism()

@@ -11,7 +11,7 @@ import pytest
 
 from fer_common import train
 from fer_common.cli import main
-from fer_common.train import RuntimeOptions, RuntimeOptionsError, configure_runtime
+from fer_common.train import RuntimeOptions, RuntimeOptionsError, configure_runtime, numeric_identity
 
 from .helpers import REPO_ROOT, requires_dataset
 
@@ -165,14 +165,22 @@ def test_steps_per_execution_changes_no_bit():
     assert np.array_equal(one_predictions, many_predictions)
 
 
+def test_a_thread_count_this_process_can_no_longer_have_is_refused():
+    import tensorflow as tf
+
+    tf.reduce_sum(tf.ones(4))  # starts TensorFlow's thread pools, as any earlier run in a process does
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    with pytest.raises(RuntimeOptionsError, match="fresh process"):
+        configure_runtime(0, RuntimeOptions(threads=current + 3))
+
+
 def test_bfloat16_runs_never_continue_float32_checkpoints():
     from fer_common.resume import make_run_key
 
     config = {"epochs": 3}
     configure_runtime(0, RuntimeOptions())
     default_key = make_run_key("toy", "training", 0, config, data="abc")
-    configure_runtime(0, RuntimeOptions(threads=1, steps_per_execution=1))
-    assert make_run_key("toy", "training", 0, config, data="abc") == default_key  # same numbers class
+    assert numeric_identity(RuntimeOptions(threads=1, steps_per_execution=1)) == {}  # same key as the default
     configure_runtime(0, RuntimeOptions(precision="mixed_bfloat16"))
     assert make_run_key("toy", "training", 0, config, data="abc") != default_key
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 
@@ -14,6 +16,7 @@ from fer_common.errors import FerError, JobsFailedError, WeightsError
 from fer_common.executors import Capacity, ExecutorOptions, execute, plan_capacity
 from fer_common.experiment import Prepared, SeedOutcome, run_replication
 from fer_common.jobs import plan_jobs
+from fer_common.records import load_record
 from fer_common.train import RuntimeOptions
 from replications.neamtiu.replication import JOB_GROUPS as NEAMTIU_JOB_GROUPS
 
@@ -30,9 +33,24 @@ CHEN_JOBS = [("random_split", 0), ("random_split", 1), ("subject_split", 0), ("s
 
 def chen_quick(jobs_root, executor: ExecutorOptions | None = None, **kwargs) -> dict:
     """Chen's quick profile (2 folds, 3 epochs) for SEEDS: 2 settings x 2 seeds = 4 jobs."""
-    arguments = {"seeds": SEEDS, "options": ONE_THREAD, "write": False, "make_plots": False, **kwargs}
+    arguments = {"seeds": SEEDS, "write": False, "make_plots": False, **kwargs}
     record, _ = run_replication("chen", "quick", executor=executor, jobs_root=jobs_root, **arguments)
     return record
+
+
+def one_thread_record(tmp_path, executor: ExecutorOptions) -> dict:
+    """Chen quick with one TensorFlow thread per job, written and read back like the sequential record."""
+    _, path = run_replication(
+        "chen",
+        "quick",
+        seeds=SEEDS,
+        options=ONE_THREAD,
+        executor=executor,
+        jobs_root=tmp_path / "jobs",
+        results_dir=tmp_path / "results",
+        make_plots=False,
+    )
+    return load_record(path)
 
 
 def numbers(record: dict) -> dict:
@@ -49,16 +67,26 @@ def numbers(record: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def sequential_chen(tmp_path_factory) -> dict:
-    return chen_quick(tmp_path_factory.mktemp("jobs"))
+    """The sequential record, made by the command line in a fresh process: TensorFlow sizes its thread
+    pools once per process, and this one (pytest's) may have started them with another count."""
+    results = tmp_path_factory.mktemp("sequential-results")
+    command = [sys.executable, "-m", "fer_common", "run", "chen", "--profile", "quick", "--threads", "1"]
+    command += ["--seeds", ",".join(map(str, SEEDS))]
+    finished = subprocess.run(
+        command, env={**os.environ, "FER_RESULTS_DIR": str(results)}, capture_output=True, text=True
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    [path] = (results / "chen").glob("*.json")
+    return load_record(path)
 
 
 @requires_dataset("ckplus48")
 def test_process_pool_gives_the_sequential_record(sequential_chen, tmp_path):
-    record = chen_quick(tmp_path, POOL)
+    record = one_thread_record(tmp_path, POOL)
     assert numbers(record) == numbers(sequential_chen)
     assert record["provenance"]["executor"] == {"kind": "process", "workers": 2}
     assert record["provenance"]["runtime"]["threads"] == 1
-    assert list(tmp_path.iterdir()) == [], "the job folder goes once the record is built"
+    assert list((tmp_path / "jobs").iterdir()) == [], "the job folder goes once the record is built"
 
 
 # --- retries, failure reports and resumed runs, with a stand-in for Chen's training ----------------------
@@ -227,7 +255,7 @@ def local_ray():
 
 @requires_dataset("ckplus48")
 def test_local_ray_gives_the_sequential_record(local_ray, sequential_chen, tmp_path):
-    record = chen_quick(tmp_path, ExecutorOptions(kind="ray", workers=2))
+    record = one_thread_record(tmp_path, ExecutorOptions(kind="ray", workers=2))
     assert numbers(record) == numbers(sequential_chen)
     assert record["provenance"]["executor"] == {"kind": "ray", "workers": 2}
     assert local_ray.is_initialized(), "a Ray the run did not start is left running"
