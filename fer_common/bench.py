@@ -702,12 +702,16 @@ def run_bench(
     }
     record["provenance"]["wall_time_s"] = round(time.perf_counter() - started, 1)
     print(format_report(record))
-    path = None
-    if write:
-        folder = Path(output_dir) if output_dir else paths.results_dir() / BENCH_FOLDER
-        path = records.write_new_json(folder, bench_stem(record), record)
-        print(f"bench record written: {path}")
-    return record, path
+    return record, write_measurement(record, "bench", output_dir) if write else None
+
+
+def write_measurement(content: dict, prefix: str, output_dir: str | Path | None = None) -> Path:
+    """Write a benchmark or parity result as `<prefix>-<UTC time>-<commit>.json` in results/bench (or
+    `output_dir`); never overwrites."""
+    folder = Path(output_dir) if output_dir else paths.results_dir() / BENCH_FOLDER
+    path = records.write_new_json(folder, bench_stem(content, prefix), content)
+    print(f"{prefix.split('-')[0]} record written: {path}")
+    return path
 
 
 def bench_stem(record: dict, prefix: str = "bench") -> str:

@@ -148,7 +148,7 @@ def run_parity(
     config_overrides: keys of the replication's config to change (a smoke test uses tiny epochs or subsets);
     the result says so, and a comparison with a committed record of another config is only a smoke test.
     """
-    from fer_common.bench import BENCH_FOLDER, OPTIMISED_OPTIONS, bench_stem
+    from fer_common.bench import OPTIMISED_OPTIONS, write_measurement
 
     if replication not in PARITY_SPECS:
         raise FerError(f"parity runs exist for {', '.join(PARITY_SPECS)}, not {replication!r}")
@@ -213,12 +213,7 @@ def run_parity(
     }
     result["provenance"]["wall_time_s"] = round(time.perf_counter() - started, 1)
     print(format_parity(result))
-    path = None
-    if write:
-        folder = Path(output_dir) if output_dir else paths.results_dir() / BENCH_FOLDER
-        path = records.write_new_json(folder, bench_stem(result, f"parity-{replication}"), result)
-        print(f"parity record written: {path}")
-    return result, path
+    return result, write_measurement(result, f"parity-{replication}", output_dir) if write else None
 
 
 def _speedup(reference: dict[int, float], candidate: dict[int, float], seeds: list[int]) -> float | None:
