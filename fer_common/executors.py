@@ -214,14 +214,26 @@ class _ProcessRunner:
         self._pool_of: dict[Any, Any] = {}  # future -> the pool it ran in
 
     def submit(self, task: Any):
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            future = self._current_pool().submit(self._function, task)
+        except BrokenProcessPool:
+            # A worker died since the last wait: that pool's jobs report it when waited on; this one goes to a
+            # new pool.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            future = self._current_pool().submit(self._function, task)
+        self._pool_of[future] = self._pool
+        return future
+
+    def _current_pool(self):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
-        future = self._pool.submit(self._function, task)
-        self._pool_of[future] = self._pool
-        return future
+        return self._pool
 
     def wait_any(self, handles: list) -> _Completion:
         from concurrent.futures import FIRST_COMPLETED, wait
