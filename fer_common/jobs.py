@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_common import paths
+from fer_common import paths, records
 from fer_common.bundles import Preprocessing
 from fer_common.metadata import canonical_json
 from fer_common.train import RuntimeOptions
@@ -106,19 +106,6 @@ def jobs_dir() -> Path:
     return paths.cache_dir() / "jobs"
 
 
-def _plain(value: Any) -> Any:
-    """JSON types for a job file; unlike a record's, NaN stays NaN, so a reused job equals a fresh one."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _write_atomically(path: Path, content: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -156,7 +143,7 @@ class JobStore:
             _write_atomically(stem.with_suffix(".keras"), job.model_file)
             model = {"file": stem.with_suffix(".keras").name, "preprocessing": asdict(job.preprocessing)}
         entry = {"format": JOB_FORMAT, "setting": job.setting, "seed": job.seed, "result": job.result, "model": model}
-        text = json.dumps(_plain(entry), indent=1) + "\n"
+        text = json.dumps(records.json_types(entry, finite_only=False), indent=1) + "\n"
         _write_atomically(stem.with_suffix(".json"), text.encode("utf-8"))
         return self._read(stem)
 

@@ -175,7 +175,7 @@ def collect_provenance(
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     root = meta.folder.parent if meta.folder else None
-    return _jsonable(
+    return json_types(
         {
             "git_commit": commit or "unknown",
             "git_dirty": None if status is None else bool(status),
@@ -203,7 +203,7 @@ def machine_provenance(command: str | None = None) -> dict:
     For outputs that are not records, e.g. the benchmark's (see `fer_common.bench`)."""
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return _jsonable(
+    return json_types(
         {
             "git_commit": commit or "unknown",
             "git_dirty": None if status is None else bool(status),
@@ -243,7 +243,7 @@ def seed_result(
     `extras` may hold `denominators` {metric: n} for a replication's own proportion metrics, so their
     rows get a confidence interval (built-in keys take n from the report).
     """
-    return _jsonable(
+    return json_types(
         {
             "metrics": dict(metrics),
             "report": report or {},
@@ -429,7 +429,7 @@ def build_record(
         for row in rows:
             if row.get("ci") is None and row.get("mean") is not None and row.get("kind") == "proportion":
                 row["ci"] = seed_wilson_ci(row["metric"], seeds.get(row["setting"], {}))
-    record = _jsonable(
+    record = json_types(
         {
             "schema_version": SCHEMA_VERSION,
             "replication": meta.id,
@@ -562,15 +562,16 @@ def validate_record(record: Any) -> None:
 # --- files ------------------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays unwrapped, tuples as lists, NaN/inf as null."""
+def json_types(value: Any, finite_only: bool = True) -> Any:
+    """Plain JSON types: numpy scalars and arrays unwrapped, tuples as lists, paths as strings; NaN/inf become
+    null unless finite_only=False (a job file keeps NaN, so a reused job equals a fresh one)."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): json_types(v, finite_only) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in value]
+        return [json_types(v, finite_only) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
+    if finite_only and isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Path):
         return str(value)
@@ -625,7 +626,7 @@ def _publish_new(temp: Path, folder: Path, stem: str) -> Path:
 def write_new_json(folder: Path, stem: str, content: Mapping) -> Path:
     """Write `content` as `<folder>/<stem>.json` (`-2`, `-3`, ... if taken) atomically; never overwrites."""
     folder = Path(folder)
-    text = json.dumps(_jsonable(content), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(json_types(content), indent=1, allow_nan=False) + "\n"
     temp = _write_temp(folder, stem, text)
     try:
         return _publish_new(temp, folder, stem)
