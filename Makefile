@@ -8,7 +8,7 @@ export FER_DATA_DIR ?= $(CURDIR)/data
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check data clean \
-        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu bench
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench
 
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
@@ -53,6 +53,9 @@ replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, 6 models (WEIGHTS=none|<f
 
 replicate-neamtiu: $(STAMP) ## Neamtiu: FER2013 7 classes, Keras CNN
 	$(FER) run neamtiu
+
+ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) into the package for predict/demo
+	$(FER) ship neamtiu-clean_protocol --as neamtiu
 
 bench: $(STAMP) ## training and inference speed, plain float32 Keras vs the optimised path (~5 min)
 	$(FER) bench

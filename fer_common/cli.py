@@ -17,9 +17,7 @@ def _seed_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser, precision_default: str = "float32") -> None:
@@ -196,9 +194,7 @@ def cmd_data_summary(args) -> int:
             print(f"{name}: not available\n  {error}\n")
             continue
         found_any = True
-        print(
-            f"{name}: {len(dataset)} images, {dataset.images.shape[1:]} each, checksum {dataset.checksum[:12]}"
-        )
+        print(f"{name}: {len(dataset)} images, {dataset.images.shape[1:]} each, checksum {dataset.checksum[:12]}")
         if dataset.groups is not None:
             print(f"  {len(set(dataset.groups))} subjects/persons")
         for split in sorted(dataset.meta["split"].unique()):
@@ -274,6 +270,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_ship(args) -> int:
+    from fer_common.bundles import ship_bundle
+
+    shipped = ship_bundle(args.bundle, args.as_name or args.bundle.split("-")[0])
+    print(f"shipped: {shipped} (and its .json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-replicate",
@@ -283,9 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run one replication and record its result")
     run.add_argument("replication", help="replication id (see `fer-replicate list`)")
-    run.add_argument(
-        "--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick"
-    )
+    run.add_argument("--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick")
     run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
     run.add_argument("--no-record", action="store_true", help="print the rows but write no record")
     run.add_argument(
@@ -325,18 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_check
     )
 
-    data = commands.add_parser("data", help="dataset tools").add_subparsers(
-        dest="data_command", required=True
-    )
+    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     summary = data.add_parser("summary", help="counts per split and class")
     summary.add_argument("dataset", nargs="?", help="one dataset (default: all)")
     summary.set_defaults(handler=cmd_data_summary)
     verify = data.add_parser("verify", help="check a dataset folder against its SHA256SUMS")
     verify.add_argument("dataset", nargs="?", help="one dataset (default: all)")
     verify.set_defaults(handler=cmd_data_verify)
-    data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(
-        handler=cmd_data_download
-    )
+    data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(handler=cmd_data_download)
 
     model_help = (
         "a bundle name (e.g. neamtiu, chen-random_split) or a .keras file with its .json beside it "
@@ -361,6 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-display", action="store_true", help="never open a window, only write files")
     demo.add_argument("--max-frames", type=int, help="stop after this many frames")
     demo.set_defaults(handler=cmd_demo)
+
+    ship = commands.add_parser(
+        "ship", help="copy a trained bundle into the package (fer_common/pretrained/), without optimizer state"
+    )
+    ship.add_argument(
+        "bundle",
+        help="a bundle in FER_MODELS_DIR, e.g. neamtiu-clean_protocol: the bundle of that name, else the "
+        "<bundle>-seed<N> with the highest recorded accuracy",
+    )
+    ship.add_argument("--as", dest="as_name", help="name in the package (default: the part before the first -)")
+    ship.set_defaults(handler=cmd_ship)
     return parser
 
 

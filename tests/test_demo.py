@@ -46,8 +46,9 @@ def build_tiny_model(channels: int, *, rescale_inside: bool = False):
 def ckplus_faces() -> tuple[np.ndarray, np.ndarray]:
     labelled = scan_class_folders(shared_data_dir() / "ckplus48", CLASS_NAMES, "CK+48")
     chosen = [
-        (path, label) for label in range(len(CLASS_NAMES)) for path, _ in
-        [item for item in labelled if item[1] == label][:FACES_PER_CLASS]
+        (path, label)
+        for label in range(len(CLASS_NAMES))
+        for path, _ in [item for item in labelled if item[1] == label][:FACES_PER_CLASS]
     ]
     images = read_images([path for path, _ in chosen], color="gray", size=(48, 48), progress=False)
     return images, np.array([label for _, label in chosen])
@@ -79,8 +80,10 @@ def saved_models_dir(tmp_path_factory, tiny_model) -> Path:
 
 
 @pytest.fixture
-def models_dir(monkeypatch, saved_models_dir) -> Path:
+def models_dir(monkeypatch, tmp_path, saved_models_dir) -> Path:
+    """The tiny model's folder as FER_MODELS_DIR, and no shipped model: these tests see only the tiny one."""
     monkeypatch.setenv("FER_MODELS_DIR", str(saved_models_dir))
+    monkeypatch.setattr(bundles, "PACKAGE_BUNDLES_DIR", tmp_path / "no-shipped-model")
     return saved_models_dir
 
 
@@ -139,8 +142,13 @@ def test_raw_scale_inference_equals_training_preprocessing(tmp_path, tiny_model,
     # The same weights behind a Rescaling layer must predict what the unit-scale model predicts.
     rescaling_model = build_tiny_model(1, rescale_inside=True)
     rescaling_model.set_weights(tiny_model.get_weights())
-    path = save_bundle(rescaling_model, tmp_path / "cmu-baseline", class_names=CLASS_NAMES, preprocessing=raw,
-                       source={"replication": "cmu"})
+    path = save_bundle(
+        rescaling_model,
+        tmp_path / "cmu-baseline",
+        class_names=CLASS_NAMES,
+        preprocessing=raw,
+        source={"replication": "cmu"},
+    )
     np.testing.assert_allclose(
         load_bundle(path).predict(faces), tiny_model.predict(training_input, verbose=0), rtol=1e-4, atol=1e-6
     )
@@ -194,6 +202,39 @@ def test_predict_finds_the_face_in_a_cfd_photo(models_dir, cfd_photos, capsys):
     (face,) = result["faces"]
     assert face["label"] in CLASS_NAMES
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_ship_copies_the_best_seed_without_its_optimizer_state(monkeypatch, tmp_path, tiny_model, ckplus_faces):
+    trained = tmp_path / "trained"
+    for seed, accuracy in [(0, 0.61), (1, 0.64), (2, 0.64)]:
+        save_bundle(
+            tiny_model,
+            trained / f"chen-tiny-seed{seed}",
+            class_names=CLASS_NAMES,
+            preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
+            source={"replication": "chen", "setting": "tiny", "seed": seed, "accuracy": accuracy},
+        )
+    monkeypatch.setenv("FER_MODELS_DIR", str(trained))
+
+    shipped = bundles.ship_bundle("chen-tiny", "chen", target_dir=tmp_path / "package")
+
+    assert shipped == tmp_path / "package" / "chen.keras"
+    assert shipped.stat().st_size < (trained / "chen-tiny-seed1.keras").stat().st_size  # no Adam moments
+    bundle = load_bundle(shipped)
+    assert bundle.source["shipped_from"] == "chen-tiny-seed1"  # best accuracy, lowest seed on the tie
+    assert bundle.source["chosen_among"] == ["chen-tiny-seed0", "chen-tiny-seed1", "chen-tiny-seed2"]
+    assert bundle.source["accuracy"] == 0.64 and bundle.class_names == list(CLASS_NAMES)
+    images, _ = ckplus_faces
+    np.testing.assert_array_equal(
+        bundle.predict(images), load_bundle(trained / "chen-tiny-seed1.keras").predict(images)
+    )
+
+
+def test_ship_without_a_scored_bundle_says_how_to_make_one(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    assert main(["ship", "neamtiu-clean_protocol"]) == 2
+    error = capsys.readouterr().err
+    assert "neamtiu-clean_protocol-seed<N>" in error and "make replicate-neamtiu" in error
 
 
 def test_predict_on_an_image_without_a_face_succeeds_with_no_results(models_dir, tmp_path, capsys):
