@@ -191,6 +191,42 @@ def _chunk_timer():
     return ChunkTimer()
 
 
+def training_flop_per_image(model) -> float:
+    """Floating-point operations of one training step per image, counted from the Conv2D and Dense layers:
+    forward multiply-adds x 2 operations x 3 (the backward pass computes gradients for the inputs and for
+    the weights, each about as costly as the forward pass). Pooling, activations and the optimizer update
+    are left out, so this slightly undercounts."""
+    import keras
+
+    forward_multiply_adds = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel_height, kernel_width, channels_in, channels_out = layer.kernel.shape
+            output_height, output_width = layer.output.shape[1:3]
+            forward_multiply_adds += (
+                output_height * output_width * kernel_height * kernel_width * channels_in * channels_out
+            )
+        elif isinstance(layer, keras.layers.Dense):
+            forward_multiply_adds += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return 6.0 * forward_multiply_adds
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The best float32 matrix-multiply speed TensorFlow reaches in this process (GFLOP/s): a practical
+    ceiling for convolution and dense layers, which oneDNN and Eigen run as matrix multiplies."""
+    import tensorflow as tf
+
+    left = tf.random.stateless_normal((size, size), seed=(0, 0))
+    right = tf.random.stateless_normal((size, size), seed=(0, 1))
+    tf.linalg.matmul(left, right).numpy()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        tf.linalg.matmul(left, right).numpy()
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * size**3 / best / 1e9
+
+
 def _training_arrays(task: TrainTask) -> tuple[np.ndarray, np.ndarray]:
     """uint8 faces and labels, repeated if the file holds fewer than the task needs."""
     needed = task.model.batch_size * task.chunk_steps * (task.chunks + 1)
@@ -236,7 +272,10 @@ def measure_training(task: TrainTask) -> dict:
         model.fit(dataset, steps_per_epoch=task.chunk_steps, epochs=epochs, callbacks=[timer], verbose=0)
     chunk_images = task.chunk_steps * task.model.batch_size
     rates = [chunk_images / seconds for seconds in timer.seconds[1:]]
-    return {"images_per_second": rates, "policy": policy, "warmup_s": timer.seconds[0]}
+    result = {"images_per_second": rates, "policy": policy, "warmup_s": timer.seconds[0]}
+    if task.way == PLAIN:  # the float32 ceiling, measured with the thread pools plain training had
+        result.update(train_flop_per_image=training_flop_per_image(model), matmul_gflops=matmul_gflops())
+    return result
 
 
 def measure_inference(task: InferenceTask) -> dict:
@@ -492,8 +531,25 @@ def _training_rows(collected: dict[tuple, Collected]) -> list[dict]:
         row["ratio_parallel_to_plain"] = (
             parallel["images_per_second"] / plain["images_per_second"] if plain and parallel else None
         )
+        row["float32_ceiling"] = _float32_ceiling(collected.get((model.label, PLAIN)), plain)
         rows.append(row)
     return rows
+
+
+def _float32_ceiling(entry: Collected | None, plain: dict | None) -> dict | None:
+    """How fast plain training runs against the CPU's float32 matrix-multiply speed, and so how much any
+    float32 path could gain at most."""
+    if entry is None or not plain or "matmul_gflops" not in entry.extra:
+        return None
+    flop_per_image = entry.extra["train_flop_per_image"]
+    achieved = plain["images_per_second"] * flop_per_image / 1e9
+    matmul = entry.extra["matmul_gflops"]
+    return {
+        "train_gflop_per_image": flop_per_image / 1e9,
+        "plain_gflops": achieved,
+        "matmul_gflops": matmul,
+        "max_float32_ratio": matmul / achieved,
+    }
 
 
 def _inference_rows(collected: dict[tuple, Collected], fer: bool) -> list[dict]:
@@ -735,6 +791,14 @@ def bench_notes(training: list[dict]) -> list[str]:
                 continue
             reached = "reaches" if ratio >= GOAL_RATIO else "falls short of"
             notes.append(f"{row['model']}: {way} / plain = {ratio:.2f}x, {reached} the {GOAL_RATIO:.0f}x goal")
+        ceiling = row.get("float32_ceiling")
+        if ceiling:
+            notes.append(
+                f"{row['model']}: plain float32 training does {ceiling['plain_gflops']:.0f} GFLOP/s, "
+                f"{ceiling['plain_gflops'] / ceiling['matmul_gflops']:.0%} of this CPU's float32 matrix-multiply "
+                f"speed ({ceiling['matmul_gflops']:.0f} GFLOP/s): a float32 path can gain at most "
+                f"{ceiling['max_float32_ratio']:.1f}x"
+            )
     return notes
 
 

@@ -213,9 +213,30 @@ def test_bench_quick_writes_a_record_with_the_expected_keys(tmp_path, capsys):
         "Neamtiu CNN (ours), optimised",
     ]
     assert record["scaling"]["neamtiu"]["rows"][0]["epoch_plain_s"] > 0
+    ceiling = neamtiu["float32_ceiling"]
+    assert ceiling["matmul_gflops"] > 0 and ceiling["plain_gflops"] > 0
+    assert ceiling["max_float32_ratio"] == pytest.approx(ceiling["matmul_gflops"] / ceiling["plain_gflops"])
+    assert any("matrix-multiply" in note for note in record["notes"])
     # A second run never replaces the first record.
     assert main(["bench", "--quick", "--output", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("bench-*.json"))) == 2
+
+
+def test_training_flop_count_of_the_neamtiu_cnn():
+    from fer_common.bench import training_flop_per_image
+    from replications.neamtiu.replication import build_model
+
+    # Forward multiply-adds, layer by layer: output positions x kernel size x channels in x channels out.
+    forward = (
+        46 * 46 * 9 * 1 * 32  # conv 32
+        + 44 * 44 * 9 * 32 * 64  # conv 64
+        + 20 * 20 * 9 * 64 * 128  # conv 128 after the first pooling
+        + 8 * 8 * 9 * 128 * 128  # conv 128 after the second
+        + 2048 * 1024  # dense 1024 on the flattened 4x4x128
+        + 1024 * 7
+    )
+    assert forward == 77_326_464
+    assert training_flop_per_image(build_model()) == 6 * forward
 
 
 def test_bench_falls_back_to_random_faces_without_fer2013(tmp_path, monkeypatch):
