@@ -210,7 +210,7 @@ def fit_resumable(
             callbacks=callbacks,
         )
         if verbose:
-            _print_epoch(epoch, epochs, logs, time.perf_counter() - started)
+            _print_epoch(epoch, epochs, logs, time.perf_counter() - started, stopped)
     for callback in callbacks:
         callback.on_train_end()
     if not keep_checkpoint:
@@ -218,9 +218,19 @@ def fit_resumable(
     return history
 
 
-def _print_epoch(epoch: int, epochs: int, logs: Mapping[str, float], seconds: float) -> None:
+def _print_epoch(epoch: int, epochs: int, logs: Mapping[str, float], seconds: float, stopped: bool) -> None:
     numbers = " ".join(f"{key} {value:.4f}" for key, value in logs.items())
-    print(f"    epoch {epoch + 1}/{epochs}: {numbers} ({seconds:.0f}s)", flush=True)
+    left = epochs - epoch - 1
+    # Long runs (hours on a CPU) are easier to plan with an estimate; it assumes epochs like this one.
+    estimate = f", about {_duration(left * seconds)} left" if left and not stopped else ""
+    print(f"    epoch {epoch + 1}/{epochs}: {numbers} ({seconds:.0f}s{estimate})", flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
 def save_state(
