@@ -269,7 +269,7 @@ def measure_training(task: TrainTask) -> dict:
         dataset = make_dataset(
             images, labels, NUM_CLASSES, task.model.batch_size, shuffle=True, seed=0, augment=augment
         ).repeat()
-        model.fit(dataset, steps_per_epoch=task.chunk_steps, epochs=epochs, callbacks=[timer], verbose=0)
+        model.fit(dataset, steps_per_epoch=task.chunk_steps, epochs=epochs, callbacks=[timer], shuffle=False, verbose=0)
     chunk_images = task.chunk_steps * task.model.batch_size
     rates = [chunk_images / seconds for seconds in timer.seconds[1:]]
     result = {"images_per_second": rates, "policy": policy, "warmup_s": timer.seconds[0]}

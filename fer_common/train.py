@@ -257,7 +257,12 @@ def fit(
             )
         )
     history = model.fit(
-        train_dataset, validation_data=validation_dataset, epochs=epochs, callbacks=callbacks, verbose=verbose
+        train_dataset,
+        validation_data=validation_dataset,
+        epochs=epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself (make_dataset); Keras warns about its default True otherwise
+        verbose=verbose,
     ).history
     history = {key: [float(v) for v in values] for key, values in history.items()}
     val_loss = history.get("val_loss")
