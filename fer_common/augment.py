@@ -84,8 +84,9 @@ class AffineParams:
     flip: tf.Tensor
 
 
-def random_params(config: AugmentConfig, batch_size: tf.Tensor | int, height: tf.Tensor | int,
-                  width: tf.Tensor | int, seed: tf.Tensor) -> AffineParams:
+def random_params(
+    config: AugmentConfig, batch_size: tf.Tensor | int, height: tf.Tensor | int, width: tf.Tensor | int, seed: tf.Tensor
+) -> AffineParams:
     """Parameters drawn as `ImageDataGenerator.get_random_transform` draws them, from a stateless seed."""
     seeds = tf.random.experimental.stateless_split(tf.convert_to_tensor(seed), num=7)
 
@@ -146,9 +147,16 @@ def affine_transform(images: tf.Tensor, params: AffineParams) -> tf.Tensor:
     matrix = affine_matrices(params, size[0], size[1])
     # ImageProjectiveTransform works in (x=column, y=row): x_in = a0 x + a1 y + a2, y_in = b0 x + b1 y + b2.
     transforms = tf.stack(
-        [matrix[:, 1, 1], matrix[:, 1, 0], matrix[:, 1, 2],
-         matrix[:, 0, 1], matrix[:, 0, 0], matrix[:, 0, 2],
-         tf.zeros_like(params.rotation), tf.zeros_like(params.rotation)],
+        [
+            matrix[:, 1, 1],
+            matrix[:, 1, 0],
+            matrix[:, 1, 2],
+            matrix[:, 0, 1],
+            matrix[:, 0, 0],
+            matrix[:, 0, 2],
+            tf.zeros_like(params.rotation),
+            tf.zeros_like(params.rotation),
+        ],
         axis=1,
     )
     warped = tf.raw_ops.ImageProjectiveTransformV3(

@@ -116,9 +116,7 @@ def verdict(mean: float | None, band: Band | None, data: str) -> str:
     return {"inside": REPRODUCED, "below": BELOW, "above": ABOVE}[position]
 
 
-def regression_band(
-    expected_mean: float, expected_sd: float, floor: float = DEFAULT_FLOOR
-) -> tuple[float, float]:
+def regression_band(expected_mean: float, expected_sd: float, floor: float = DEFAULT_FLOOR) -> tuple[float, float]:
     """Where our own result is expected to land again: our mean ± max(2·sd, floor)."""
     _check_number("expected_mean", expected_mean, signed=True)
     _check_number("expected_sd", expected_sd)

@@ -44,9 +44,7 @@ def _check_one(meta: ReplicationMetadata, record: dict) -> list[str]:
             continue
         low, high = regression_band(expected.mean, expected.sd, expected.floor)
         if not low <= row["mean"] <= high:
-            problems.append(
-                f"{label}: mean {row['mean']:.4f} outside regression band [{low:.4f}, {high:.4f}]"
-            )
+            problems.append(f"{label}: mean {row['mean']:.4f} outside regression band [{low:.4f}, {high:.4f}]")
     return problems
 
 
@@ -64,9 +62,7 @@ def check_records(results_dir: Path | None = None, *, root: Path | None = None) 
             continue
         reasons = stale_reasons(meta, record)
         if reasons:
-            warnings.append(
-                f"{replication_id}: latest full record is stale ({', '.join(reasons)}); re-run it"
-            )
+            warnings.append(f"{replication_id}: latest full record is stale ({', '.join(reasons)}); re-run it")
         problems.extend(_check_one(meta, record))
     return CheckReport(problems, warnings)
 
@@ -78,8 +74,6 @@ def check_value_in_regression_band(
     expected = meta.expected_for(metric, setting)
     if expected is None or expected.mean is None:
         known = ", ".join(f"{e.metric} [{e.setting}]" for e in meta.expected if e.mean is not None) or "none"
-        raise MetadataError(
-            f"{meta.path}: no expected mean for {metric} [{setting}] (expected entries: {known})"
-        )
+        raise MetadataError(f"{meta.path}: no expected mean for {metric} [{setting}] (expected entries: {known})")
     low, high = regression_band(expected.mean, expected.sd, expected.floor)
     return low <= value <= high, low, high

@@ -79,9 +79,7 @@ def read_frame(path: Path) -> np.ndarray:
     return image if image.shape[-1] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
 
 
-def predict_images(
-    paths: Sequence[Path | str], bundle: Bundle, detector: FaceDetector | None = None
-) -> list[dict]:
+def predict_images(paths: Sequence[Path | str], bundle: Bundle, detector: FaceDetector | None = None) -> list[dict]:
     """Per image: its faces (box, label, confidence, probabilities); no face gives an empty list and a note."""
     detector = detector or FaceDetector()
     results = []

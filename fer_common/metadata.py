@@ -202,9 +202,7 @@ class _Checker:
         unknown = sorted(set(value) - required - optional)
         if unknown:
             allowed = ", ".join(sorted(required | optional))
-            raise self.fail(
-                f"{where}.{unknown[0]}" if where else unknown[0], f"unknown field (allowed: {allowed})"
-            )
+            raise self.fail(f"{where}.{unknown[0]}" if where else unknown[0], f"unknown field (allowed: {allowed})")
 
     def text(self, value: Any, where: str, *, empty: bool = False) -> str:
         if not isinstance(value, str) or (not empty and not value.strip()):
@@ -261,9 +259,7 @@ def _unknown_override(base: dict, override: dict, prefix: str = "") -> str | Non
 def _parse(raw: Any, path: Path) -> ReplicationMetadata:
     c = _Checker(path)
     raw = c.mapping(raw, "(top level)")
-    c.known_keys(
-        raw, "", {k for k, req in _TOP_LEVEL.items() if req}, {k for k, req in _TOP_LEVEL.items() if not req}
-    )
+    c.known_keys(raw, "", {k for k, req in _TOP_LEVEL.items() if req}, {k for k, req in _TOP_LEVEL.items() if not req})
 
     replication_id = c.text(raw["id"], "id")
     if path.name == METADATA_FILE and path.parent.name != replication_id:
@@ -300,10 +296,7 @@ def _parse(raw: Any, path: Path) -> ReplicationMetadata:
             raise c.fail(f"{where}.config.{typo}", "overrides a key that `config` does not have")
         profile_seeds = c.seeds(entry["seeds"], f"{where}.seeds") if "seeds" in entry else None
         profile_settings = (
-            [
-                c.choice(item, f"{where}.settings", tuple(settings))
-                for item in c.items(entry["settings"], where)
-            ]
+            [c.choice(item, f"{where}.settings", tuple(settings)) for item in c.items(entry["settings"], where)]
             if "settings" in entry
             else None
         )
@@ -323,24 +316,16 @@ def _parse(raw: Any, path: Path) -> ReplicationMetadata:
     for i, entry in enumerate(c.items(raw.get("reported"), "reported")):
         where = f"reported[{i}]"
         entry = c.mapping(entry, where)
-        c.known_keys(
-            entry, where, {"metric", "setting", "value", "where"}, {"n_test", "kind", "floor", "note"}
-        )
+        c.known_keys(entry, where, {"metric", "setting", "value", "where"}, {"n_test", "kind", "floor", "note"})
         kind = c.choice(entry.get("kind", default_kind(entry["metric"])), f"{where}.kind", KINDS)
         value = c.number(entry["value"], f"{where}.value")
         if kind == "proportion":
             if not 0.0 <= value <= 1.0:
-                raise c.fail(
-                    f"{where}.value", f"a proportion must lie in [0, 1] (83.25% is 0.8325), got {value}"
-                )
+                raise c.fail(f"{where}.value", f"a proportion must lie in [0, 1] (83.25% is 0.8325), got {value}")
             if "n_test" not in entry:
-                raise c.fail(
-                    f"{where}.n_test", "is missing (a proportion's band needs the paper's test size)"
-                )
+                raise c.fail(f"{where}.n_test", "is missing (a proportion's band needs the paper's test size)")
         elif "floor" not in entry:
-            raise c.fail(
-                f"{where}.floor", "is missing (a kind: value row takes its band floor from metadata)"
-            )
+            raise c.fail(f"{where}.floor", "is missing (a kind: value row takes its band floor from metadata)")
         figure = ReportedFigure(
             metric=c.text(entry["metric"], f"{where}.metric"),
             setting=setting_of(entry["setting"], f"{where}.setting"),
@@ -373,9 +358,7 @@ def _parse(raw: Any, path: Path) -> ReplicationMetadata:
         where = f"assumptions[{i}]"
         entry = c.mapping(entry, where)
         c.known_keys(entry, where, {"choice", "why"}, set())
-        assumptions.append(
-            Assumption(c.text(entry["choice"], f"{where}.choice"), c.text(entry["why"], f"{where}.why"))
-        )
+        assumptions.append(Assumption(c.text(entry["choice"], f"{where}.choice"), c.text(entry["why"], f"{where}.why")))
 
     expected = []
     for i, entry in enumerate(c.items(raw.get("expected"), "expected")):
@@ -385,9 +368,7 @@ def _parse(raw: Any, path: Path) -> ReplicationMetadata:
         metric = c.text(entry["metric"], f"{where}.metric")
         setting = setting_of(entry["setting"], f"{where}.setting")
         if (metric, setting) not in rows_seen:
-            raise c.fail(
-                where, f"no reported or beyond_paper row for metric {metric!r} in setting {setting!r}"
-            )
+            raise c.fail(where, f"no reported or beyond_paper row for metric {metric!r} in setting {setting!r}")
         verdict = c.choice(entry["verdict"], f"{where}.verdict", VERDICTS)
         if entry["mean"] is None and verdict != NOT_RUN:
             raise c.fail(f"{where}.mean", f"may be null only with verdict {NOT_RUN!r}")

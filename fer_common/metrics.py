@@ -61,9 +61,7 @@ def as_labels(y_true: Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def as_probabilities(
-    probabilities: np.ndarray | Sequence[Sequence[float]], n: int, n_classes: int
-) -> np.ndarray:
+def as_probabilities(probabilities: np.ndarray | Sequence[Sequence[float]], n: int, n_classes: int) -> np.ndarray:
     """Float (n, n_classes) probabilities, finite and within [0, 1]."""
     p = np.asarray(probabilities, dtype=np.float64)
     if p.shape != (n, n_classes):

@@ -64,9 +64,7 @@ def plot_confusion_matrix(
     axis = figure.add_subplot()
     vmax = 1.0 if normalized else max(values.max(), 1.0)
     image = axis.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax)
-    figure.colorbar(
-        image, ax=axis, fraction=0.046, pad=0.04, label="share of true class" if normalized else "count"
-    )
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of true class" if normalized else "count")
     for i in range(k):
         for j in range(k):
             text = f"{values[i, j]:.0%}" if normalized else f"{int(round(values[i, j]))}"

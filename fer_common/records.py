@@ -412,9 +412,7 @@ def build_record(
     meta.resolve(profile)  # MetadataError for a profile the metadata does not define
     unknown = sorted(set(settings) - set(meta.settings))
     if unknown:
-        raise ValueError(
-            f"{meta.id}: settings {unknown} are not declared in metadata (known: {list(meta.settings)})"
-        )
+        raise ValueError(f"{meta.id}: settings {unknown} are not declared in metadata (known: {list(meta.settings)})")
     complete = {}
     for name, entry in settings.items():
         by_seed = {str(seed): value for seed, value in entry.get("seeds", {}).items()}
@@ -482,9 +480,7 @@ def validate_record(record: Any) -> None:
             f"must be a simple name (letters, digits, _ . -), got {record[key]!r}",
         )
     _require(record["data"] in DATA_KINDS, "data", f"must be one of {DATA_KINDS}, got {record['data']!r}")
-    _require(
-        record["missing"] is None or isinstance(record["missing"], str), "missing", "must be text or null"
-    )
+    _require(record["missing"] is None or isinstance(record["missing"], str), "missing", "must be text or null")
     _require(
         record["data"] != "missing" or isinstance(record["missing"], str),
         "missing",
@@ -554,9 +550,7 @@ def validate_record(record: Any) -> None:
     try:
         datetime.strptime(created, _CREATED)
     except (TypeError, ValueError):
-        raise RecordError(
-            f"provenance.created_utc: must look like 2024-05-01T12:00:00Z, got {created!r}"
-        ) from None
+        raise RecordError(f"provenance.created_utc: must look like 2024-05-01T12:00:00Z, got {created!r}") from None
 
 
 # --- files ------------------------------------------------------------------------------------------

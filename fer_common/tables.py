@@ -204,13 +204,10 @@ def render_markdown(rows: list[dict]) -> str:
             lines += [f"**{first['verdict']}**", ""]
             continue
         lines.append(
-            f"**Verdicts:** {_summary(group)} · data: {first['data']} · commit `{first['commit']}` · "
-            f"{first['date']}"
+            f"**Verdicts:** {_summary(group)} · data: {first['data']} · commit `{first['commit']}` · {first['date']}"
         )
         if first["stale"]:
-            lines.append(
-                f"\n> **Stale:** {first['stale_reason']} since this record; re-run `make replicate-{paper}`."
-            )
+            lines.append(f"\n> **Stale:** {first['stale_reason']} since this record; re-run `make replicate-{paper}`.")
         notes = {r["note"] for r in group}
         shared_note = notes.pop() if len(notes) == 1 else ""
         if shared_note:  # e.g. what a `not run` replication is missing: said once, not on every row
@@ -326,9 +323,7 @@ def _write(rows: list[dict], results_dir: Path | None) -> list[Path]:
     ]
 
 
-def build_table(
-    results_dir: Path | None = None, *, root: Path | None = None, write: bool = True
-) -> list[dict]:
+def build_table(results_dir: Path | None = None, *, root: Path | None = None, write: bool = True) -> list[dict]:
     """Rows of the results table; with write=True also writes TABLE.md, .csv and .tex into results_dir."""
     rows = collect_rows(results_dir, root)
     if write:

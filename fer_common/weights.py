@@ -24,9 +24,7 @@ import numpy as np
 
 from fer_common.errors import WeightsError
 
-_HOW_TO_SKIP = (
-    "or run with `--weights none` to train from scratch (the result is then labelled 'from scratch')"
-)
+_HOW_TO_SKIP = "or run with `--weights none` to train from scratch (the result is then labelled 'from scratch')"
 
 # PyTorch parameter suffix -> Keras variable name, per Keras layer type.
 _TORCH_TO_KERAS_NAMES: dict[type, dict[str, str]] = {
@@ -180,9 +178,7 @@ def _text(value: bytes | str) -> str:
 # ---- PyTorch state_dict arrays (.npz) -----------------------------------------------------------------
 
 
-def _load_torch_npz(
-    model: keras.Model, path: Path, *, expected_name: str, skip_modules: Collection[str]
-) -> None:
+def _load_torch_npz(model: keras.Model, path: Path, *, expected_name: str, skip_modules: Collection[str]) -> None:
     try:
         with np.load(path) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -230,9 +226,7 @@ def _keras_values(
     """The layer's weights, in Keras order and layout, from one torch module's arrays."""
     names = next((names for kind, names in _TORCH_TO_KERAS_NAMES.items() if isinstance(layer, kind)), None)
     if names is None:
-        raise WeightsError(
-            f"{expected_name}: cannot map torch arrays onto Keras layer type {type(layer).__name__}."
-        )
+        raise WeightsError(f"{expected_name}: cannot map torch arrays onto Keras layer type {type(layer).__name__}.")
     by_keras_name = {names[parameter]: array for parameter, array in parameters.items() if parameter in names}
     values = []
     for variable in layer.weights:

@@ -48,10 +48,12 @@ class Written:
 
     def prefixed(self, prefix: str) -> Written:
         """The same files seen from a parent folder: `prefix` put before every path."""
-        return Written(*(
-            {prefix + path: value for path, value in table.items()}
-            for table in (self.images, self.labels, self.splits)
-        ))
+        return Written(
+            *(
+                {prefix + path: value for path, value in table.items()}
+                for table in (self.images, self.labels, self.splits)
+            )
+        )
 
 
 def make_fer_folders(root: Path, per_split: dict[str, int] | None = None, seed: int = 0) -> Written:

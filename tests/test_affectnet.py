@@ -42,9 +42,7 @@ def make_list_file_edition(root: Path, per_expression: int = 8) -> pd.DataFrame:
     image sits directly under root (the fallback location); the second row's box runs past the image edge.
     Returns the rows written, in order, with a `split` column."""
     photos = [
-        (photo, code)
-        for expression, code in CFD_CODES.items()
-        for photo in _cfd_photos(expression, per_expression)
+        (photo, code) for expression, code in CFD_CODES.items() for photo in _cfd_photos(expression, per_expression)
     ]
     extra_neutral = sorted(CFD.glob("CFD-*-N.jpg"))[per_expression : per_expression + 3]
     photos += [(photo, code) for photo, code in zip(extra_neutral, (8, 9, 10), strict=True)]
@@ -55,11 +53,20 @@ def make_list_file_edition(root: Path, per_expression: int = 8) -> pd.DataFrame:
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(photo, folder / relative)
         box = EDGE_BOX if index == 1 else CENTRE_BOX
-        rows.append({
-            "subDirectory_filePath": relative, "face_x": box[0], "face_y": box[1], "face_width": box[2],
-            "face_height": box[3], "facial_landmarks": "70.1;80.2;90.3", "expression": code,
-            "valence": 0.25, "arousal": -0.5, "split": "validation" if index % 4 == 3 else "training",
-        })
+        rows.append(
+            {
+                "subDirectory_filePath": relative,
+                "face_x": box[0],
+                "face_y": box[1],
+                "face_width": box[2],
+                "face_height": box[3],
+                "facial_landmarks": "70.1;80.2;90.3",
+                "expression": code,
+                "valence": 0.25,
+                "arousal": -0.5,
+                "split": "validation" if index % 4 == 3 else "training",
+            }
+        )
     table = pd.DataFrame(rows)
     for split in ("training", "validation"):
         table[table["split"] == split][list(LIST_FILE_COLUMNS)].to_csv(root / f"{split}.csv", index=False)

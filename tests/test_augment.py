@@ -29,14 +29,14 @@ def smooth_image(size: int = 48) -> np.ndarray:
 
 
 def params(count: int = 1, **values: float) -> AffineParams:
-    defaults = {"rotation": 0, "shift_rows": 0, "shift_cols": 0, "shear": 0, "zoom_rows": 1, "zoom_cols": 1,
-                "flip": 0}
+    defaults = {"rotation": 0, "shift_rows": 0, "shift_cols": 0, "shear": 0, "zoom_rows": 1, "zoom_cols": 1, "flip": 0}
     defaults.update(values)
     return AffineParams(**{name: tf.fill([count], float(value)) for name, value in defaults.items()})
 
 
-def keras2_apply_affine_transform(image: np.ndarray, theta: float, tx: float, ty: float, shear: float,
-                                  zx: float, zy: float) -> np.ndarray:
+def keras2_apply_affine_transform(
+    image: np.ndarray, theta: float, tx: float, ty: float, shear: float, zx: float, zy: float
+) -> np.ndarray:
     """Keras 2's `apply_affine_transform` (channels last, fill_mode nearest, order 1), for reference."""
     ndimage = pytest.importorskip("scipy.ndimage")
     theta, shear = np.deg2rad(theta), np.deg2rad(shear)
@@ -114,8 +114,14 @@ def test_matches_keras2_apply_affine_transform(channels):
         np.testing.assert_allclose(output, expected, atol=1e-4)
 
 
-FULL = AugmentConfig(rotation_range=15, width_shift_range=0.1, height_shift_range=0.1, shear_range=10,
-                     zoom_range=0.15, horizontal_flip=True)
+FULL = AugmentConfig(
+    rotation_range=15,
+    width_shift_range=0.1,
+    height_shift_range=0.1,
+    shear_range=10,
+    zoom_range=0.15,
+    horizontal_flip=True,
+)
 
 
 def test_same_seed_same_output_different_seed_different_output():

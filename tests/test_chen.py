@@ -55,9 +55,7 @@ def test_full_protocol_one_seed_lands_in_the_recorded_regression_band():
 
     record, _ = run_replication("chen", "ci", write=False, make_plots=False)
     accuracy = record["settings"]["random_split"]["summary"]["accuracy"]["mean"]
-    ok, low, high = check_value_in_regression_band(
-        load_metadata("chen"), "accuracy", "random_split", accuracy
-    )
+    ok, low, high = check_value_in_regression_band(load_metadata("chen"), "accuracy", "random_split", accuracy)
     assert ok, (
         f"Chen full protocol, one seed: accuracy {accuracy:.4f} outside the regression band [{low:.4f}, {high:.4f}]"
     )

@@ -244,8 +244,11 @@ def test_missing_keras_file_offers_weights_none(tmp_path):
 
 @pytest.mark.parametrize(
     ("file_name", "expected"),
-    [("broken.h5", "not a readable HDF5 file"), ("broken.npz", "not a readable .npz file"),
-     ("resnet18.pth", "(?s)not a Keras .weights.h5/.h5 file nor a .npz .* np.savez")],
+    [
+        ("broken.h5", "not a readable HDF5 file"),
+        ("broken.npz", "not a readable .npz file"),
+        ("resnet18.pth", "(?s)not a Keras .weights.h5/.h5 file nor a .npz .* np.savez"),
+    ],
 )
 def test_unreadable_or_unknown_weight_files_are_refused(tmp_path, file_name, expected):
     (tmp_path / file_name).write_bytes(b"not weights")

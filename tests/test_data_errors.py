@@ -98,8 +98,11 @@ def test_csv_pixel_out_of_range_names_the_row(tmp_path):
 
 @pytest.mark.parametrize(
     "row, expected",
-    [("7,{p},Training", r"row 1 .*emotion '7'"), ("x,{p},Training", r"row 1 .*emotion 'x'"),
-     ("0,{p},Validation", r"row 1 .*Usage 'Validation'; expected one of Training, PublicTest, PrivateTest")],
+    [
+        ("7,{p},Training", r"row 1 .*emotion '7'"),
+        ("x,{p},Training", r"row 1 .*emotion 'x'"),
+        ("0,{p},Validation", r"row 1 .*Usage 'Validation'; expected one of Training, PublicTest, PrivateTest"),
+    ],
 )
 def test_csv_bad_emotion_or_usage_names_the_row(tmp_path, row, expected):
     root = write_csv_text(tmp_path / "fer2013.csv", "emotion,pixels,Usage\n" + row.format(p=pixels()) + "\n")

@@ -20,15 +20,35 @@ from .fixtures_data import make_ckplus, make_fer_folders, real_root, write_fer_c
 
 # Official FER2013 class counts per Usage (fer2013.csv), in the CSV's class order.
 FER2013_COUNTS = {
-    "Training": {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171,
-                 "neutral": 4965},
-    "PublicTest": {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653, "surprise": 415,
-                   "neutral": 607},
-    "PrivateTest": {"angry": 491, "disgust": 55, "fear": 528, "happy": 879, "sad": 594, "surprise": 416,
-                    "neutral": 626},
+    "Training": {
+        "angry": 3995,
+        "disgust": 436,
+        "fear": 4097,
+        "happy": 7215,
+        "sad": 4830,
+        "surprise": 3171,
+        "neutral": 4965,
+    },
+    "PublicTest": {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653, "surprise": 415, "neutral": 607},
+    "PrivateTest": {
+        "angry": 491,
+        "disgust": 55,
+        "fear": 528,
+        "happy": 879,
+        "sad": 594,
+        "surprise": 416,
+        "neutral": 626,
+    },
 }
-CKPLUS48_COUNTS = {"anger": 135, "contempt": 54, "disgust": 177, "fear": 75, "happy": 207, "sadness": 84,
-                   "surprise": 249}
+CKPLUS48_COUNTS = {
+    "anger": 135,
+    "contempt": 54,
+    "disgust": 177,
+    "fear": 75,
+    "happy": 207,
+    "sadness": 84,
+    "surprise": 249,
+}
 CFD_COUNTS = {"N": 691, "HC": 36, "HO": 35, "A": 34, "F": 27}
 
 
@@ -122,11 +142,13 @@ def test_fer2013_csv_edition_matches_folder_edition_on_real_images(fer2013_loads
     folder_edition = fer2013_loads[0]
     # Three images of every class in every split: 63 real images, all labels and usages represented.
     splits = folder_edition.meta["split"].to_numpy()
-    chosen = np.concatenate([
-        np.flatnonzero((folder_edition.labels == label) & (splits == usage))[:3]
-        for usage in fer2013.SPLITS
-        for label in range(len(fer2013.CLASS_NAMES))
-    ])
+    chosen = np.concatenate(
+        [
+            np.flatnonzero((folder_edition.labels == label) & (splits == usage))[:3]
+            for usage in fer2013.SPLITS
+            for label in range(len(fer2013.CLASS_NAMES))
+        ]
+    )
     expected = folder_edition.subset(chosen)
     usages = expected.meta["split"].tolist()
     write_fer_csv(tmp_path / "csv" / csv_name, expected.images, expected.labels, usages)
@@ -207,8 +229,9 @@ def test_fer2013_folder_edition_synthetic(tmp_path):
 def test_fer2013_csv_edition_matches_folder_edition_synthetic(tmp_path, csv_name):
     make_fer_folders(tmp_path / "folders")
     folder_edition = load_dataset("fer2013", tmp_path / "folders", progress=False)
-    write_fer_csv(tmp_path / "csv" / csv_name, folder_edition.images, folder_edition.labels,
-                  folder_edition.meta["split"].tolist())
+    write_fer_csv(
+        tmp_path / "csv" / csv_name, folder_edition.images, folder_edition.labels, folder_edition.meta["split"].tolist()
+    )
     csv_edition = load_dataset("fer2013", tmp_path / "csv", progress=False)
     np.testing.assert_array_equal(csv_edition.images, folder_edition.images)
     np.testing.assert_array_equal(csv_edition.labels, folder_edition.labels)
@@ -232,8 +255,14 @@ def test_ckplus48_synthetic_in_kaggle_subfolder(tmp_path):
 
 
 def test_cfd_synthetic_crops_resizes_and_regroups(tmp_path):
-    names = ["CFD-WM-001-011-N.jpg", "CFD-WM-001-012-HO.jpg", "CFD-WM-002-011-A.jpg", "CFD-BF-200-080-N.jpg",
-             "CFD-BF-003-016-F.jpg", "CFD-AF-200-228-N.jpg"]
+    names = [
+        "CFD-WM-001-011-N.jpg",
+        "CFD-WM-001-012-HO.jpg",
+        "CFD-WM-002-011-A.jpg",
+        "CFD-BF-200-080-N.jpg",
+        "CFD-BF-003-016-F.jpg",
+        "CFD-AF-200-228-N.jpg",
+    ]
     colour = np.zeros((300, 200, 3), np.uint8)
     colour[:, :, 2] = 200  # OpenCV writes BGR, so this is red
     for index, name in enumerate(names):

@@ -40,9 +40,7 @@ def test_training_curves_reject_empty_history(tmp_path):
 @pytest.mark.parametrize("normalized", [True, False])
 def test_confusion_matrix(tmp_path, normalized):
     counts = [[8, 1, 1], [0, 10, 0], [3, 0, 0]]
-    path = plot_confusion_matrix(
-        counts, CLASSES, tmp_path / "sub" / "cm.png", "Confusion", normalized=normalized
-    )
+    path = plot_confusion_matrix(counts, CLASSES, tmp_path / "sub" / "cm.png", "Confusion", normalized=normalized)
     assert _is_png(path)
 
 

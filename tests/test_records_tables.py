@@ -175,11 +175,7 @@ def test_resolve_profiles(root):
             r"reported\[0\].value",
         ),
         (
-            {
-                "reported": [
-                    {"metric": "accuracy", "setting": "nowhere", "value": 0.8, "n_test": 197, "where": "T1"}
-                ]
-            },
+            {"reported": [{"metric": "accuracy", "setting": "nowhere", "value": 0.8, "n_test": 197, "where": "T1"}]},
             r"reported\[0\].setting",
         ),
         (
@@ -197,11 +193,7 @@ def test_resolve_profiles(root):
             r"reported\[0\].floor",
         ),
         (
-            {
-                "expected": [
-                    {"metric": "accuracy", "setting": "random_split", "verdict": "great", "mean": 0.9}
-                ]
-            },
+            {"expected": [{"metric": "accuracy", "setting": "random_split", "verdict": "great", "mean": 0.9}]},
             r"expected\[0\].verdict",
         ),
         ({"reportd": []}, "reportd"),
@@ -259,9 +251,7 @@ def test_rows_bands_verdicts_and_ci(root):
     recall = rows[("recall/pos", "random_split")]  # 0.99 reported; we get 0.9/1.0 on 5 positives
     assert recall["ci"] is not None and recall["verdict"] == REPRODUCED
     beyond = rows[("accuracy", "subject_split")]
-    assert (
-        beyond["verdict"] == BEYOND_PAPER and beyond["band"] is None and beyond["mean"] == pytest.approx(0.65)
-    )
+    assert beyond["verdict"] == BEYOND_PAPER and beyond["band"] is None and beyond["mean"] == pytest.approx(0.65)
     provenance = record["provenance"]
     assert provenance["seeds"] == [0, 1] and provenance["dataset_checksum"] == "sha256:toy"
     assert set(records.PROVENANCE_KEYS) <= set(provenance) and "numpy" in provenance["packages"]
@@ -452,9 +442,7 @@ def test_table_marks_records_made_under_other_metadata_stale(root, results):
 def _expect(root, verdict: str, mean: float, sd: float = 0.01) -> None:
     _edit_metadata(
         root,
-        expected=[
-            {"metric": "accuracy", "setting": "random_split", "verdict": verdict, "mean": mean, "sd": sd}
-        ],
+        expected=[{"metric": "accuracy", "setting": "random_split", "verdict": verdict, "mean": mean, "sd": sd}],
     )
 
 

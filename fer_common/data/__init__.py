@@ -28,8 +28,9 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo("fer2013", "FER2013 (ICML 2013 challenge)", fer2013.HOW_TO_GET, fer2013.load_fer2013),
-        DatasetInfo("ckplus48", "CK+48 (Extended Cohn-Kanade, Kaggle edition)", ckplus48.HOW_TO_GET,
-                    ckplus48.load_ckplus48),
+        DatasetInfo(
+            "ckplus48", "CK+48 (Extended Cohn-Kanade, Kaggle edition)", ckplus48.HOW_TO_GET, ckplus48.load_ckplus48
+        ),
         DatasetInfo("cfd", "Chicago Face Database", cfd.HOW_TO_GET, cfd.load_cfd),
         DatasetInfo("affectnet", "AffectNet", affectnet.AFFECTNET_HOW_TO_GET, affectnet.load_affectnet),
     )

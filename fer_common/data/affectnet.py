@@ -82,9 +82,7 @@ _CLASS_FOLDER_SPELLINGS = (
     ("anger", "angry", "6"),
     ("contempt", "contemptuous", "7"),
 )
-_CLASS_OF_FOLDER = {
-    spelling: label for label, names in enumerate(_CLASS_FOLDER_SPELLINGS) for spelling in names
-}
+_CLASS_OF_FOLDER = {spelling: label for label, names in enumerate(_CLASS_FOLDER_SPELLINGS) for spelling in names}
 
 Build = Callable[[], FaceDataset]
 
@@ -124,9 +122,7 @@ def _list_file_edition(root: Path, image_size: int, progress: bool) -> tuple[lis
     def build() -> FaceDataset:
         boxes = table[list(_BOX_COLUMNS)].to_numpy()
         images = _decode_faces(image_files, boxes, image_size, progress)
-        meta = pd.DataFrame(
-            {"path": [relative_name(path, root) for path in image_files], "split": table["split"]}
-        )
+        meta = pd.DataFrame({"path": [relative_name(path, root) for path in image_files], "split": table["split"]})
         for column in ("expression", *_BOX_COLUMNS, *_OPTIONAL_COLUMNS):
             if column in table:
                 meta[column] = table[column].to_numpy()
@@ -158,9 +154,7 @@ def _read_list_file(path: Path) -> pd.DataFrame:
             valid &= numbers.between(0, 10)
         if not valid.all():
             row = int(np.flatnonzero(~valid.to_numpy())[0])
-            expected = (
-                "an integer code 0..10" if column == "expression" else "an integer pixel position or size"
-            )
+            expected = "an integer code 0..10" if column == "expression" else "an integer pixel position or size"
             raise DatasetError(
                 f"AffectNet list file {path} line {row + 2} has {column} {table[column].iloc[row]!r}; "
                 f"expected {expected}."
@@ -333,8 +327,7 @@ def _split_roots(root: Path) -> dict[Path, str]:
     folders = _visible_folders(root)
     if not folders:
         raise DatasetError(
-            f"No AffectNet layout found in {root}: it holds no list files and no folders. "
-            f"{AFFECTNET_HOW_TO_GET}"
+            f"No AffectNet layout found in {root}: it holds no list files and no folders. {AFFECTNET_HOW_TO_GET}"
         )
     if (root / IMAGES_FOLDER).is_dir():
         raise DatasetError(
@@ -342,9 +335,7 @@ def _split_roots(root: Path) -> dict[Path, str]:
             f"files next to it (they come in the same download). {AFFECTNET_HOW_TO_GET}"
         )
     split_folders = {
-        folder: _FOLDER_SPLITS[folder.name.lower()]
-        for folder in folders
-        if folder.name.lower() in _FOLDER_SPLITS
+        folder: _FOLDER_SPLITS[folder.name.lower()] for folder in folders if folder.name.lower() in _FOLDER_SPLITS
     }
     others = [folder.name for folder in folders if folder not in split_folders]
     if split_folders and others:
@@ -370,8 +361,7 @@ def _class_folders(split_root: Path) -> dict[Path, int]:
         twin = next((other for other, other_label in folders.items() if other_label == label), None)
         if twin is not None:
             raise DatasetError(
-                f"AffectNet folder edition: {twin} and {folder} both hold class {CLASS_NAMES[label]}; "
-                "merge them."
+                f"AffectNet folder edition: {twin} and {folder} both hold class {CLASS_NAMES[label]}; merge them."
             )
         folders[folder] = label
     return folders
@@ -379,9 +369,7 @@ def _class_folders(split_root: Path) -> dict[Path, int]:
 
 def _visible_folders(folder: Path) -> list[Path]:
     # Hidden folders and archive clutter such as __MACOSX are not part of the dataset.
-    return sorted(
-        path for path in folder.iterdir() if path.is_dir() and not path.name.startswith((".", "__"))
-    )
+    return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith((".", "__")))
 
 
 def _dropped_counts(codes: np.ndarray) -> dict[str, int]:

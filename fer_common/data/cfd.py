@@ -31,7 +31,11 @@ _FILE_NAME = re.compile(r"^CFD-([A-Z])([A-Z])-(\d+)-(\d+)-([A-Z]+)\.[A-Za-z]+$")
 
 HONG_CLASSES = ("negative", "neutral", "positive")
 _HONG_CLASS_OF_EXPRESSION = {
-    "A": "negative", "F": "negative", "N": "neutral", "HC": "positive", "HO": "positive",
+    "A": "negative",
+    "F": "negative",
+    "N": "neutral",
+    "HC": "positive",
+    "HO": "positive",
 }
 
 HOW_TO_GET = (
@@ -41,9 +45,7 @@ HOW_TO_GET = (
 )
 
 
-def load_cfd(
-    root: Path, *, use_cache: bool = True, progress: bool = True, image_size: int = IMAGE_SIZE
-) -> FaceDataset:
+def load_cfd(root: Path, *, use_cache: bool = True, progress: bool = True, image_size: int = IMAGE_SIZE) -> FaceDataset:
     """Every CFD photo under `root` (searched recursively) as (N, image_size, image_size, 3) RGB."""
     root = Path(root)
     files = _find_photos(root)

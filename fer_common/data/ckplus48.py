@@ -47,16 +47,16 @@ def load_ckplus48(root: Path, *, use_cache: bool = True, progress: bool = True) 
 
     def build() -> FaceDataset:
         subjects, sequences, frames = zip(*(_parse_file_name(path) for path in files), strict=True)
-        images = read_images(
-            files, color="gray", size=(IMAGE_SIZE, IMAGE_SIZE), progress=progress, description="CK+48"
+        images = read_images(files, color="gray", size=(IMAGE_SIZE, IMAGE_SIZE), progress=progress, description="CK+48")
+        meta = pd.DataFrame(
+            {
+                "subject": list(subjects),
+                "sequence": np.array(sequences, dtype=np.int64),
+                "frame": np.array(frames, dtype=np.int64),
+                "path": [relative_name(path, root) for path in files],
+                "split": "all",
+            }
         )
-        meta = pd.DataFrame({
-            "subject": list(subjects),
-            "sequence": np.array(sequences, dtype=np.int64),
-            "frame": np.array(frames, dtype=np.int64),
-            "path": [relative_name(path, root) for path in files],
-            "split": "all",
-        })
         labels = np.array([label for _, label in labelled], dtype=np.int64)
         groups = np.array(subjects, dtype=str)
         return FaceDataset(NAME, images, labels, list(CLASS_NAMES), meta, groups=groups)

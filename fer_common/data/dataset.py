@@ -35,11 +35,7 @@ class FaceDataset:
             raise ValueError(
                 f"{self.name}: images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}"
             )
-        if (
-            len(self.labels) != n
-            or len(self.meta) != n
-            or (self.groups is not None and len(self.groups) != n)
-        ):
+        if len(self.labels) != n or len(self.meta) != n or (self.groups is not None and len(self.groups) != n):
             raise ValueError(f"{self.name}: images, labels, meta and groups must have the same length ({n})")
 
     def __len__(self) -> int:

@@ -68,9 +68,7 @@ def load_fer2013_folders(root: Path, *, use_cache: bool = True, progress: bool =
     def build() -> FaceDataset:
         # Listing and checking the layout happens here, on a cache miss: an unchanged tree was valid.
         labelled = [
-            item
-            for folder in folders
-            for item in scan_class_folders(folder, CLASS_NAMES, f"FER2013 {folder.name}/")
+            item for folder in folders for item in scan_class_folders(folder, CLASS_NAMES, f"FER2013 {folder.name}/")
         ]
         files = [path for path, _ in labelled]
         splits = [_split_from_file_name(path) for path in files]
@@ -80,8 +78,9 @@ def load_fer2013_folders(root: Path, *, use_cache: bool = True, progress: bool =
         meta = pd.DataFrame({"path": [relative_name(path, root) for path in files], "split": splits})
         labels = np.array([label for _, label in labelled], dtype=np.int64)
         checksum = content_checksum(files, root)
-        return FaceDataset(NAME, images, labels, list(CLASS_NAMES), meta, checksum=checksum,
-                           extra={"edition": "folders"})
+        return FaceDataset(
+            NAME, images, labels, list(CLASS_NAMES), meta, checksum=checksum, extra={"edition": "folders"}
+        )
 
     options = {"edition": "folders", "version": LOADER_VERSION}
     fingerprint = tree_fingerprint(folders, root)
@@ -179,9 +178,7 @@ def _parse_pixels(column: pd.Series, csv_path: Path, progress: bool) -> np.ndarr
                 f"{where}: the pixels field must hold whitespace-separated integers, found {text[:40]!r}..."
             ) from None
         if values.size != expected:
-            raise DatasetError(
-                f"{where}: the pixels field holds {values.size} values; expected {expected} (48x48)."
-            )
+            raise DatasetError(f"{where}: the pixels field holds {values.size} values; expected {expected} (48x48).")
         if values.min() < 0 or values.max() > 255:
             raise DatasetError(f"{where}: pixel values must be 0..255, found {values.min()}..{values.max()}.")
         images[index, :, :, 0] = values.reshape(IMAGE_SIZE, IMAGE_SIZE)

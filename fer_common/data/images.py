@@ -35,9 +35,7 @@ def list_image_files(folder: Path) -> list[Path]:
     return sorted((path for path in folder.iterdir() if is_image_name(path.name)), key=lambda path: path.name)
 
 
-def scan_class_folders(
-    folder: Path, class_names: Sequence[str], description: str
-) -> list[tuple[Path, int]]:
+def scan_class_folders(folder: Path, class_names: Sequence[str], description: str) -> list[tuple[Path, int]]:
     """(file, label) for every image in `folder/<class name>/`, classes in `class_names` order.
 
     Every class must have a non-empty folder and no other folders may be present: a missing, extra

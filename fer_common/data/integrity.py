@@ -64,8 +64,7 @@ def read_sha256sums(folder: Path) -> dict[str, str]:
         match = _SUMS_LINE.match(line)
         if match is None:
             raise DatasetError(
-                f"{sums_path} line {number} is not '<64 hex digits>  <path>' as sha256sum writes: "
-                f"{line[:80]!r}."
+                f"{sums_path} line {number} is not '<64 hex digits>  <path>' as sha256sum writes: {line[:80]!r}."
             )
         name = match.group(2).removeprefix("./")
         expected[name] = match.group(1).lower()
@@ -110,10 +109,7 @@ def source_fingerprint(files: Iterable[Path], root: Path) -> str:
     removed, replaced or touched, without reading their contents."""
     prefix = os.path.join(root, "")
     try:
-        lines = [
-            _stat_line(_relative_to_prefix(path, prefix, root), os.stat(path))
-            for path in map(os.fspath, files)
-        ]
+        lines = [_stat_line(_relative_to_prefix(path, prefix, root), os.stat(path)) for path in map(os.fspath, files)]
     except OSError as error:
         raise DatasetError(f"Cannot read {error.filename}: {error.strerror}.") from error
     return _sorted_digest(lines)
