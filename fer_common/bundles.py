@@ -141,35 +141,36 @@ def save_bundle_file(
     )
 
 
-def best_seed_bundle(name: str, folder: Path | None = None) -> Path:
-    """The `.keras` file of bundle `name` in FER_MODELS_DIR, or, when there is none, of the `name-seed<N>`
-    bundle with the highest recorded accuracy (the lowest seed on ties)."""
+def choose_bundle(name: str, folder: Path | None = None) -> tuple[Path, list[Path]]:
+    """The `.keras` file of bundle `name` in FER_MODELS_DIR and the bundles it was chosen among: `name` itself
+    when it exists, otherwise the `name-seed<N>` bundle with the highest recorded accuracy (the lowest seed on
+    ties), chosen among all `name-seed<N>` bundles that record an accuracy."""
     folder = models_dir() if folder is None else folder
     exact = folder / f"{name}.keras"
     if exact.is_file():
-        return exact
+        return exact, [exact]
     scored = []
-    for keras_path in sorted(folder.glob(f"{name}-seed*.keras")):
+    for keras_path in folder.glob(f"{name}-seed*.keras"):
         _, _, source = _read_metadata(keras_path.with_suffix(".json"))
         if source.get("accuracy") is not None:
             scored.append((-float(source["accuracy"]), int(source.get("seed", 0)), keras_path))
     if not scored:
         raise FerError(f"No bundle {name!r} or {name}-seed<N> with a recorded accuracy in {folder}. {HOW_TO_MAKE}")
-    return min(scored)[2]
+    scored.sort()
+    return scored[0][2], sorted(path for *_, path in scored)
 
 
 def ship_bundle(name: str, as_name: str, target_dir: Path = PACKAGE_BUNDLES_DIR) -> Path:
-    """Copy a trained bundle (see `best_seed_bundle`) into the package as `<as_name>`, for `predict` and
+    """Copy a trained bundle (see `choose_bundle`) into the package as `<as_name>`, for `predict` and
     `demo` right after set-up. Only the model is kept (no optimizer state: a third of the size); the
     metadata keeps its provenance and says which bundle it came from and how it was chosen."""
-    chosen = best_seed_bundle(name)
+    chosen, candidates = choose_bundle(name)
     class_names, preprocessing, source = _read_metadata(chosen.with_suffix(".json"))
     model = _load_model(chosen)
-    candidates = sorted(path.stem for path in chosen.parent.glob(f"{name}-seed*.keras"))
     source = {
         **source,
         "shipped_from": chosen.stem,
-        "chosen_among": candidates if chosen.stem in candidates else [chosen.stem],
+        "chosen_among": [path.stem for path in candidates],
         "chosen_by": "highest recorded accuracy",
     }
     return save_bundle(model, target_dir / as_name, class_names=class_names, preprocessing=preprocessing, source=source)
