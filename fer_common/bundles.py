@@ -171,7 +171,7 @@ def ship_bundle(name: str, as_name: str, target_dir: Path = PACKAGE_BUNDLES_DIR)
         **source,
         "shipped_from": chosen.stem,
         "chosen_among": [path.stem for path in candidates],
-        "chosen_by": "highest recorded accuracy",
+        "chosen_by": "the bundle of that exact name" if chosen.stem == name else "highest recorded accuracy",
     }
     return save_bundle(model, target_dir / as_name, class_names=class_names, preprocessing=preprocessing, source=source)
 

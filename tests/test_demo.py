@@ -223,11 +223,30 @@ def test_ship_copies_the_best_seed_without_its_optimizer_state(monkeypatch, tmp_
     bundle = load_bundle(shipped)
     assert bundle.source["shipped_from"] == "chen-tiny-seed1"  # best accuracy, lowest seed on the tie
     assert bundle.source["chosen_among"] == ["chen-tiny-seed0", "chen-tiny-seed1", "chen-tiny-seed2"]
+    assert bundle.source["chosen_by"] == "highest recorded accuracy"
     assert bundle.source["accuracy"] == 0.64 and bundle.class_names == list(CLASS_NAMES)
     images, _ = ckplus_faces
     np.testing.assert_array_equal(
         bundle.predict(images), load_bundle(trained / "chen-tiny-seed1.keras").predict(images)
     )
+
+
+def test_ship_prefers_a_bundle_of_the_exact_name(monkeypatch, tmp_path, tiny_model):
+    trained = tmp_path / "trained"
+    for stem, accuracy in [("chen-tiny", 0.5), ("chen-tiny-seed0", 0.9)]:
+        save_bundle(
+            tiny_model,
+            trained / stem,
+            class_names=CLASS_NAMES,
+            preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
+            source={"replication": "chen", "setting": "tiny", "seed": 0, "accuracy": accuracy},
+        )
+    monkeypatch.setenv("FER_MODELS_DIR", str(trained))
+
+    bundle = load_bundle(bundles.ship_bundle("chen-tiny", "chen", target_dir=tmp_path / "package"))
+
+    assert bundle.source["shipped_from"] == "chen-tiny"
+    assert bundle.source["chosen_by"] == "the bundle of that exact name"
 
 
 def test_ship_without_a_scored_bundle_says_how_to_make_one(monkeypatch, tmp_path, capsys):
