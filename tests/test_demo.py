@@ -66,16 +66,20 @@ def tiny_model(ckplus_faces):
     return model
 
 
+def save_tiny_bundle(model, path_stem: Path, *, seed: int = 0, accuracy: float | None = None) -> Path:
+    return save_bundle(
+        model,
+        path_stem,
+        class_names=CLASS_NAMES,
+        preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
+        source={"replication": "chen", "setting": "tiny", "seed": seed, "accuracy": accuracy},
+    )
+
+
 @pytest.fixture(scope="module")
 def saved_models_dir(tmp_path_factory, tiny_model) -> Path:
     folder = tmp_path_factory.mktemp("models")
-    save_bundle(
-        tiny_model,
-        folder / BUNDLE_NAME,
-        class_names=CLASS_NAMES,
-        preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
-        source={"replication": "chen", "setting": "tiny", "seed": 0, "accuracy": None},
-    )
+    save_tiny_bundle(tiny_model, folder / BUNDLE_NAME)
     return folder
 
 
@@ -207,13 +211,7 @@ def test_predict_finds_the_face_in_a_cfd_photo(models_dir, cfd_photos, capsys):
 def test_ship_copies_the_best_seed_without_its_optimizer_state(monkeypatch, tmp_path, tiny_model, ckplus_faces):
     trained = tmp_path / "trained"
     for seed, accuracy in [(0, 0.61), (1, 0.64), (2, 0.64)]:
-        save_bundle(
-            tiny_model,
-            trained / f"chen-tiny-seed{seed}",
-            class_names=CLASS_NAMES,
-            preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
-            source={"replication": "chen", "setting": "tiny", "seed": seed, "accuracy": accuracy},
-        )
+        save_tiny_bundle(tiny_model, trained / f"chen-tiny-seed{seed}", seed=seed, accuracy=accuracy)
     monkeypatch.setenv("FER_MODELS_DIR", str(trained))
 
     shipped = bundles.ship_bundle("chen-tiny", "chen", target_dir=tmp_path / "package")
@@ -234,13 +232,7 @@ def test_ship_copies_the_best_seed_without_its_optimizer_state(monkeypatch, tmp_
 def test_ship_prefers_a_bundle_of_the_exact_name(monkeypatch, tmp_path, tiny_model):
     trained = tmp_path / "trained"
     for stem, accuracy in [("chen-tiny", 0.5), ("chen-tiny-seed0", 0.9)]:
-        save_bundle(
-            tiny_model,
-            trained / stem,
-            class_names=CLASS_NAMES,
-            preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
-            source={"replication": "chen", "setting": "tiny", "seed": 0, "accuracy": accuracy},
-        )
+        save_tiny_bundle(tiny_model, trained / stem, accuracy=accuracy)
     monkeypatch.setenv("FER_MODELS_DIR", str(trained))
 
     bundle = load_bundle(bundles.ship_bundle("chen-tiny", "chen", target_dir=tmp_path / "package"))
