@@ -245,13 +245,15 @@ def cmd_predict(args) -> int:
         print(json.dumps({"model": str(bundle.path), "images": results}, indent=2))
         return 0
     print(f"model: {bundle.path}")
-    print(f"{'image':<40} {'face box (x, y, w, h)':<24} {'emotion':<12} confidence")
+    # The image column is as wide as the longest path, so long paths do not push the other columns out of line.
+    width = max([len("image"), *(len(str(result["image"])) for result in results)])
+    print(f"{'image':<{width}}  {'face box (x, y, w, h)':<24} {'emotion':<12} confidence")
     for result in results:
         if not result["faces"]:
-            print(f"{result['image']:<40} {result['note']}")
+            print(f"{result['image']:<{width}}  {result['note']}")
         for face in result["faces"]:
             box = ", ".join(str(value) for value in face["box"])
-            print(f"{result['image']:<40} {box:<24} {face['label']:<12} {face['confidence']:.1%}")
+            print(f"{result['image']:<{width}}  {box:<24} {face['label']:<12} {face['confidence']:.1%}")
     return 0
 
 
