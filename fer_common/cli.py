@@ -246,7 +246,7 @@ def cmd_predict(args) -> int:
         return 0
     print(f"model: {bundle.path}")
     # The image column is as wide as the longest path, so long paths do not push the other columns out of line.
-    width = max([len("image"), *(len(str(result["image"])) for result in results)])
+    width = max([len("image"), *(len(result["image"]) for result in results)])
     print(f"{'image':<{width}}  {'face box (x, y, w, h)':<24} {'emotion':<12} confidence")
     for result in results:
         if not result["faces"]:
