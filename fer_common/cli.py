@@ -105,10 +105,13 @@ def _executor_options(args):
 
 
 def cmd_run(args) -> int:
-    from fer_common.experiment import run_replication
+    from fer_common.metadata import load_metadata
+    from fer_common.registry import REPLICATIONS
+    from fer_common.runner import format_rows, run_replication
 
-    _, path = run_replication(
-        args.replication,
+    replication = REPLICATIONS.get(args.replication)
+    record, path = run_replication(
+        replication,
         args.profile,
         seeds=args.seeds,
         options=_runtime_options(args),
@@ -117,6 +120,7 @@ def cmd_run(args) -> int:
         config_overrides={"weights": args.weights} if args.weights else None,
         executor=_executor_options(args),
     )
+    print("\n" + format_rows(load_metadata(replication.metadata_file), record) + "\n")
     if path:
         print(f"record written: {path}")
     return 0

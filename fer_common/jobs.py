@@ -1,6 +1,6 @@
 """A run's jobs: what one job is, what it gives back, and the folder that keeps each finished job.
 
-A job is one seed of one setting, or of a few settings a replication declares in `JOB_GROUPS` because they
+A job is one seed of one setting, or of a few settings a replication declares in `job_groups` because they
 share work (Neamtiu's two protocols read one training run: two workers must not train it twice at once).
 
 Every finished job is written at once, atomically, to `<cache>/jobs/<replication>-<profile>-<key>/`:
@@ -8,18 +8,23 @@ Every finished job is written at once, atomically, to `<cache>/jobs/<replication
 figures) and, when the job trained a model the runner may publish as a bundle, `.keras`. The key covers
 the config, the metadata, the replication's code, the data and the runtime options, so a re-run of the same
 configuration reuses what an interrupted run finished, and any change starts afresh. The JSON file is
-written last: a job counts as finished only once it exists.
+written last: a job counts as finished only once it exists. A run holds the folder's lock from its first
+job to its record, so two runs of one configuration started at once take turns instead of deleting each
+other's jobs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,17 +33,19 @@ import numpy as np
 
 from fer_common import paths, records
 from fer_common.bundles import Preprocessing
+from fer_common.contract import Replication, TrainedModel
 from fer_common.metadata import canonical_json
 from fer_common.train import RuntimeOptions
 
-JOB_FORMAT = 1
+JOB_FORMAT = 2
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class JobSpec:
     """Everything a worker needs to run one job; it travels to the worker, so it stays small and picklable."""
 
-    replication_id: str
+    replication: Replication
     config: dict
     settings: tuple[str, ...]
     seed: int
@@ -60,7 +67,7 @@ class JobResult:
     y_true: np.ndarray
     probabilities: np.ndarray
     model_file: bytes | None = None  # the trained model as a .keras file, when the replication offers one
-    preprocessing: Preprocessing | None = None
+    model: TrainedModel | None = None  # how it was trained and selected (its `model` field is None here)
 
 
 @dataclass
@@ -72,7 +79,7 @@ class StoredJob:
     result: dict
     predictions_file: Path
     model_file: Path | None
-    preprocessing: Preprocessing | None
+    model: TrainedModel | None
 
     def predictions(self) -> tuple[np.ndarray, np.ndarray]:
         """(test labels, probabilities)."""
@@ -141,7 +148,13 @@ class JobStore:
         model = None
         if job.model_file is not None:
             _write_atomically(stem.with_suffix(".keras"), job.model_file)
-            model = {"file": stem.with_suffix(".keras").name, "preprocessing": asdict(job.preprocessing)}
+            model = {
+                "file": stem.with_suffix(".keras").name,
+                "preprocessing": asdict(job.model.preprocessing),
+                "selection_score": job.model.selection_score,
+                "selected_on": job.model.selected_on,
+                "keep_every_seed": job.model.keep_every_seed,
+            }
         entry = {"format": JOB_FORMAT, "setting": job.setting, "seed": job.seed, "result": job.result, "model": model}
         text = json.dumps(records.json_types(entry, finite_only=False), indent=1) + "\n"
         _write_atomically(stem.with_suffix(".json"), text.encode("utf-8"))
@@ -155,7 +168,7 @@ class JobStore:
         try:
             return self._read(stem)
         except (OSError, ValueError, KeyError, TypeError) as error:
-            print(f"    job file {stem.with_suffix('.json')} is unreadable ({error}); running the job again")
+            log.warning("job file %s is unreadable (%s); running the job again", stem.with_suffix(".json"), error)
             return None
 
     def _read(self, stem: Path) -> StoredJob:
@@ -169,8 +182,34 @@ class JobStore:
             result=entry["result"],
             predictions_file=stem.with_suffix(".npz"),
             model_file=self.folder / model["file"] if model else None,
-            preprocessing=Preprocessing(**model["preprocessing"]) if model else None,
+            model=_trained_model(model) if model else None,
         )
 
+    @contextlib.contextmanager
+    def owned(self) -> Iterator[None]:
+        """Hold this configuration's lock: another run of it waits here until this one has its record."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.folder.with_name(self.folder.name + ".lock"), "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("another run of this configuration holds %s; waiting for it to finish", self.folder)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def remove(self) -> None:
+        """Delete the finished jobs (the record holds them now); call it while owning the folder."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _trained_model(entry: Mapping[str, Any]) -> TrainedModel:
+    return TrainedModel(
+        model=None,
+        preprocessing=Preprocessing(**entry["preprocessing"]),
+        selection_score=entry["selection_score"],
+        selected_on=entry["selected_on"],
+        keep_every_seed=entry["keep_every_seed"],
+    )

@@ -106,10 +106,11 @@ def committed_reference(replication: str, path: Path | str | None = None) -> dic
 
 
 def _run(spec: ParitySpec, seeds: list[int], options: RuntimeOptions, overrides: dict, command: str) -> dict:
-    from fer_common.experiment import run_replication
+    from fer_common.registry import REPLICATIONS
+    from fer_common.runner import run_replication
 
     record, _ = run_replication(
-        spec.replication,
+        REPLICATIONS.get(spec.replication),
         spec.profile,
         seeds=seeds,
         options=options,

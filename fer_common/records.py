@@ -269,7 +269,7 @@ def setting_result(seeds: Mapping[int | str, Mapping]) -> dict:
 
 def metric_denominator(metric: str, seed_entry: Mapping) -> int | None:
     """How many test cases a proportion metric of one seed is a fraction of, when that is known."""
-    custom = seed_entry.get("extras", {}).get("denominators", {})
+    custom = seed_entry.get("denominators", {})
     if metric in custom:
         return int(custom[metric])
     report = seed_entry.get("report") or {}

@@ -36,6 +36,7 @@ import numpy as np
 from fer_common import paths
 from fer_common.errors import FerError
 from fer_common.metadata import canonical_json
+from fer_common.train import RuntimeOptions, apply_runtime_options, numeric_identity
 
 CHECKPOINT_FORMAT = 1
 STATE_FILE = "state.npz"
@@ -45,6 +46,27 @@ _MAX_SEED = 2**31 - 1  # np.random.seed and tf.random.set_seed both accept this 
 
 class CheckpointError(FerError):
     """A checkpoint exists for this run key but cannot be used (damaged, or made by another model)."""
+
+
+class EpochCallback:
+    """The callback protocol `fit_resumable` calls, with nothing done: subclasses override what they need."""
+
+    model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs=None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        pass
+
+    def on_train_end(self, logs=None) -> None:
+        pass
 
 
 @runtime_checkable
@@ -63,17 +85,17 @@ def checkpoints_dir() -> Path:
     return paths.cache_dir() / "checkpoints"
 
 
-def make_run_key(replication_id: str, setting: str, seed: int, config: Mapping, **identity: Any) -> str:
+def make_run_key(
+    replication_id: str, setting: str, seed: int, config: Mapping, options: RuntimeOptions, **identity: Any
+) -> str:
     """`<replication>-<setting>-seed<seed>-<hash>`: the hash covers the config and any extra identity
     (a dataset checksum, a code hash), so a changed run never continues another run's checkpoint.
 
-    The active runtime switches that change the numbers (bf16, XLA, no determinism; see
+    The runtime switches that change the numbers (bf16, XLA, no determinism; see
     `train.numeric_identity`) are part of it too, so a bf16 run never continues a float32 checkpoint; a
     default float32 run adds nothing, so its keys are the ones earlier versions made.
     """
-    from fer_common.train import numeric_identity
-
-    runtime = numeric_identity()
+    runtime = numeric_identity(options)
     if runtime:
         identity = {**identity, "runtime": runtime}
     digest = hashlib.sha256(canonical_json({"config": config, **identity}).encode("utf-8")).hexdigest()[:16]
@@ -149,6 +171,7 @@ def fit_resumable(
     epochs: int,
     run_key: str,
     seed: int,
+    options: RuntimeOptions,
     checkpoint_dir: Path | str | None = None,
     callbacks: Iterable = (),
     verbose: int = 2,
@@ -162,9 +185,7 @@ def fit_resumable(
     keep_checkpoint (a caller that still has to save what it derives from the run deletes it later with
     `remove_checkpoint`).
     """
-    from fer_common.train import apply_runtime_options
-
-    apply_runtime_options(model)  # the run's XLA and steps-per-execution switches (see train.RuntimeOptions)
+    apply_runtime_options(model, options)  # the run's XLA and steps-per-execution switches (see train.RuntimeOptions)
     folder = checkpoint_folder(run_key, checkpoint_dir)
     callbacks = list(callbacks)
     for callback in callbacks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,16 +57,6 @@ class RuntimeOptions:
             )
 
 
-# The options of the run this process is working for: set by `configure_runtime`, read by `fit` and
-# `resume.fit_resumable`, so the switches reach every model without the replications passing them on.
-_active_options = RuntimeOptions()
-
-
-def active_options() -> RuntimeOptions:
-    """The options `configure_runtime` last applied (the defaults before it is called)."""
-    return _active_options
-
-
 def cpu_supports_bfloat16() -> bool:
     """True where the CPU has native bf16 matrix units (AMX-bf16 or AVX512-BF16)."""
     try:
@@ -91,10 +81,9 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-def numeric_identity(options: RuntimeOptions | None = None) -> dict:
+def numeric_identity(options: RuntimeOptions) -> dict:
     """The switches that change a run's numbers beyond the thread count, as far as they differ from the
     float32 defaults: {} for a default run, so keys derived from it (resume checkpoints) stay as they were."""
-    options = options or _active_options
     identity = {}
     policy = resolve_precision(options.precision)
     if policy != "float32":
@@ -129,7 +118,6 @@ def configure_runtime(seed: int, options: RuntimeOptions = RuntimeOptions()) -> 
 
     Must run before a model is built: the dtype policy is read at layer construction.
     """
-    global _active_options
     import keras
     import tensorflow as tf
 
@@ -147,18 +135,16 @@ def configure_runtime(seed: int, options: RuntimeOptions = RuntimeOptions()) -> 
     keras.utils.set_random_seed(seed)
     policy = resolve_precision(options.precision)
     keras.mixed_precision.set_global_policy(policy)
-    _active_options = options
     return policy
 
 
-def apply_runtime_options(model, options: RuntimeOptions | None = None) -> None:
-    """Give a compiled model the run's XLA and steps-per-execution switches (default: the active options).
+def apply_runtime_options(model, options: RuntimeOptions) -> None:
+    """Give a compiled model the run's XLA and steps-per-execution switches.
 
     A replication's own choices win: a model compiled with steps_per_execution > 1 keeps it, and
     jit_compile=False leaves the model's setting alone. Compiled step functions are dropped so that the
     next fit / predict builds them with the new settings.
     """
-    options = options or _active_options
     changed = False
     if options.jit_compile and not model.jit_compile:
         model.jit_compile = True  # Keras warns and keeps False where the model cannot be XLA-compiled
@@ -226,7 +212,6 @@ class FitResult:
     history: dict[str, list[float]]
     best_epoch: int  # 1-based epoch whose weights the model holds after fitting
     epochs_run: int
-    extra: dict = field(default_factory=dict)
 
 
 def fit(
@@ -235,6 +220,7 @@ def fit(
     validation_dataset,
     *,
     epochs: int,
+    options: RuntimeOptions,
     early_stopping_patience: int | None = None,
     restore_best: bool = True,
     extra_callbacks: Sequence = (),
@@ -247,7 +233,7 @@ def fit(
     """
     import keras
 
-    apply_runtime_options(model)
+    apply_runtime_options(model, options)
     callbacks = list(extra_callbacks)
     stopping = early_stopping_patience is not None
     if stopping:

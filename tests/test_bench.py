@@ -109,10 +109,11 @@ def test_jit_flag_reaches_the_model_in_fit_and_fit_resumable(tmp_path):
     from fer_common.train import fit, make_dataset
 
     images, labels = _tiny_data()
-    configure_runtime(0, RuntimeOptions(jit_compile=True, deterministic=False))
+    jit = RuntimeOptions(jit_compile=True, deterministic=False)
+    configure_runtime(0, jit)
     model = _tiny_model()
     assert not model.jit_compile  # Keras' choice on a CPU, before the switch is applied
-    fit(model, make_dataset(images, labels, 3, 8), None, epochs=1, verbose=0)
+    fit(model, make_dataset(images, labels, 3, 8), None, epochs=1, options=jit, verbose=0)
     assert model.jit_compile
     assert model.steps_per_execution == train.DEFAULT_STEPS_PER_EXECUTION
 
@@ -123,6 +124,7 @@ def test_jit_flag_reaches_the_model_in_fit_and_fit_resumable(tmp_path):
         epochs=1,
         run_key="jit-test",
         seed=0,
+        options=jit,
         checkpoint_dir=tmp_path,
         verbose=0,
     )
@@ -134,11 +136,11 @@ def test_without_jit_the_model_keeps_its_own_settings():
 
     configure_runtime(0, RuntimeOptions(steps_per_execution=16))
     model = _tiny_model(steps_per_execution=4)  # a replication's own choice (Hong compiles with one)
-    apply_runtime_options(model)
+    apply_runtime_options(model, RuntimeOptions(steps_per_execution=16))
     assert model.steps_per_execution == 4 and not model.jit_compile
     configure_runtime(0, RuntimeOptions(steps_per_execution=1))
     plain = _tiny_model()
-    apply_runtime_options(plain)
+    apply_runtime_options(plain, RuntimeOptions(steps_per_execution=1))
     assert plain.steps_per_execution == 1
 
 
@@ -146,14 +148,15 @@ def _train_with(steps_per_execution: int):
     from fer_common.augment import AugmentConfig
     from fer_common.train import fit, make_dataset, predict_probabilities
 
-    configure_runtime(5, RuntimeOptions(steps_per_execution=steps_per_execution))
+    options = RuntimeOptions(steps_per_execution=steps_per_execution)
+    configure_runtime(5, options)
     images, labels = _tiny_data(45)
     model = _tiny_model()
     augment = AugmentConfig(rotation_range=10, horizontal_flip=True)
     # 37 training images in batches of 8: the last batch is partial, as in Chen's folds.
     train_data = make_dataset(images[:37], labels[:37], 3, 8, shuffle=True, seed=1, augment=augment)
     validation = make_dataset(images[37:], labels[37:], 3, 256)
-    result = fit(model, train_data, validation, epochs=4, early_stopping_patience=2, verbose=0)
+    result = fit(model, train_data, validation, epochs=4, options=options, early_stopping_patience=2, verbose=0)
     return result.history, model.get_weights(), predict_probabilities(model, images)
 
 
@@ -178,11 +181,10 @@ def test_bfloat16_runs_never_continue_float32_checkpoints():
     from fer_common.resume import make_run_key
 
     config = {"epochs": 3}
-    configure_runtime(0, RuntimeOptions())
-    default_key = make_run_key("toy", "training", 0, config, data="abc")
+    default_key = make_run_key("toy", "training", 0, config, RuntimeOptions(), data="abc")
     assert numeric_identity(RuntimeOptions(threads=1, steps_per_execution=1)) == {}  # same key as the default
-    configure_runtime(0, RuntimeOptions(precision="mixed_bfloat16"))
-    assert make_run_key("toy", "training", 0, config, data="abc") != default_key
+    bf16 = RuntimeOptions(precision="mixed_bfloat16")
+    assert make_run_key("toy", "training", 0, config, bf16, data="abc") != default_key
 
 
 # --- the benchmark and its record -------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import pytest
 from fer_common.cli import main
 from fer_common.data import load_dataset
 from fer_common.errors import WeightsError
-from fer_common.experiment import run_replication
 from fer_common.metadata import load_metadata
+from fer_common.registry import REPLICATIONS
+from fer_common.runner import run_replication
 from replications.boyce import imagenet, models
 from replications.boyce.replication import (
     BoyceData,
@@ -157,7 +158,7 @@ def test_the_128_image_test_is_a_fixed_draw_of_32_per_class_listed_in_the_metada
 
 @requires_dataset("fer2013")
 def test_quick_profile_runs_every_model_and_labels_random_initialisation():
-    record, path = run_replication("boyce", "quick")
+    record, path = run_replication(REPLICATIONS.get("boyce"), "quick")
     assert path.exists() and record["data"] == "real"
     assert set(record["settings"]) == set(models.MODEL_NAMES)
     for name in models.MODEL_NAMES:
@@ -167,7 +168,7 @@ def test_quick_profile_runs_every_model_and_labels_random_initialisation():
         }
         assert all(row["mean"] is not None for row in rows)
         seed = record["settings"][name]["seeds"]["0"]
-        assert seed["report"]["n"] == 128 and seed["extras"]["sizes"]["test"] == 128
+        assert seed["report"]["n"] == 128 and seed["details"]["sizes"]["test"] == 128
         from_random = all("random initialisation (--weights none)" in row.get("note", "") for row in rows)
         assert from_random == (name in TRANSFER_MODELS)
     [final] = [row for row in record["rows"] if row["setting"] == "final" and row["metric"] == "accuracy"]

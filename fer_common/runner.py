@@ -1,0 +1,415 @@
+"""Run a replication from its metadata: jobs (setting x seed) -> metrics -> band rows -> one record.
+
+A replication (see `fer_common.contract`) prepares its data and runs one job; everything else (seeding,
+metrics, bands, provenance, records, figures, model bundles) happens here, once. Jobs are independent: each
+may run in another process or on another machine (see executors.py), each starts from
+`configure_runtime(seed)`, and nothing but its returned outcomes reaches the record.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from fer_common import metrics, plots, records
+from fer_common.bundles import Preprocessing, models_dir, save_bundle_file
+from fer_common.contract import Prepared, Replication, SeedOutcome
+from fer_common.errors import DatasetError, JobsFailedError, MetadataError
+from fer_common.executors import Capacity, ExecutorOptions, TaskFailure, execute, plan_capacity
+from fer_common.jobs import JobResult, JobSpec, JobStore, StoredJob, job_key, plan_jobs
+from fer_common.metadata import ReplicationMetadata, load_metadata
+from fer_common.train import RuntimeOptions, configure_runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BestModel:
+    seed: int
+    score: float
+    selected_on: str
+    model_file: Path
+    preprocessing: Preprocessing
+
+
+def evaluate_outcome(outcome: SeedOutcome, class_names: list[str]) -> dict:
+    """Standard metrics for one setting of a job, in the record's per-seed format."""
+    report = metrics.classification_report(outcome.y_true, outcome.probabilities, class_names)
+    flat = metrics.flatten_metrics(report, class_names)
+    flat.update({key: float(value) for key, value in outcome.metrics.items()})
+    return {
+        "metrics": flat,
+        "report": report,
+        "history": outcome.history,
+        "scored_set": outcome.scored_set,
+        "denominators": dict(outcome.denominators),
+        "notes": list(outcome.notes),
+        "details": outcome.details,
+    }
+
+
+# --- one job, wherever it runs ------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _prepare_once(replication: Replication, config_json: str, checksum: str, options: RuntimeOptions) -> Prepared:
+    """A worker prepares a run's data once and serves all of that run's jobs from it."""
+    import json
+
+    # Thread pools can only be sized before TensorFlow's first op, which `prepare` may run.
+    configure_runtime(0, options)
+    prepared = replication.prepare(json.loads(config_json))
+    if prepared.checksum != checksum:
+        raise DatasetError(
+            f"{replication.id}: this worker's data (checksum {prepared.checksum[:12]}) is not the data the "
+            f"run started with ({checksum[:12]}); point FER_DATA_DIR at the same data on every machine."
+        )
+    return prepared
+
+
+def _model_file(outcome: SeedOutcome) -> bytes | None:
+    """The trained model as the bytes of a .keras file: it travels to the runner, which may not share a disk."""
+    if outcome.model is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        outcome.model.model.save(path)
+        return path.read_bytes()
+
+
+def run_job(spec: JobSpec, prepared: Prepared | None = None) -> list[JobResult]:
+    """Run one job (in this process or a worker) from `configure_runtime(seed)`, so its numbers do not
+    depend on what the process ran before. `prepared`: the run's data where the caller has it already."""
+    if prepared is None:
+        prepared = _prepare_once(
+            spec.replication, records.canonical_json(spec.config), spec.data_checksum, spec.options
+        )
+    started = time.perf_counter()
+    configure_runtime(spec.seed, spec.options)
+    outcomes = spec.replication.run_job(prepared, spec.settings, spec.seed, spec.config, spec.options)
+    if set(outcomes) != set(spec.settings):
+        raise ValueError(f"{spec.replication.id}: job {spec.label} returned settings {sorted(outcomes)}")
+    wall_time = round(time.perf_counter() - started, 2)
+    results = []
+    for setting in spec.settings:
+        outcome = outcomes[setting]
+        result = evaluate_outcome(outcome, prepared.class_names)
+        result["wall_time_s"] = wall_time
+        model_file = _model_file(outcome)
+        results.append(
+            JobResult(
+                setting=setting,
+                seed=spec.seed,
+                result=result,
+                y_true=outcome.y_true,
+                probabilities=outcome.probabilities,
+                model_file=model_file,
+                model=None if outcome.model is None else replace(outcome.model, model=None),
+            )
+        )
+    return results
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+def run_replication(
+    replication: Replication,
+    profile: str = "full",
+    *,
+    seeds: list[int] | None = None,
+    options: RuntimeOptions | None = None,
+    results_dir: Path | None = None,
+    write: bool = True,
+    make_plots: bool = True,
+    command: str = "",
+    config_overrides: dict | None = None,
+    executor: ExecutorOptions | None = None,
+    jobs_root: Path | None = None,
+) -> tuple[dict, Path | None]:
+    """Run every setting x seed of a replication, check the bands and write one record.
+
+    config_overrides (e.g. `weights: none` from the command line) must name keys the metadata's config
+    has; they are part of the recorded config and its hash. executor: where the jobs run (default: here,
+    one after another). Each finished job is kept in `jobs_root` (default `<cache>/jobs`) until the run
+    ends, so a re-run of an interrupted or failed run reuses it; JobsFailedError when jobs still fail after
+    their retries (no record then).
+    """
+    meta = load_metadata(replication.metadata_file)
+    config, default_seeds = meta.resolve(profile)
+    for key, value in (config_overrides or {}).items():
+        if key not in config:
+            raise MetadataError(f"{meta.id} has no config key {key!r} to override; its keys: {', '.join(config)}")
+        config[key] = value
+    seeds = list(seeds) if seeds else list(default_seeds)
+    executor = executor or ExecutorOptions()
+    options = options or RuntimeOptions()
+    started = time.perf_counter()
+    try:
+        prepared = replication.prepare(config)
+    except DatasetError as error:
+        if meta.dataset.data != "missing":
+            raise
+        return _not_run(meta, profile, config, seeds, error, results_dir, write, command)
+
+    settings_run = meta.settings_for(profile)
+    planned = plan_jobs(settings_run, seeds, replication.job_groups)
+    capacity = plan_capacity(executor, options.threads, len(planned))
+    job_options = replace(options, threads=capacity.threads)
+    # Provenance is taken before the jobs: it must describe the code that ran, not the tree at the end.
+    provenance = records.collect_provenance(
+        meta,
+        config,
+        seeds,
+        prepared.checksum,
+        0.0,
+        options=job_options if executor.parallel else options,
+        command=command,
+    )
+    if executor.parallel:
+        provenance["executor"] = {"kind": executor.kind, "workers": capacity.workers}
+        _describe_capacity(meta.id, executor, capacity)
+    store = JobStore.for_run(meta.id, profile, job_key(provenance, job_options), jobs_root)
+    jobs = [JobSpec(replication, config, group, seed, job_options, prepared.checksum) for group, seed in planned]
+    with store.owned():
+        finished = _run_jobs(meta.id, jobs, store, executor, capacity, prepared)
+
+        settings: dict[str, dict] = {
+            setting: {"seeds": {str(seed): finished[setting, seed].result for seed in seeds}}
+            for setting in settings_run
+        }
+        _add_finalized_details(replication, prepared, settings, config)
+        for setting_result in settings.values():
+            setting_result["summary"] = records.summarize_seeds(setting_result["seeds"])
+
+        summaries = {setting: result["summary"] for setting, result in settings.items()}
+        rows = records.build_rows(meta, summaries, prepared.data_kind)
+        _add_row_notes(rows, settings)
+        provenance["wall_time_s"] = round(time.perf_counter() - started, 1)
+        record = records.build_record(meta, profile, prepared.data_kind, settings, rows, provenance)
+        path = None
+        if write:
+            path = records.write_record(record, results_dir)
+            if make_plots:
+                first_seeds = {setting: finished[setting, seeds[0]] for setting in settings_run}
+                _write_figures(path, meta, first_seeds, prepared.class_names)
+            _save_models(meta.id, finished, settings_run, seeds, prepared.class_names, path, provenance)
+        store.remove()  # the record holds it all now
+    return record, path
+
+
+def _add_finalized_details(replication: Replication, prepared: Prepared, settings: dict, config: dict) -> None:
+    """What the replication computes across seeds after every job, added to each seed's details."""
+    details = {
+        setting: {int(seed): result["details"] for seed, result in entry["seeds"].items()}
+        for setting, entry in settings.items()
+    }
+    for setting, by_seed in replication.finalize(prepared, details, config).items():
+        for seed, additions in by_seed.items():
+            settings[setting]["seeds"][str(seed)]["details"].update(additions)
+
+
+def _describe_capacity(replication_id: str, executor: ExecutorOptions, capacity: Capacity) -> None:
+    workers = f"{capacity.workers} at a time" if capacity.workers else "as many at a time as the cluster takes"
+    log.info(
+        "[%s] jobs on %s (%s), %d TensorFlow thread(s) each; the numbers equal a sequential run's with --threads %d",
+        replication_id,
+        executor.kind,
+        workers,
+        capacity.threads,
+        capacity.threads,
+    )
+
+
+def _run_jobs(
+    replication_id: str,
+    jobs: list[JobSpec],
+    store: JobStore,
+    executor: ExecutorOptions,
+    capacity: Capacity,
+    prepared: Prepared,
+) -> dict[tuple[str, int], StoredJob]:
+    """Every job's stored result: reused from `store` where an earlier run finished it, else run and stored
+    the moment it finishes. JobsFailedError (after the rest ran) when some still fail after their retries."""
+    finished: dict[tuple[str, int], StoredJob] = {}
+    pending = []
+    for job in jobs:
+        missing = []
+        for setting in job.settings:
+            stored = store.load(setting, job.seed)
+            if stored is None:
+                missing.append(setting)
+            else:
+                log.info("[%s] reusing job setting=%s seed=%d from %s", replication_id, setting, job.seed, store.folder)
+                finished[setting, job.seed] = stored
+        if missing:  # a group runs whole: its settings share one computation
+            pending.append(job)
+
+    def keep(job: JobSpec, results: list[JobResult]) -> None:
+        for result in results:
+            finished[result.setting, result.seed] = store.save(result)
+            log.info(
+                "[%s]   setting=%s seed=%d: accuracy %.4f (%.0fs)",
+                replication_id,
+                result.setting,
+                result.seed,
+                result.result["metrics"]["accuracy"],
+                result.result["wall_time_s"],
+            )
+
+    # Jobs that run in this process use the data prepared above instead of preparing it again.
+    function = run_job if executor.parallel else functools.partial(run_job, prepared=prepared)
+    failures = execute(
+        pending, function, executor, capacity, keep, label=lambda job: job.label, prefix=f"[{replication_id}]"
+    )
+    if failures:
+        raise JobsFailedError(_failure_report(failures, len(pending), store))
+    return finished
+
+
+def _failure_report(failures: list[TaskFailure], attempted: int, store: JobStore) -> str:
+    lines = [f"  {failure.task.label}: {failure.describe()} ({failure.attempts} attempts)" for failure in failures]
+    return (
+        f"{len(failures)} of {attempted} job(s) failed, so no record was written:\n" + "\n".join(lines) + "\n"
+        f"The finished jobs are kept in {store.folder}; the same command runs only what is missing."
+    )
+
+
+def _best_models(
+    finished: dict[tuple[str, int], StoredJob], settings: list[str], seeds: list[int]
+) -> dict[str, BestModel]:
+    """Per setting, the seed of highest selection score (the first on ties) among the jobs that kept a model.
+
+    The score is the replication's validation measure (`TrainedModel.selection_score`), never the reported
+    test accuracy; a setting without one publishes its first seed."""
+    best: dict[str, BestModel] = {}
+    for setting in settings:
+        for seed in seeds:
+            job = finished[setting, seed]
+            if job.model_file is None:
+                continue
+            score = job.model.selection_score
+            chosen = best.get(setting)
+            if chosen is None or (score is not None and (chosen.score is None or score > chosen.score)):
+                best[setting] = BestModel(seed, score, job.model.selected_on, job.model_file, job.model.preprocessing)
+    return best
+
+
+def _save_models(
+    replication_id: str,
+    finished: dict[tuple[str, int], StoredJob],
+    settings: list[str],
+    seeds: list[int],
+    class_names: list[str],
+    record_path: Path,
+    provenance: dict,
+) -> None:
+    """Bundles in FER_MODELS_DIR for `predict` / `demo`: `<id>-<setting>` (the seed of best selection score)
+    and, where the replication asks for it, `<id>-<setting>-seed<N>` for every seed."""
+
+    def save(name: str, seed: int, job: StoredJob, chosen_by: str) -> None:
+        saved = save_bundle_file(
+            job.model_file,
+            models_dir() / name,
+            class_names=class_names,
+            preprocessing=job.model.preprocessing,
+            source={
+                "replication": replication_id,
+                "setting": job.setting,
+                "seed": seed,
+                "accuracy": job.result["metrics"]["accuracy"],
+                "scored_on": job.result["scored_set"],
+                "selection_score": job.model.selection_score,
+                "selected_on": job.model.selected_on,
+                "chosen_by": chosen_by,
+                "record": str(record_path),
+                "git_commit": provenance.get("git_commit"),
+            },
+        )
+        log.info("[%s] model saved: %s (seed %d)", replication_id, saved, seed)
+
+    for setting, chosen in _best_models(finished, settings, seeds).items():
+        rule = f"highest {chosen.selected_on} of seeds {seeds}" if chosen.score is not None else "first seed"
+        save(f"{replication_id}-{setting}", chosen.seed, finished[setting, chosen.seed], rule)
+        for seed in seeds:
+            job = finished[setting, seed]
+            if job.model_file is not None and job.model.keep_every_seed:
+                save(f"{replication_id}-{setting}-seed{seed}", seed, job, f"seed {seed}")
+
+
+def _add_row_notes(rows: list[dict], settings: dict[str, dict]) -> None:
+    """A job can qualify its setting's rows (e.g. "ResNet18 from scratch: no ImageNet weights")."""
+    for row in rows:
+        seeds = settings.get(row["setting"], {}).get("seeds", {})
+        notes = sorted({note for result in seeds.values() for note in result["notes"]})
+        if notes:
+            row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes]))
+
+
+def _not_run(meta, profile, config, seeds, error, results_dir, write, command):
+    message = f"{meta.missing or ''}\n\n{error}".strip()
+    log.warning("[%s] not run: %s", meta.id, message)
+    rows = records.build_rows(meta, {}, "missing")
+    provenance = records.collect_provenance(meta, config, seeds, "", 0.0, command=command)
+    record = records.build_record(meta, profile, "missing", {}, rows, provenance, missing=message)
+    path = records.write_record(record, results_dir) if write else None
+    return record, path
+
+
+def _write_figures(
+    record_path: Path, meta: ReplicationMetadata, first_seeds: dict[str, StoredJob], class_names: list[str]
+) -> None:
+    """Training curves, confusion matrix, ROC and reliability diagram per setting (its first seed), beside the
+    record."""
+    folder = record_path.with_suffix("")
+    folder.mkdir(exist_ok=True)
+    for setting, job in first_seeds.items():
+        title = f"{meta.id} · {setting}"
+        if job.result["history"]:
+            plots.plot_training_curves(job.result["history"], folder / f"{setting}-curves.png", title)
+        plots.plot_confusion_matrix(
+            np.asarray(job.result["report"]["confusion_matrix"]),
+            class_names,
+            folder / f"{setting}-confusion.png",
+            title,
+        )
+        y_true, probabilities = job.predictions()
+        plots.plot_roc_curves(y_true, probabilities, class_names, folder / f"{setting}-roc.png", title)
+        plots.plot_reliability(y_true, probabilities, folder / f"{setting}-reliability.png", title)
+
+
+def _percent_or_value(value, proportion: bool) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}%" if proportion else f"{value:.4f}"
+
+
+def format_rows(meta: ReplicationMetadata, record: dict) -> str:
+    """`metric | reported | reproduced (mean ± sd) | band | verdict`, as REPLICATIONS.md asks."""
+    lines = [f"{meta.title} — {meta.id} ({record['profile']} profile, data: {record['data']})"]
+    width = max([len("setting")] + [len(row["setting"]) for row in record["rows"]])
+    lines.append(f"{'setting':<{width}} {'metric':<30} {'reported':>9} {'reproduced':>18} {'band':>17}  verdict")
+    for row in record["rows"]:
+        proportion = row.get("kind", "proportion") == "proportion"
+        reported = _percent_or_value(row.get("reported"), proportion)
+        if row.get("mean") is None:
+            reproduced = "—"
+        else:
+            reproduced = f"{_percent_or_value(row['mean'], proportion)} ± {_percent_or_value(row['sd'], proportion)}"
+        band = row.get("band")
+        band_text = (
+            f"[{_percent_or_value(band['low'], proportion)}, {_percent_or_value(band['high'], proportion)}]"
+            if band
+            else ""
+        )
+        lines.append(
+            f"{row['setting']:<{width}} {row['metric']:<30} {reported:>9} {reproduced:>18} {band_text:>17}  "
+            f"{row['verdict']}"
+        )
+    return "\n".join(lines)
