@@ -141,37 +141,44 @@ def save_bundle_file(
     )
 
 
-def choose_bundle(name: str, folder: Path | None = None) -> tuple[Path, list[Path]]:
-    """The `.keras` file of bundle `name` in FER_MODELS_DIR and the bundles it was chosen among: `name` itself
-    when it exists, otherwise the `name-seed<N>` bundle with the highest recorded accuracy (the lowest seed on
-    ties), chosen among all `name-seed<N>` bundles that record an accuracy."""
+def choose_bundle(name: str, folder: Path | None = None) -> tuple[Path, list[Path], str]:
+    """The `.keras` file of bundle `name` in FER_MODELS_DIR, the bundles it was chosen among, and how.
+
+    `name` itself when it exists (the runner chose its seed); otherwise the `name-seed<N>` bundle with the
+    highest selection score (the lowest seed on ties) among those that record one. The selection score is
+    measured on validation data, never on the set the bundle's accuracy is reported on, so the choice does
+    not inflate that accuracy."""
     folder = models_dir() if folder is None else folder
     exact = folder / f"{name}.keras"
     if exact.is_file():
-        return exact, [exact]
+        _, _, source = _read_metadata(exact.with_suffix(".json"))
+        return exact, [exact], source.get("chosen_by") or "the bundle of that exact name"
     scored = []
     for keras_path in folder.glob(f"{name}-seed*.keras"):
         _, _, source = _read_metadata(keras_path.with_suffix(".json"))
-        if source.get("accuracy") is not None:
-            scored.append((-float(source["accuracy"]), int(source.get("seed", 0)), keras_path))
+        if source.get("selection_score") is not None:
+            scored.append((-float(source["selection_score"]), int(source.get("seed", 0)), keras_path, source))
     if not scored:
-        raise FerError(f"No bundle {name!r} or {name}-seed<N> with a recorded accuracy in {folder}. {HOW_TO_MAKE}")
-    scored.sort()
-    return scored[0][2], sorted(path for *_, path in scored)
+        raise FerError(
+            f"No bundle {name!r} or {name}-seed<N> with a recorded selection score in {folder}. {HOW_TO_MAKE}"
+        )
+    scored.sort(key=lambda entry: entry[:2])
+    selected_on = scored[0][3].get("selected_on", "selection score")
+    return scored[0][2], sorted(entry[2] for entry in scored), f"highest {selected_on}"
 
 
 def ship_bundle(name: str, as_name: str, target_dir: Path = PACKAGE_BUNDLES_DIR) -> Path:
     """Copy a trained bundle (see `choose_bundle`) into the package as `<as_name>`, for `predict` and
     `demo` right after set-up. Only the model is kept (no optimizer state: a third of the size); the
     metadata keeps its provenance and says which bundle it came from and how it was chosen."""
-    chosen, candidates = choose_bundle(name)
+    chosen, candidates, chosen_by = choose_bundle(name)
     class_names, preprocessing, source = _read_metadata(chosen.with_suffix(".json"))
     model = _load_model(chosen)
     source = {
         **source,
         "shipped_from": chosen.stem,
         "chosen_among": [path.stem for path in candidates],
-        "chosen_by": "the bundle of that exact name" if chosen.stem == name else "highest recorded accuracy",
+        "chosen_by": chosen_by,
     }
     return save_bundle(model, target_dir / as_name, class_names=class_names, preprocessing=preprocessing, source=source)
 

@@ -13,12 +13,11 @@ from fer_common.errors import WeightsError
 from fer_common.metadata import load_metadata
 from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
+from fer_common.train import RuntimeOptions
 from replications.boyce import imagenet, models
+from replications.boyce.data import BoyceData, Images, draw_test_files
 from replications.boyce.replication import (
-    BoyceData,
-    Images,
     build_extractor,
-    draw_test_files,
     predict_split,
     train_frozen_transfer,
     transfer_preprocessing,
@@ -132,7 +131,9 @@ def test_frozen_transfer_model_predicts_what_its_head_gave_on_the_features_and_r
         "early_stopping_patience": 1,
         "reduce_lr": {"factor": 0.2, "patience": 1, "min_learning_rate": 0.00001},
     }
-    model, fitted, _, probabilities, _ = train_frozen_transfer("vgg16", data, seed=0, epochs=1, config=config)
+    model, fitted, _, probabilities, _ = train_frozen_transfer(
+        "vgg16", data, seed=0, epochs=1, config=config, runtime=RuntimeOptions()
+    )
     assert fitted.epochs_run == 1
     whole = predict_split(model, data.test, transfer_preprocessing("vgg16"))
     np.testing.assert_allclose(whole, probabilities["test"], atol=1e-5)

@@ -37,30 +37,18 @@ class KillAtEpoch:
         pass
 
 
-class BestTrainingLoss:
+class BestTrainingLoss(resume.EpochCallback):
     """A resumable callback with state across epochs: the lowest training loss and the weights it had."""
 
     def __init__(self) -> None:
         self.best_loss = np.inf
         self.best_weights: list[np.ndarray] = []
 
-    def set_model(self, model) -> None:
-        self.model = model
-
-    def on_train_begin(self, logs=None) -> None:
-        pass
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        pass
-
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if logs["loss"] < self.best_loss:
             self.best_loss = logs["loss"]
             self.best_weights = self.model.get_weights()
         logs["best_loss"] = self.best_loss
-
-    def on_train_end(self, logs=None) -> None:
-        pass
 
     def resume_state(self):
         return {"best_loss": self.best_loss}, self.best_weights
