@@ -325,14 +325,6 @@ def _write(rows: list[dict], results_dir: Path | None) -> list[Path]:
     ]
 
 
-def build_table(results_dir: Path | None = None, *, root: Path | None = None, write: bool = True) -> list[dict]:
-    """Rows of the results table; with write=True also writes TABLE.md, .csv and .tex into results_dir."""
-    rows = collect_rows(results_dir, root)
-    if write:
-        _write(rows, results_dir)
-    return rows
-
-
 def write_tables(results_dir: Path | None = None, *, root: Path | None = None) -> list[Path]:
     """Write results/TABLE.{md,csv,tex}; returns their paths (what `fer-replicate tables` prints)."""
     return _write(collect_rows(results_dir, root), results_dir)
