@@ -20,7 +20,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -160,9 +159,6 @@ class Profile(StrictModel):
 class ReplicationMetadata(StrictModel):
     """A replication's `metadata.yaml`, validated; `path` is the file it was loaded from."""
 
-    # Not frozen: `metadata_hash` needs the file as parsed, which `load_metadata` attaches after validation.
-    model_config = ConfigDict(frozen=False)
-
     id: Text
     title: Text
     authors: Annotated[list[Text], Field(min_length=1)]
@@ -179,6 +175,7 @@ class ReplicationMetadata(StrictModel):
     assumptions: list[Assumption] = []
     expected: list[ExpectedResult] = []
     missing: Text | None = None
+    # Set by `load_metadata` after validation: the file, and its parsed content for `metadata_hash`.
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict = PrivateAttr(default_factory=dict)
 
