@@ -48,10 +48,6 @@ class Band:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> Band:
-        return cls(**data)
-
 
 def _check_number(name: str, value: float | None, *, allow_none: bool = False, signed: bool = False) -> None:
     if value is None and allow_none:

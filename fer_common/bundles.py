@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fer_common import paths
+from fer_common.atomic import replacing, write_text_atomically
 from fer_common.errors import FerError
 
 FORMAT_VERSION = 1
@@ -196,21 +196,10 @@ def _write_bundle(
         "source": source,
     }
     # Keras insists on the .keras suffix, so the temporary file keeps it.
-    with tempfile.NamedTemporaryFile(dir=stem.parent, prefix=f".{stem.name}.", suffix=".keras", delete=False) as f:
-        temporary_model = Path(f.name)
-    try:
+    with replacing(keras_path, suffix=".keras") as temporary_model:
         write_model(temporary_model)
-        _write_text_atomically(json_path, json.dumps(metadata, indent=2, default=str) + "\n")
-        os.replace(temporary_model, keras_path)
-    finally:
-        temporary_model.unlink(missing_ok=True)
+        write_text_atomically(json_path, json.dumps(metadata, indent=2, default=str) + "\n")
     return keras_path
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
 
 
 def load_bundle(name_or_path: str | Path) -> Bundle:

@@ -13,7 +13,8 @@ from typing import NamedTuple
 from .bands import regression_band
 from .errors import MetadataError
 from .metadata import ReplicationMetadata, list_replications, load_metadata
-from .records import latest_record, stale_reasons
+from .provenance import stale_reasons
+from .records import latest_record
 
 
 class CheckReport(NamedTuple):

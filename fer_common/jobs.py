@@ -18,12 +18,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from fer_common import paths, records
+from fer_common.atomic import write_atomically, write_bytes_atomically, write_text_atomically
 from fer_common.bundles import Preprocessing
 from fer_common.contract import Replication, TrainedModel
 from fer_common.metadata import canonical_json
@@ -113,18 +111,6 @@ def jobs_dir() -> Path:
     return paths.cache_dir() / "jobs"
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
 @dataclass(frozen=True)
 class JobStore:
     """The folder of one run configuration's finished jobs."""
@@ -142,12 +128,13 @@ class JobStore:
         """Write one finished job (its JSON file last, so a half-written job is never taken as finished)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = self._stem(job.setting, job.seed)
-        predictions = io.BytesIO()
-        np.savez(predictions, y_true=job.y_true, probabilities=job.probabilities)
-        _write_atomically(stem.with_suffix(".npz"), predictions.getvalue())
+        write_atomically(
+            stem.with_suffix(".npz"),
+            lambda stream: np.savez(stream, y_true=job.y_true, probabilities=job.probabilities),
+        )
         model = None
         if job.model_file is not None:
-            _write_atomically(stem.with_suffix(".keras"), job.model_file)
+            write_bytes_atomically(stem.with_suffix(".keras"), job.model_file)
             model = {
                 "file": stem.with_suffix(".keras").name,
                 "preprocessing": asdict(job.model.preprocessing),
@@ -157,7 +144,7 @@ class JobStore:
             }
         entry = {"format": JOB_FORMAT, "setting": job.setting, "seed": job.seed, "result": job.result, "model": model}
         text = json.dumps(records.json_types(entry, finite_only=False), indent=1) + "\n"
-        _write_atomically(stem.with_suffix(".json"), text.encode("utf-8"))
+        write_text_atomically(stem.with_suffix(".json"), text)
         return self._read(stem)
 
     def load(self, setting: str, seed: int) -> StoredJob | None:

@@ -13,41 +13,47 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .bands import DATA_KINDS, DEFAULT_FLOOR, KINDS, NOT_RUN, VERDICTS
 from .errors import MetadataError
 from .paths import REPO_ROOT
+from .schema import FieldError, StrictModel, first_problem
 
 METADATA_FILE = "metadata.yaml"
 FULL_PROFILE = "full"
 # Built-in metrics that are not proportions (no sampling term, not shown as percentages).
 VALUE_METRICS = frozenset({"loss"})
 
-_TOP_LEVEL = {
-    "id": True,
-    "title": True,
-    "authors": True,
-    "year": True,
-    "paper_file": True,
-    "dataset": True,
-    "protocol": True,
-    "seeds": True,
-    "config": True,
-    "settings": True,
-    "profiles": False,
-    "reported": False,
-    "beyond_paper": False,
-    "assumptions": False,
-    "expected": False,
-    "missing": False,
-}  # field -> required
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must be a non-empty string")
+    return text
+
+
+def _unique_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be unique")
+    return seeds
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_unique_seeds)]
 
 
 def replications_dir() -> Path:
@@ -55,90 +61,158 @@ def replications_dir() -> Path:
     return Path(os.environ.get("FER_REPLICATIONS_DIR", REPO_ROOT / "replications")).expanduser().resolve()
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    data: str  # real | proxy | missing
+class DatasetInfo(StrictModel):
+    name: Text
+    data: Literal[DATA_KINDS]
     description: str = ""
 
 
-@dataclass(frozen=True)
-class ReportedFigure:
+def _with_default_kind(entry: Any) -> Any:
+    """A row's kind when the metadata gives none: the loss is a value, everything else a proportion."""
+    if isinstance(entry, dict) and "kind" not in entry:
+        return {**entry, "kind": "value" if entry.get("metric") in VALUE_METRICS else "proportion"}
+    return entry
+
+
+class ReportedFigure(StrictModel):
     """A figure the paper reports; it becomes a band row."""
 
-    metric: str
-    setting: str
-    value: float
-    where: str
+    metric: Text
+    setting: Text
+    value: FiniteNumber
+    where: Text
     # Required for proportions (the band's sampling term): the number of test cases the figure is a
     # fraction of, i.e. the test size for accuracy, the class's test count for its recall.
-    n_test: int | None = None
-    kind: str = "proportion"  # proportion | value
-    floor: float = DEFAULT_FLOOR
+    n_test: Annotated[int, Field(ge=1)] | None = None
+    kind: Literal[KINDS] = "proportion"
+    floor: Annotated[FiniteNumber, Field(ge=0)] = DEFAULT_FLOOR
     note: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_and_its_fields(cls, entry: Any) -> Any:
+        entry = _with_default_kind(entry)
+        if not isinstance(entry, dict):
+            return entry
+        if entry["kind"] == "proportion" and "n_test" not in entry:
+            raise FieldError(("n_test",), "is missing (a proportion's band needs the paper's test size)")
+        if entry["kind"] == "value" and "floor" not in entry:
+            raise FieldError(("floor",), "is missing (a kind: value row takes its band floor from metadata)")
+        return entry
 
-@dataclass(frozen=True)
-class BeyondPaperRow:
+    @model_validator(mode="after")
+    def _proportion_in_unit_interval(self) -> ReportedFigure:
+        if self.kind == "proportion" and not 0.0 <= self.value <= 1.0:
+            raise FieldError(("value",), f"a proportion must lie in [0, 1] (83.25% is 0.8325), got {self.value}")
+        return self
+
+
+class BeyondPaperRow(StrictModel):
     """A row we add that the paper does not report (no band)."""
 
-    metric: str
-    setting: str
+    metric: Text
+    setting: Text
     note: str = ""
-    kind: str = "proportion"
+    kind: Literal[KINDS] = "proportion"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, entry: Any) -> Any:
+        return _with_default_kind(entry)
 
 
-@dataclass(frozen=True)
-class Assumption:
-    choice: str
-    why: str
+class Assumption(StrictModel):
+    choice: Text
+    why: Text
 
 
-@dataclass(frozen=True)
-class ExpectedResult:
+class ExpectedResult(StrictModel):
     """What a reviewed full run gave; regression checks compare new runs against it."""
 
-    metric: str
-    setting: str
-    verdict: str
-    mean: float | None
-    sd: float = 0.0
-    floor: float = DEFAULT_FLOOR
+    metric: Text
+    setting: Text
+    verdict: Literal[VERDICTS]
+    mean: FiniteNumber | None
+    sd: Annotated[FiniteNumber, Field(ge=0)] = 0.0
+    floor: Annotated[FiniteNumber, Field(ge=0)] = DEFAULT_FLOOR
+
+    @model_validator(mode="after")
+    def _mean_unless_not_run(self) -> ExpectedResult:
+        if self.mean is None and self.verdict != NOT_RUN:
+            raise FieldError(("mean",), f"may be null only with verdict {NOT_RUN!r}")
+        return self
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(StrictModel):
     """Named overrides of the defaults (e.g. `quick` for CI); None/empty = keep the default."""
 
-    seeds: list[int] | None = None
-    config: dict = field(default_factory=dict)
+    seeds: Seeds | None = None
+    config: dict[str, Any] = {}
     settings: list[str] | None = None  # a subset of the settings to run (e.g. CI runs only the paper's)
 
+    @field_validator("config", mode="before")
+    @classmethod
+    def _empty_config(cls, value: Any) -> Any:
+        return {} if value is None else value
 
-@dataclass
-class ReplicationMetadata:
-    id: str
-    title: str
-    authors: list[str]
-    year: int
-    paper_file: str
+
+class ReplicationMetadata(StrictModel):
+    """A replication's `metadata.yaml`, validated; `path` is the file it was loaded from."""
+
+    id: Text
+    title: Text
+    authors: Annotated[list[Text], Field(min_length=1)]
+    year: Annotated[int, Field(ge=1900)]
+    paper_file: Text
     dataset: DatasetInfo
-    protocol: str
-    seeds: list[int]
-    config: dict
-    settings: dict[str, str]
-    profiles: dict[str, Profile] = field(default_factory=dict)
-    reported: list[ReportedFigure] = field(default_factory=list)
-    beyond_paper: list[BeyondPaperRow] = field(default_factory=list)
-    assumptions: list[Assumption] = field(default_factory=list)
-    expected: list[ExpectedResult] = field(default_factory=list)
-    missing: str | None = None
-    path: Path | None = None  # the file it was loaded from
-    raw: dict = field(default_factory=dict, repr=False)  # the parsed file, for hashing
+    protocol: Text
+    seeds: Seeds
+    config: dict[str, Any]
+    settings: Annotated[dict[str, Text], Field(min_length=1)]
+    profiles: dict[str, Profile] = {}
+    reported: list[ReportedFigure] = []
+    beyond_paper: list[BeyondPaperRow] = []
+    assumptions: list[Assumption] = []
+    expected: list[ExpectedResult] = []
+    missing: Text | None = None
+    # Set by `load_metadata` after validation: the file, and its parsed content for `metadata_hash`.
+    _path: Path | None = PrivateAttr(default=None)
+    _raw: dict = PrivateAttr(default_factory=dict)
+
+    @field_validator("profiles", "reported", "beyond_paper", "assumptions", "expected", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return {} if info.field_name == "profiles" else []
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReplicationMetadata:
+        _check_profiles(self)
+        rows = _check_rows(self)
+        for i, entry in enumerate(self.expected):
+            _check_setting(self, entry.setting, ("expected", i, "setting"))
+            if (entry.metric, entry.setting) not in rows:
+                raise FieldError(
+                    ("expected", i),
+                    f"no reported or beyond_paper row for metric {entry.metric!r} in setting {entry.setting!r}",
+                )
+        if self.missing is None and self.dataset.data == "missing":
+            raise FieldError(("missing",), "is required when dataset.data is 'missing': say what a user must supply")
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def raw(self) -> dict:
+        """The parsed file, for hashing."""
+        return self._raw
 
     @property
     def folder(self) -> Path | None:
-        return None if self.path is None else self.path.parent
+        return None if self._path is None else self._path.parent
 
     def resolve(self, profile: str = FULL_PROFILE) -> tuple[dict, list[int]]:
         """(config, seeds) for a profile: its overrides merged over the defaults; "full" = the defaults."""
@@ -173,242 +247,59 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def default_kind(metric: object) -> str:
-    """A row's kind when the metadata gives none: the loss is a value, everything else a proportion."""
-    return "value" if metric in VALUE_METRICS else "proportion"
-
-
-class _Checker:
-    """Reads typed fields out of the parsed YAML, raising MetadataError that names file and field."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: str, problem: str) -> MetadataError:
-        return MetadataError(f"{self.path}: field '{where}': {problem}")
-
-    def mapping(self, value: Any, where: str) -> dict:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"must be a mapping, got {type(value).__name__}")
-        bad = [key for key in value if not isinstance(key, str)]
-        if bad:
-            raise self.fail(where, f"keys must be strings, got {bad!r}")
-        return value
-
-    def known_keys(self, value: dict, where: str, required: set[str], optional: set[str]) -> None:
-        missing = sorted(required - set(value))
-        if missing:
-            raise self.fail(f"{where}.{missing[0]}" if where else missing[0], "is missing")
-        unknown = sorted(set(value) - required - optional)
-        if unknown:
-            allowed = ", ".join(sorted(required | optional))
-            raise self.fail(f"{where}.{unknown[0]}" if where else unknown[0], f"unknown field (allowed: {allowed})")
-
-    def text(self, value: Any, where: str, *, empty: bool = False) -> str:
-        if not isinstance(value, str) or (not empty and not value.strip()):
-            raise self.fail(where, f"must be a non-empty string, got {value!r}")
-        return value
-
-    def number(self, value: Any, where: str, *, minimum: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.fail(where, f"must be a number, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.fail(where, f"must be >= {minimum}, got {value!r}")
-        return float(value)
-
-    def integer(self, value: Any, where: str, *, minimum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"must be an integer, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.fail(where, f"must be >= {minimum}, got {value!r}")
-        return value
-
-    def choice(self, value: Any, where: str, options: tuple[str, ...]) -> str:
-        if value not in options:
-            raise self.fail(where, f"must be one of {', '.join(options)}; got {value!r}")
-        return value
-
-    def items(self, value: Any, where: str) -> list:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(where, f"must be a list, got {type(value).__name__}")
-        return value
-
-    def seeds(self, value: Any, where: str) -> list[int]:
-        seeds = [self.integer(s, f"{where}[{i}]", minimum=0) for i, s in enumerate(self.items(value, where))]
-        if not seeds:
-            raise self.fail(where, "must list at least one seed")
-        if len(set(seeds)) != len(seeds):
-            raise self.fail(where, f"seeds must be unique, got {seeds}")
-        return seeds
-
-
-def _unknown_override(base: dict, override: dict, prefix: str = "") -> str | None:
+def _unknown_override(base: dict, override: dict, prefix: tuple[str, ...] = ()) -> tuple[str, ...] | None:
     """The first key of a profile's config override that the default config lacks (a typo, most likely)."""
     for key, value in override.items():
         if key not in base:
-            return prefix + key
+            return (*prefix, key)
         if isinstance(value, dict) and isinstance(base[key], dict):
-            found = _unknown_override(base[key], value, f"{prefix}{key}.")
+            found = _unknown_override(base[key], value, (*prefix, key))
             if found:
                 return found
     return None
 
 
-def _parse(raw: Any, path: Path) -> ReplicationMetadata:
-    c = _Checker(path)
-    raw = c.mapping(raw, "(top level)")
-    c.known_keys(raw, "", {k for k, req in _TOP_LEVEL.items() if req}, {k for k, req in _TOP_LEVEL.items() if not req})
+def _check_setting(meta: ReplicationMetadata, setting: str, where: tuple[str | int, ...]) -> None:
+    if setting not in meta.settings:
+        raise FieldError(where, f"must be one of {', '.join(meta.settings)}; got {setting!r}")
 
-    replication_id = c.text(raw["id"], "id")
-    if path.name == METADATA_FILE and path.parent.name != replication_id:
-        raise c.fail("id", f"must equal its folder name {path.parent.name!r}, got {replication_id!r}")
-    authors = [c.text(a, f"authors[{i}]") for i, a in enumerate(c.items(raw["authors"], "authors"))]
-    if not authors:
-        raise c.fail("authors", "must list at least one author")
 
-    d = c.mapping(raw["dataset"], "dataset")
-    c.known_keys(d, "dataset", {"name", "data"}, {"description"})
-    dataset = DatasetInfo(
-        name=c.text(d["name"], "dataset.name"),
-        data=c.choice(d["data"], "dataset.data", DATA_KINDS),
-        description=c.text(d.get("description", ""), "dataset.description", empty=True),
-    )
-
-    settings = c.mapping(raw["settings"], "settings")
-    if not settings:
-        raise c.fail("settings", "must name at least one setting")
-    settings = {name: c.text(text, f"settings.{name}") for name, text in settings.items()}
-    config = c.mapping(raw["config"], "config")
-    seeds = c.seeds(raw["seeds"], "seeds")
-
-    profiles = {}
-    for name, entry in c.mapping(raw.get("profiles") or {}, "profiles").items():
-        where = f"profiles.{name}"
+def _check_profiles(meta: ReplicationMetadata) -> None:
+    for name, profile in meta.profiles.items():
         if name == FULL_PROFILE:
-            raise c.fail(where, "'full' is reserved for the defaults and cannot be overridden")
-        entry = c.mapping(entry or {}, where)
-        c.known_keys(entry, where, set(), {"seeds", "config", "settings"})
-        override = c.mapping(entry.get("config") or {}, f"{where}.config")
-        typo = _unknown_override(config, override)
+            raise FieldError(("profiles", name), "'full' is reserved for the defaults and cannot be overridden")
+        typo = _unknown_override(meta.config, profile.config)
         if typo:
-            raise c.fail(f"{where}.config.{typo}", "overrides a key that `config` does not have")
-        profile_seeds = c.seeds(entry["seeds"], f"{where}.seeds") if "seeds" in entry else None
-        profile_settings = (
-            [c.choice(item, f"{where}.settings", tuple(settings)) for item in c.items(entry["settings"], where)]
-            if "settings" in entry
-            else None
-        )
-        profiles[name] = Profile(seeds=profile_seeds, config=override, settings=profile_settings)
+            raise FieldError(("profiles", name, "config", *typo), "overrides a key that `config` does not have")
+        for setting in profile.settings or []:
+            _check_setting(meta, setting, ("profiles", name, "settings"))
 
-    def setting_of(value: Any, where: str) -> str:
-        return c.choice(value, where, tuple(settings))
 
-    rows_seen: set[tuple[str, str]] = set()
+def _check_rows(meta: ReplicationMetadata) -> set[tuple[str, str]]:
+    """Every row names a declared setting, and no (metric, setting) is listed twice; returns the rows."""
+    seen: set[tuple[str, str]] = set()
+    for section in ("reported", "beyond_paper"):
+        for i, row in enumerate(getattr(meta, section)):
+            _check_setting(meta, row.setting, (section, i, "setting"))
+            if (row.metric, row.setting) in seen:
+                raise FieldError(
+                    (section, i), f"a row for metric {row.metric!r} in setting {row.setting!r} is already listed"
+                )
+            seen.add((row.metric, row.setting))
+    return seen
 
-    def unique(metric: str, setting: str, where: str) -> None:
-        if (metric, setting) in rows_seen:
-            raise c.fail(where, f"a row for metric {metric!r} in setting {setting!r} is already listed")
-        rows_seen.add((metric, setting))
 
-    reported = []
-    for i, entry in enumerate(c.items(raw.get("reported"), "reported")):
-        where = f"reported[{i}]"
-        entry = c.mapping(entry, where)
-        c.known_keys(entry, where, {"metric", "setting", "value", "where"}, {"n_test", "kind", "floor", "note"})
-        kind = c.choice(entry.get("kind", default_kind(entry["metric"])), f"{where}.kind", KINDS)
-        value = c.number(entry["value"], f"{where}.value")
-        if kind == "proportion":
-            if not 0.0 <= value <= 1.0:
-                raise c.fail(f"{where}.value", f"a proportion must lie in [0, 1] (83.25% is 0.8325), got {value}")
-            if "n_test" not in entry:
-                raise c.fail(f"{where}.n_test", "is missing (a proportion's band needs the paper's test size)")
-        elif "floor" not in entry:
-            raise c.fail(f"{where}.floor", "is missing (a kind: value row takes its band floor from metadata)")
-        figure = ReportedFigure(
-            metric=c.text(entry["metric"], f"{where}.metric"),
-            setting=setting_of(entry["setting"], f"{where}.setting"),
-            value=value,
-            where=c.text(entry["where"], f"{where}.where"),
-            n_test=c.integer(entry["n_test"], f"{where}.n_test", minimum=1) if "n_test" in entry else None,
-            kind=kind,
-            floor=c.number(entry.get("floor", DEFAULT_FLOOR), f"{where}.floor", minimum=0),
-            note=c.text(entry.get("note", ""), f"{where}.note", empty=True),
-        )
-        unique(figure.metric, figure.setting, where)
-        reported.append(figure)
-
-    beyond = []
-    for i, entry in enumerate(c.items(raw.get("beyond_paper"), "beyond_paper")):
-        where = f"beyond_paper[{i}]"
-        entry = c.mapping(entry, where)
-        c.known_keys(entry, where, {"metric", "setting"}, {"note", "kind"})
-        row = BeyondPaperRow(
-            metric=c.text(entry["metric"], f"{where}.metric"),
-            setting=setting_of(entry["setting"], f"{where}.setting"),
-            note=c.text(entry.get("note", ""), f"{where}.note", empty=True),
-            kind=c.choice(entry.get("kind", default_kind(entry["metric"])), f"{where}.kind", KINDS),
-        )
-        unique(row.metric, row.setting, where)
-        beyond.append(row)
-
-    assumptions = []
-    for i, entry in enumerate(c.items(raw.get("assumptions"), "assumptions")):
-        where = f"assumptions[{i}]"
-        entry = c.mapping(entry, where)
-        c.known_keys(entry, where, {"choice", "why"}, set())
-        assumptions.append(Assumption(c.text(entry["choice"], f"{where}.choice"), c.text(entry["why"], f"{where}.why")))
-
-    expected = []
-    for i, entry in enumerate(c.items(raw.get("expected"), "expected")):
-        where = f"expected[{i}]"
-        entry = c.mapping(entry, where)
-        c.known_keys(entry, where, {"metric", "setting", "verdict", "mean"}, {"sd", "floor"})
-        metric = c.text(entry["metric"], f"{where}.metric")
-        setting = setting_of(entry["setting"], f"{where}.setting")
-        if (metric, setting) not in rows_seen:
-            raise c.fail(where, f"no reported or beyond_paper row for metric {metric!r} in setting {setting!r}")
-        verdict = c.choice(entry["verdict"], f"{where}.verdict", VERDICTS)
-        if entry["mean"] is None and verdict != NOT_RUN:
-            raise c.fail(f"{where}.mean", f"may be null only with verdict {NOT_RUN!r}")
-        expected.append(
-            ExpectedResult(
-                metric=metric,
-                setting=setting,
-                verdict=verdict,
-                mean=None if entry["mean"] is None else c.number(entry["mean"], f"{where}.mean"),
-                sd=c.number(entry.get("sd", 0.0), f"{where}.sd", minimum=0),
-                floor=c.number(entry.get("floor", DEFAULT_FLOOR), f"{where}.floor", minimum=0),
-            )
-        )
-
-    missing = raw.get("missing")
-    if missing is not None:
-        missing = c.text(missing, "missing")
-    elif dataset.data == "missing":
-        raise c.fail("missing", "is required when dataset.data is 'missing': say what a user must supply")
-
-    return ReplicationMetadata(
-        id=replication_id,
-        title=c.text(raw["title"], "title"),
-        authors=authors,
-        year=c.integer(raw["year"], "year", minimum=1900),
-        paper_file=c.text(raw["paper_file"], "paper_file"),
-        dataset=dataset,
-        protocol=c.text(raw["protocol"], "protocol"),
-        seeds=seeds,
-        config=config,
-        settings=settings,
-        profiles=profiles,
-        reported=reported,
-        beyond_paper=beyond,
-        assumptions=assumptions,
-        expected=expected,
-        missing=missing,
-        path=path,
-        raw=raw,
-    )
+def _parse(raw: Any, path: Path) -> ReplicationMetadata:
+    try:
+        meta = ReplicationMetadata.model_validate(raw)
+    except ValidationError as error:
+        where, problem = first_problem(error, ReplicationMetadata)
+        raise MetadataError(f"{path}: field '{where}': {problem}") from None
+    if path.name == METADATA_FILE and path.parent.name != meta.id:
+        raise MetadataError(f"{path}: field 'id': must equal its folder name {path.parent.name!r}, got {meta.id!r}")
+    meta._path = path
+    meta._raw = raw
+    return meta
 
 
 def metadata_path(replication_id_or_path: str | Path, root: Path | None = None) -> Path:

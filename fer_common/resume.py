@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from fer_common import paths
+from fer_common.atomic import write_atomically
 from fer_common.errors import FerError
 from fer_common.metadata import canonical_json
 from fer_common.train import RuntimeOptions, apply_runtime_options, numeric_identity
@@ -353,20 +352,9 @@ def _restore(state: tuple[dict, dict[str, np.ndarray]], model, callbacks: Sequen
 def write_npz_atomically(path: Path, arrays: Mapping[str, np.ndarray], info: Mapping | None = None) -> None:
     """Write arrays (and JSON-able `info`) to an .npz under a temporary name, then rename it into place,
     so a reader (or a resumed run) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = dict(arrays)
     content["__info__"] = np.array(json.dumps(info or {}, sort_keys=True))
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as file:
-        temporary = Path(file.name)
-        try:
-            np.savez(file, **content)
-            file.flush()
-            os.fsync(file.fileno())
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    os.replace(temporary, path)
+    write_atomically(path, lambda stream: np.savez(stream, **content))
 
 
 def read_npz(path: Path) -> tuple[dict, dict[str, np.ndarray]]:

@@ -23,7 +23,9 @@ from fer_common.contract import Prepared, Replication, SeedOutcome
 from fer_common.errors import DatasetError, JobsFailedError, MetadataError
 from fer_common.executors import Capacity, ExecutorOptions, TaskFailure, execute, plan_capacity
 from fer_common.jobs import JobResult, JobSpec, JobStore, StoredJob, job_key, plan_jobs
-from fer_common.metadata import ReplicationMetadata, load_metadata
+from fer_common.metadata import ReplicationMetadata, canonical_json, load_metadata
+from fer_common.provenance import collect_provenance
+from fer_common.rows import build_rows, summarize_seeds
 from fer_common.train import RuntimeOptions, configure_runtime
 
 log = logging.getLogger(__name__)
@@ -87,9 +89,7 @@ def run_job(spec: JobSpec, prepared: Prepared | None = None) -> list[JobResult]:
     """Run one job (in this process or a worker) from `configure_runtime(seed)`, so its numbers do not
     depend on what the process ran before. `prepared`: the run's data where the caller has it already."""
     if prepared is None:
-        prepared = _prepare_once(
-            spec.replication, records.canonical_json(spec.config), spec.data_checksum, spec.options
-        )
+        prepared = _prepare_once(spec.replication, canonical_json(spec.config), spec.data_checksum, spec.options)
     started = time.perf_counter()
     configure_runtime(spec.seed, spec.options)
     outcomes = spec.replication.run_job(prepared, spec.settings, spec.seed, spec.config, spec.options)
@@ -163,7 +163,7 @@ def run_replication(
     capacity = plan_capacity(executor, options.threads, len(planned))
     job_options = replace(options, threads=capacity.threads)
     # Provenance is taken before the jobs: it must describe the code that ran, not the tree at the end.
-    provenance = records.collect_provenance(
+    provenance = collect_provenance(
         meta,
         config,
         seeds,
@@ -186,10 +186,10 @@ def run_replication(
         }
         _add_finalized_details(replication, prepared, settings, config)
         for setting_result in settings.values():
-            setting_result["summary"] = records.summarize_seeds(setting_result["seeds"])
+            setting_result["summary"] = summarize_seeds(setting_result["seeds"])
 
         summaries = {setting: result["summary"] for setting, result in settings.items()}
-        rows = records.build_rows(meta, summaries, prepared.data_kind)
+        rows = build_rows(meta, summaries, prepared.data_kind)
         _add_row_notes(rows, settings)
         provenance["wall_time_s"] = round(time.perf_counter() - started, 1)
         record = records.build_record(meta, profile, prepared.data_kind, settings, rows, provenance)
@@ -355,8 +355,8 @@ def _add_row_notes(rows: list[dict], settings: dict[str, dict]) -> None:
 def _not_run(meta, profile, config, seeds, error, results_dir, write, command):
     message = f"{meta.missing or ''}\n\n{error}".strip()
     log.warning("[%s] not run: %s", meta.id, message)
-    rows = records.build_rows(meta, {}, "missing")
-    provenance = records.collect_provenance(meta, config, seeds, "", 0.0, command=command)
+    rows = build_rows(meta, {}, "missing")
+    provenance = collect_provenance(meta, config, seeds, "", 0.0, command=command)
     record = records.build_record(meta, profile, "missing", {}, rows, provenance, missing=message)
     path = records.write_record(record, results_dir) if write else None
     return record, path

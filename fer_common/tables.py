@@ -11,9 +11,11 @@ from collections import Counter
 from pathlib import Path
 
 from . import paths
+from .atomic import write_text_atomically
 from .bands import PROXY
 from .metadata import ReplicationMetadata, list_replications, load_metadata
-from .records import atomic_write_text, latest_record, stale_reasons
+from .provenance import stale_reasons
+from .records import latest_record
 
 DISPLAY_COLUMNS = (
     "paper",
@@ -317,18 +319,10 @@ def render_latex(rows: list[dict]) -> str:
 def _write(rows: list[dict], results_dir: Path | None) -> list[Path]:
     out = Path(results_dir or paths.results_dir())
     return [
-        atomic_write_text(out / "TABLE.md", render_markdown(rows)),
-        atomic_write_text(out / "TABLE.csv", render_csv(rows)),
-        atomic_write_text(out / "TABLE.tex", render_latex(rows)),
+        write_text_atomically(out / "TABLE.md", render_markdown(rows)),
+        write_text_atomically(out / "TABLE.csv", render_csv(rows)),
+        write_text_atomically(out / "TABLE.tex", render_latex(rows)),
     ]
-
-
-def build_table(results_dir: Path | None = None, *, root: Path | None = None, write: bool = True) -> list[dict]:
-    """Rows of the results table; with write=True also writes TABLE.md, .csv and .tex into results_dir."""
-    rows = collect_rows(results_dir, root)
-    if write:
-        _write(rows, results_dir)
-    return rows
 
 
 def write_tables(results_dir: Path | None = None, *, root: Path | None = None) -> list[Path]:

@@ -9,25 +9,26 @@ import numpy as np
 import pytest
 import yaml
 
-from fer_common import records
+from fer_common import atomic, paths
 from fer_common.bands import BEYOND_PAPER, NOT_RUN, REPRODUCED
 from fer_common.checks import check_records, check_value_in_regression_band
+from fer_common.contract import SeedOutcome
 from fer_common.errors import MetadataError, RecordError
 from fer_common.metadata import code_hash, list_replications, load_metadata, metadata_hash
-from fer_common.metrics import classification_report, flatten_metrics, wilson_interval
+from fer_common.metrics import wilson_interval
+from fer_common.provenance import collect_provenance
 from fer_common.records import (
     build_record,
-    build_rows,
-    collect_provenance,
     latest_record,
     load_record,
     load_records,
-    seed_result,
-    setting_result,
     validate_record,
     write_record,
 )
-from fer_common.tables import build_table, write_tables
+from fer_common.rows import build_rows, summarize_seeds
+from fer_common.runner import evaluate_outcome
+from fer_common.schema import Provenance
+from fer_common.tables import collect_rows, write_tables
 
 CLASSES = ["neg", "pos"]
 TOY_YAML = """\
@@ -86,8 +87,8 @@ def _seed(correct: int, probability: float = 0.8) -> dict:
     predicted = y.copy()
     predicted[: 10 - correct] = 1 - predicted[: 10 - correct]
     p = np.where(np.eye(2)[predicted] == 1, probability, 1 - probability)
-    report = classification_report(y, p, CLASSES)
-    return seed_result(flatten_metrics(report, CLASSES), report, {"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]})
+    outcome = SeedOutcome(y, p, scored_set="toy test split", history={"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]})
+    return evaluate_outcome(outcome, CLASSES)
 
 
 @pytest.fixture
@@ -110,8 +111,8 @@ def results(tmp_path):
 def _settings() -> dict:
     # Seeds: 8/10 and 9/10 correct on random_split; the subject split is harder.
     return {
-        "random_split": setting_result({0: _seed(8), 1: _seed(9)}),
-        "subject_split": setting_result({0: _seed(6), 1: _seed(7)}),
+        "random_split": {"seeds": {"0": _seed(8), "1": _seed(9)}},
+        "subject_split": {"seeds": {"0": _seed(6), "1": _seed(7)}},
     }
 
 
@@ -254,7 +255,7 @@ def test_rows_bands_verdicts_and_ci(root):
     assert beyond["verdict"] == BEYOND_PAPER and beyond["band"] is None and beyond["mean"] == pytest.approx(0.65)
     provenance = record["provenance"]
     assert provenance["seeds"] == [0, 1] and provenance["dataset_checksum"] == "sha256:toy"
-    assert set(records.PROVENANCE_KEYS) <= set(provenance) and "numpy" in provenance["packages"]
+    assert set(Provenance.model_fields) <= set(provenance) and "numpy" in provenance["packages"]
 
 
 def test_missing_data_rows_are_not_run(root):
@@ -270,7 +271,7 @@ def test_rows_from_summaries_get_their_ci_in_build_record(root):
     # The runner builds rows from summaries alone, then hands the per-seed results to build_record.
     meta = load_metadata("toy")
     settings = _settings()
-    rows = build_rows(meta, {name: entry["summary"] for name, entry in settings.items()}, "real")
+    rows = build_rows(meta, {name: summarize_seeds(entry["seeds"]) for name, entry in settings.items()}, "real")
     assert all(row["ci"] is None for row in rows)
     provenance = collect_provenance(meta, meta.config, meta.seeds, None, 0.0, options=RuntimeStub())
     assert provenance["runtime"] == {"precision": "float32", "threads": 0}
@@ -284,7 +285,7 @@ def test_build_record_rejects_unknown_profile_and_setting(root):
     with pytest.raises(MetadataError, match="unknown profile 'nightly'"):
         build_record(meta, "nightly", "real", _settings(), None, provenance)
     with pytest.raises(ValueError, match="not declared"):
-        build_record(meta, "full", "real", {"other": setting_result({0: _seed(5)})}, None, provenance)
+        build_record(meta, "full", "real", {"other": {"seeds": {"0": _seed(5)}}}, None, provenance)
 
 
 def test_write_load_and_never_overwrite(root, results):
@@ -305,7 +306,7 @@ def test_never_overwrite_without_hard_links(root, results, monkeypatch):
     def no_links(source, target):
         raise OSError("hard links not supported")
 
-    monkeypatch.setattr(records.os, "link", no_links)
+    monkeypatch.setattr(atomic.os, "link", no_links)
     first = write_record(_record(), results)
     second = write_record(_record(), results)
     assert first != second and len(list((results / "toy").glob("*.json"))) == 2
@@ -316,7 +317,7 @@ def test_interrupted_write_leaves_no_record(root, results, monkeypatch):
     def crash(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(records.os, "fsync", crash)
+    monkeypatch.setattr(atomic.os, "fsync", crash)
     with pytest.raises(KeyboardInterrupt):
         write_record(_record(), results)
     assert list((results / "toy").iterdir()) == []  # not even the temp file
@@ -349,7 +350,7 @@ def test_schema(root):
     validate_record(record)
     validate_record(json.loads(json.dumps(record, allow_nan=False)))  # strict JSON round trip
     for broken, field in [
-        ({"schema_version": 2}, "schema_version"),
+        ({"schema_version": 3}, "schema_version"),
         ({"data": "real-ish"}, "data"),
         ({"provenance": {"git_commit": "x"}}, "provenance"),
         ({"profile": "../escape"}, "profile"),
@@ -367,6 +368,16 @@ def test_schema(root):
         validate_record(bad)
 
 
+def test_committed_version_1_records_still_load():
+    version_1 = [record for record in load_records(paths.REPO_ROOT / "results") if record["schema_version"] == 1]
+    assert version_1, "the committed records under results/ are schema version 1"
+    # Version 2 seed entries have no `extras`: the version decides which shape is checked.
+    content = next(record for record in version_1 if record["settings"])
+    as_version_2 = {key: value for key, value in content.items() if key != "_path"} | {"schema_version": 2}
+    with pytest.raises(RecordError, match=r"settings\.\w+\.seeds\.\d+\.\w+"):
+        validate_record(as_version_2)
+
+
 def test_latest_record_picks_newest_of_profile(root, results):
     old, new, quick = _record(), _record(), _record("quick")
     old["provenance"]["created_utc"] = "2024-01-01T00:00:00Z"
@@ -382,9 +393,10 @@ def test_latest_record_picks_newest_of_profile(root, results):
 # --- tables ---------------------------------------------------------------------------------------------
 
 
-def test_build_table(root, results):
+def test_table_rows_and_files(root, results):
     write_record(_record(), results)
-    rows = build_table(results)
+    write_tables(results)
+    rows = collect_rows(results)
     toy = [r for r in rows if r["paper"] == "toy"]
     assert [(r["setting"], r["metric"]) for r in toy] == [
         ("random_split", "accuracy"),
@@ -424,15 +436,14 @@ def test_write_tables_returns_paths(root, results):
 def test_table_marks_stale_records(root, results):
     write_record(_record(), results)
     (root / "toy" / "model.py").write_text("LAYERS = 5\n")
-    rows = [r for r in build_table(results, write=False) if r["paper"] == "toy"]
+    rows = [r for r in collect_rows(results) if r["paper"] == "toy"]
     assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "code changed"
-    assert not (results / "TABLE.md").exists()  # write=False
 
 
 def test_table_marks_records_made_under_other_metadata_stale(root, results):
     write_record(_record(), results)
     _edit_metadata(root, protocol="a different protocol")
-    rows = [r for r in build_table(results, write=False) if r["paper"] == "toy"]
+    rows = [r for r in collect_rows(results) if r["paper"] == "toy"]
     assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "metadata changed"
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fer_common import paths
+from fer_common.atomic import write_atomically
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.integrity import content_checksum, source_fingerprint
 
@@ -84,19 +83,9 @@ def write_cache(path: Path, dataset: FaceDataset, fingerprint: str) -> None:
     for column in dataset.meta.columns:
         values = dataset.meta[column].to_numpy()
         arrays[_META_PREFIX + column] = values.astype(str) if values.dtype == object else values
-    temporary: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary_file = tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp", delete=False
-        )
-        with temporary_file as handle:
-            temporary = Path(handle.name)
-            np.savez(handle, **arrays)
-        os.replace(temporary, path)
+        write_atomically(path, lambda stream: np.savez(stream, **arrays))
     except OSError as error:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
         warnings.warn(f"Could not write dataset cache {path}: {error}", stacklevel=2)
 
 

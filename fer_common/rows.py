@@ -1,0 +1,158 @@
+"""A record's rows: per-metric summaries over seeds, their confidence intervals, bands and verdicts.
+
+One row per `reported` figure of the metadata (with its paper band and verdict) and one per `beyond_paper`
+entry; the numbers come from the per-seed entries `runner.evaluate_outcome` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .bands import BEYOND_PAPER, DATA_KINDS, NOT_RUN, paper_band, verdict
+from .metadata import ReplicationMetadata
+from .metrics import summarize, wilson_interval
+
+
+def summarize_seeds(seeds: Mapping[str, Mapping]) -> dict[str, dict]:
+    """Per-metric summary over seeds: values in seed order, a metric a seed lacks counted as None."""
+    keys: list[str] = []
+    for entry in seeds.values():
+        keys.extend(key for key in entry["metrics"] if key not in keys)
+    return {key: summarize([entry["metrics"].get(key) for entry in seeds.values()]) for key in keys}
+
+
+def metric_denominator(metric: str, seed_entry: Mapping) -> int | None:
+    """How many test cases a proportion metric of one seed is a fraction of, when that is known."""
+    custom = seed_entry.get("denominators", {})
+    if metric in custom:
+        return int(custom[metric])
+    report = seed_entry.get("report") or {}
+    if not report:
+        return None
+    head, _, tail = metric.partition("/")
+    per_class = report.get("per_class", {})
+    if metric == "accuracy":
+        return report.get("n")
+    if head == "recall" and tail in per_class:
+        return per_class[tail]["support"]
+    if head == "precision" and tail in report.get("predicted", {}):
+        return report["predicted"][tail]
+    if head == "confusion":
+        true_name = tail.split("->", 1)[0]
+        if true_name in per_class:
+            return per_class[true_name]["support"]
+    return None
+
+
+def seed_wilson_ci(metric: str, seeds: Mapping[str, Mapping]) -> list[float] | None:
+    """95% CI of a proportion over seeds: the mean of each seed's Wilson interval bounds.
+
+    Not a Wilson interval on counts pooled across seeds: every seed is scored on the same (or an equally
+    sized) test set, so pooling would count k·n test cases where there are only n and shrink the interval
+    by √k. Averaging the per-seed bounds keeps the width of one test set. Seeds whose value or denominator
+    is unknown are left out; None when no seed has both.
+    """
+    lows, highs = [], []
+    for entry in seeds.values():
+        value = entry["metrics"].get(metric)
+        n = metric_denominator(metric, entry)
+        if value is None or not n:
+            continue
+        low, high = wilson_interval(min(n, max(0, round(value * n))), n)
+        lows.append(low)
+        highs.append(high)
+    if not lows:
+        return None
+    return [float(np.mean(lows)), float(np.mean(highs))]
+
+
+def missing_text(meta: ReplicationMetadata, note: str | None) -> str:
+    """What a reader must supply for a replication that could not run."""
+    return note or meta.missing or f"dataset {meta.dataset.name!r} not available here"
+
+
+def _observed_row(metric: str, setting: str, kind: str, summary: dict | None, seeds: Mapping | None) -> dict:
+    """The observed part of a row: mean, sd, per-seed values and (for proportions) the CI."""
+    has_ci = summary is not None and kind == "proportion" and seeds is not None
+    return {
+        "metric": metric,
+        "setting": setting,
+        "kind": kind,
+        "mean": summary["mean"] if summary else None,
+        "sd": summary["sd"] if summary else None,
+        "values": summary["values"] if summary else [],
+        "ci": seed_wilson_ci(metric, seeds) if has_ci else None,
+    }
+
+
+def build_rows(
+    meta: ReplicationMetadata,
+    settings_summaries: Mapping[str, Mapping[str, dict]],
+    data: str,
+    *,
+    seeds: Mapping[str, Mapping[str, Mapping]] | None = None,
+    missing_note: str | None = None,
+) -> list[dict]:
+    """One row per `reported` figure (band and verdict) and one per `beyond_paper` entry.
+
+    settings_summaries: {setting: {metric: summarize(...)}}. seeds: {setting: {seed: seed entry}}, the
+    per-seed results the CI of a proportion is computed from (see `seed_wilson_ci`); without it `ci` is
+    None and `records.build_record` fills it in. With data "missing" every row has mean None, verdict
+    "not run" and the `missing` text as note; paper rows still carry their band (no seeds term), so a
+    reader sees what a run would have to hit.
+    """
+    if data not in DATA_KINDS:
+        raise ValueError(f"data must be one of {DATA_KINDS}, got {data!r}")
+    seeds = seeds or {}
+
+    def observed(metric: str, setting: str) -> dict | None:
+        summary = None if data == "missing" else settings_summaries.get(setting, {}).get(metric)
+        return summary if summary and summary["mean"] is not None else None
+
+    def note(given: str, summary: dict | None, metric: str, setting: str) -> str:
+        if summary:
+            return given
+        if data == "missing":
+            return missing_text(meta, missing_note)
+        return f"no value for {metric!r} in setting {setting!r} in this run"
+
+    rows = []
+    for figure in meta.reported:
+        summary = observed(figure.metric, figure.setting)
+        row = _observed_row(figure.metric, figure.setting, figure.kind, summary, seeds.get(figure.setting))
+        band = paper_band(figure.value, figure.n_test, row["sd"], kind=figure.kind, floor=figure.floor)
+        row.update(
+            reported=figure.value,
+            n_test=figure.n_test,
+            where=figure.where,
+            band=band.to_dict(),
+            verdict=verdict(row["mean"], band, data),
+            position=band.position(row["mean"]) if summary else None,
+            note=note(figure.note, summary, figure.metric, figure.setting),
+        )
+        rows.append(row)
+    for extra in meta.beyond_paper:
+        summary = observed(extra.metric, extra.setting)
+        row = _observed_row(extra.metric, extra.setting, extra.kind, summary, seeds.get(extra.setting))
+        row.update(
+            reported=None,
+            n_test=None,
+            where=None,
+            band=None,
+            verdict=BEYOND_PAPER if summary else NOT_RUN,
+            position=None,
+            note=note(extra.note, summary, extra.metric, extra.setting),
+        )
+        rows.append(row)
+    return rows
+
+
+def add_missing_cis(rows: list[dict], seeds: Mapping[str, Mapping[str, Mapping]]) -> list[dict]:
+    """Copies of `rows` where a proportion row with a mean but no CI gets the one its seeds give."""
+    completed = [dict(row) for row in rows]
+    for row in completed:
+        if row.get("ci") is None and row.get("mean") is not None and row.get("kind") == "proportion":
+            row["ci"] = seed_wilson_ci(row["metric"], seeds.get(row["setting"], {}))
+    return completed

@@ -1,0 +1,243 @@
+"""The schemas of the files this project reads back, as pydantic models, and their errors in plain words.
+
+`metadata.yaml` (see `fer_common.metadata`) and result records (here) are both validated by pydantic;
+`first_problem` turns its first error into `(field, problem)`, e.g. `("rows[0].verdict", "must be one of
+...")`, which the loaders prefix with the file so a user fixes the file without reading this code.
+
+Records: schema_version 2 is what the runner writes; version 1 (seed entries with `extras`) is read only,
+so the records already committed under `results/` keep loading.
+"""
+
+from __future__ import annotations
+
+import types
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .bands import BEYOND_PAPER, DATA_KINDS, KINDS, NOT_RUN, VERDICTS
+
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
+CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# No leading dot, no slash: these become folder and file names under results/.
+SAFE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$"
+_INPUT_SHOWN = 80  # characters of a bad value quoted in an error
+
+
+class FieldError(ValueError):
+    """A check across fields, raised inside a model's validator: `where` is relative to that model."""
+
+    def __init__(self, where: tuple[str | int, ...], problem: str) -> None:
+        super().__init__(problem)
+        self.where = where
+        self.problem = problem
+
+
+class StrictModel(BaseModel):
+    """No coercion ("3" is not a number, true is not 1) and no unknown fields (a typo is an error)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+def _location(parts: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _field_type(annotation: Any, part: str | int) -> Any:
+    """The annotation one step down `part` from `annotation` (a model, list, dict or optional of those)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(part) if isinstance(part, str) else None
+        return None if field is None else field.annotation
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _field_type(args[0], part)
+    if origin in (Union, types.UnionType):
+        for option in args:
+            found = _field_type(option, part)
+            if found is not None:
+                return found
+        return None
+    if origin is list and args:
+        return args[0]
+    if origin is dict and args:
+        return args[1]
+    return None
+
+
+def _allowed_fields(model: type[BaseModel], parent: tuple[str | int, ...]) -> list[str]:
+    annotation: Any = model
+    for part in parent:
+        annotation = _field_type(annotation, part)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def first_problem(error: ValidationError, model: type[BaseModel]) -> tuple[str, str]:
+    """(field, problem) of a validation error's first entry, in the words the loaders print."""
+    entry = error.errors()[0]
+    where = tuple(entry["loc"])
+    cause = (entry.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        return _location(where + cause.where) or "(top level)", cause.problem
+    if entry["type"] == "missing":
+        return _location(where), "is missing"
+    if entry["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_fields(model, where[:-1]))
+        return _location(where), f"unknown field (allowed: {allowed})"
+    shown = repr(entry["input"])
+    if len(shown) > _INPUT_SHOWN:
+        shown = shown[:_INPUT_SHOWN] + "..."
+    problem = entry["msg"].removeprefix("Value error, ")
+    return _location(where) or "(top level)", f"{problem[:1].lower()}{problem[1:]}, got {shown}"
+
+
+# --- records ----------------------------------------------------------------------------------------------
+
+Number = float | None
+Name = Annotated[str, Field(pattern=SAFE_NAME_PATTERN)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class Summary(StrictModel):
+    """A metric over the seeds of a setting (`metrics.summarize`)."""
+
+    mean: Number
+    sd: Number
+    values: list[Number]
+    n: int
+
+
+class SeedEntry(StrictModel):
+    """One seed of one setting, as `runner.evaluate_outcome` writes it."""
+
+    metrics: dict[str, Number]
+    report: dict[str, Any]
+    history: dict[str, list[Any]]
+    scored_set: str
+    denominators: dict[str, int]
+    notes: list[str]
+    details: dict[str, Any]
+    wall_time_s: float | None = None
+
+
+class SeedEntryV1(StrictModel):
+    """Schema version 1: what is now `scored_set`, `denominators`, `notes`, `details` lived in `extras`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    metrics: dict[str, Number]
+    report: dict[str, Any] = {}
+    history: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+
+
+class Setting(StrictModel):
+    seeds: dict[str, SeedEntry]
+    summary: dict[str, Summary]
+
+
+class SettingV1(StrictModel):
+    seeds: dict[str, SeedEntryV1]
+    summary: dict[str, Summary]
+
+
+class BandEntry(StrictModel):
+    """`bands.Band.to_dict()`."""
+
+    low: float
+    high: float
+    half_width: float
+    terms: dict[str, Number]
+    binding: str
+
+
+class Row(StrictModel):
+    metric: Text
+    setting: Text
+    kind: Literal[KINDS] = "proportion"
+    reported: Number
+    n_test: int | None
+    where: str | None
+    mean: Number
+    sd: Number
+    values: list[Number]
+    ci: Annotated[list[float], Field(min_length=2, max_length=2)] | None
+    band: BandEntry | None
+    verdict: Literal[VERDICTS]
+    position: Literal["inside", "below", "above"] | None = None
+    note: str
+
+    @model_validator(mode="after")
+    def _paper_row_has_band(self) -> Row:
+        if self.verdict not in (BEYOND_PAPER, NOT_RUN) and self.band is None:
+            raise FieldError(("band",), f"a paper row needs its band (verdict {self.verdict!r})")
+        return self
+
+
+class Provenance(StrictModel):
+    """Where a record came from; more keys (`runtime`, `executor`) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    git_commit: str
+    git_dirty: bool | None
+    metadata_hash: str
+    code_hash: str
+    config_hash: str
+    config: dict[str, Any]
+    dataset_checksum: str | None
+    seeds: list[int]
+    packages: dict[str, str | None]
+    python: str
+    platform: str
+    cpu: str
+    wall_time_s: float
+    created_utc: str
+    command: str
+
+    @field_validator("created_utc")
+    @classmethod
+    def _is_utc_time(cls, value: str) -> str:
+        try:
+            datetime.strptime(value, CREATED_FORMAT)
+        except ValueError:
+            raise ValueError("must look like 2024-05-01T12:00:00Z") from None
+        return value
+
+
+class Record(StrictModel):
+    """A result record, schema version 2 (see `fer_common.records`)."""
+
+    schema_version: Literal[2]
+    replication: Name
+    profile: Name
+    data: Literal[DATA_KINDS]
+    settings: dict[str, Setting]
+    rows: list[Row]
+    missing: str | None
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _missing_says_what(self) -> Record:
+        if self.data == "missing" and self.missing is None:
+            raise FieldError(("missing",), "must say what is missing when data is 'missing'")
+        return self
+
+
+class RecordV1(Record):
+    """Schema version 1, read only (the records committed before version 2)."""
+
+    schema_version: Literal[1]
+    settings: dict[str, SettingV1]
+
+
+RECORD_MODELS: dict[int, type[Record]] = {1: RecordV1, 2: Record}
