@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from fer_common.data import DATASETS, FaceDataset, cfd, ckplus48, fer2013, load_dataset
-from fer_common.data.cfd import to_hong_classes
 from fer_common.data.images import read_image
 from fer_common.data.integrity import content_checksum, source_fingerprint, verify_sha256sums
 from fer_common.errors import DatasetError
+from replications.hong.data import to_hong_classes
 
 from .fixtures_data import make_ckplus, make_fer_folders, real_root, write_fer_csv, write_image
 

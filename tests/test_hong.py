@@ -8,18 +8,9 @@ import numpy as np
 import pytest
 
 from fer_common.errors import DatasetError
-from replications.hong.replication import (
-    add_counts,
-    bias_audit,
-    build_model,
-    difference_interval,
-    final_feature_side,
-    group_counts,
-    group_gaps,
-    group_metrics,
-    load_user_morphs,
-    metric_denominators,
-)
+from replications.hong.data import load_user_morphs
+from replications.hong.model import build_model, final_feature_side
+from replications.hong.replication import group_extras
 
 from .helpers import requires_dataset, shared_data_dir
 
@@ -66,59 +57,15 @@ def test_weights_follow_pytorch_default_initialisation():
     assert np.abs(kernel).max() > 0.9 * bound  # uniform over the whole range, not a narrower one
 
 
-# Hand-made test set: classes 0 negative, 1 neutral, 2 positive.
-Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 0, 1])
-Y_PRED = np.array([0, 1, 1, 1, 2, 0, 0, 2])
-RACE = np.array(["B", "B", "B", "B", "W", "W", "W", "W"])
-SEX = np.array(["F", "M", "F", "M", "F", "M", "?", "?"])  # "?" = unknown, left out of the groups
-
-
-def test_group_metrics_on_a_hand_made_example():
-    race = group_metrics(Y_TRUE, Y_PRED, "race", RACE, CLASSES)
-    # B: true 0 0 1 1, predicted 0 1 1 1 -> 3/4; W: true 2 2 0 1, predicted 2 0 0 2 -> 2/4.
-    assert race["accuracy/race=B"] == 0.75
-    assert race["accuracy/race=W"] == 0.5
-    assert race["recall/negative/race=B"] == 0.5 and race["recall/neutral/race=B"] == 1.0
-    assert math.isnan(race["recall/positive/race=B"])  # no positive B face in the test set
-    assert race["recall/negative/race=W"] == 1.0 and race["recall/neutral/race=W"] == 0.0
-    assert race["recall/positive/race=W"] == 0.5
-    sex = group_metrics(Y_TRUE, Y_PRED, "sex", SEX, CLASSES)
-    per_class = {f"recall/{name}/sex={group}" for name in CLASSES for group in "FM"}
-    assert set(sex) == {"accuracy/sex=F", "accuracy/sex=M"} | per_class
-    assert sex["accuracy/sex=F"] == 1.0 and sex["accuracy/sex=M"] == pytest.approx(1 / 3)
-
-    gaps = group_gaps({**race, **sex}, CLASSES)
-    assert gaps["accuracy_gap/race(B-W)"] == 0.25
-    assert gaps["accuracy_gap/sex(F-M)"] == pytest.approx(2 / 3)
-    assert gaps["recall_gap/negative/race(B-W)"] == -0.5
-    assert math.isnan(gaps["recall_gap/positive/race(B-W)"])
-
-
-def test_counts_pool_over_seeds_and_give_wilson_and_newcombe_intervals():
-    counts = group_counts(Y_TRUE, Y_PRED, {"race": RACE, "sex": SEX}, CLASSES)
-    black_recall = {"negative": [1, 2], "neutral": [2, 2], "positive": [0, 0]}  # [correct, n]
-    assert counts["race=B"] == {"correct": 3, "n": 4, "recall": black_recall}
-    assert set(counts) == {"race=B", "race=W", "sex=F", "sex=M"}
-    assert metric_denominators(counts)["recall/negative/race=B"] == 2
-    assert "recall/positive/race=B" not in metric_denominators(counts)  # undefined: no denominator
-
-    pooled = add_counts(counts, counts)  # the same predictions twice: counts double, rates stay
-    assert pooled["race=B"]["correct"] == 6 and pooled["race=B"]["recall"]["negative"] == [2, 4]
-    audit = bias_audit(pooled, CLASSES)
-    black = audit["groups"]["race=B"]
-    assert black["value"] == 0.75 and black["n"] == 8
-    assert black["wilson_95"] == pytest.approx([0.4093, 0.9285], abs=1e-4)  # Wilson 6/8
-    assert black["recall"]["positive"]["value"] is None
-    gap = audit["gaps"]["accuracy_gap/race(B-W)"]
-    assert gap["value"] == 0.25 and gap["newcombe_95"] == pytest.approx(list(difference_interval(6, 8, 4, 8)))
-    assert "recall_gap/positive/race(B-W)" not in audit["gaps"]
-
-
-def test_difference_interval_matches_newcombe_1998():
-    # Newcombe, Stat. Med. 17:873 (1998), Table II, method 10.
-    assert difference_interval(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
-    assert difference_interval(9, 10, 3, 10) == pytest.approx((0.1705, 0.8090), abs=1e-4)
-    assert difference_interval(5, 56, 0, 29) == pytest.approx((-0.0381, 0.1926), abs=1e-4)
+def test_group_extras_are_race_and_sex_rates_and_gaps_without_unknown_groups():
+    # Classes 0 negative, 1 neutral, 2 positive; "?" is a file name that is not CFD-style.
+    y_true, y_pred = np.array([0, 1, 2, 0, 1, 2]), np.array([0, 1, 2, 1, 1, 0])
+    demographics = {"race": np.array(["B", "B", "B", "W", "W", "W"]), "sex": np.array(["F", "M", "?"] * 2)}
+    extras = group_extras(y_true, y_pred, demographics, list(CLASSES))
+    assert extras["accuracy/race=B"] == 1.0 and extras["accuracy/race=W"] == pytest.approx(1 / 3)
+    assert extras["accuracy_gap/race(B-W)"] == pytest.approx(2 / 3)  # B minus W
+    assert extras["accuracy_gap/sex(F-M)"] == -0.5  # F 1/2, M 2/2
+    assert not any("=?" in key for key in extras)
 
 
 # --- loaders for the user's morphs ------------------------------------------------------------------

@@ -1,16 +1,16 @@
 """Chicago Face Database: colour portraits named `CFD-<Race><Sex>-<target>-<photo>-<expression>.jpg`.
 
 Images are square 256x256 RGB: originals of another shape are centre-cropped and resized on load.
-The person id (`target`, e.g. `BF-200`) is the group for subject-disjoint splits.
+The person id (`target`, e.g. `BF-200`) is the group for subject-disjoint splits. Labels are the CFD
+expression codes (EXPRESSIONS); a replication that needs other classes regroups them itself from
+`meta["expression"]` (e.g. replications/hong/data.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,15 +28,6 @@ SEXES = ("F", "M")
 IMAGE_SIZE = 256
 LOADER_VERSION = 1  # bump when decoding changes, so caches of the old result are not used
 _FILE_NAME = re.compile(r"^CFD-([A-Z])([A-Z])-(\d+)-(\d+)-([A-Z]+)\.[A-Za-z]+$")
-
-HONG_CLASSES = ("negative", "neutral", "positive")
-_HONG_CLASS_OF_EXPRESSION = {
-    "A": "negative",
-    "F": "negative",
-    "N": "neutral",
-    "HC": "positive",
-    "HO": "positive",
-}
 
 HOW_TO_GET = (
     "The Chicago Face Database is free for non-commercial research but must be requested at "
@@ -104,62 +95,3 @@ def _parse_file_name(path: Path) -> tuple[str, str, str, str, str]:
         raise DatasetError(f"CFD file {path} {problem}; rename or remove it.")
     race, sex, target, photo, expression = match.groups()
     return race, sex, f"{race}{sex}-{target}", photo, expression
-
-
-def to_hong_classes(
-    dataset: FaceDataset,
-    races: Sequence[str] = ("B", "W"),
-    neutral: Literal["same_targets", "all"] = "same_targets",
-) -> FaceDataset:
-    """CFD regrouped into Hong's three classes: negative (A, F), neutral (N), positive (HC, HO).
-
-    Only targets of the given races are kept. `neutral="same_targets"` keeps neutral photos only of
-    targets that also appear with a non-neutral expression, so identity cannot predict the class;
-    `"all"` keeps every neutral photo. The counts are recorded in `extra['composition']`.
-    """
-    unknown = sorted(set(races) - set(RACES))
-    if unknown or not races:
-        raise ValueError(f"races must be a non-empty selection of {', '.join(RACES)}; got {list(races)}")
-    if neutral not in ("same_targets", "all"):
-        raise ValueError(f"neutral must be 'same_targets' or 'all', got {neutral!r}")
-    meta = dataset.meta
-    in_races = meta["race"].isin(races)
-    is_neutral = meta["expression"] == "N"
-    expressive_targets = set(meta.loc[in_races & ~is_neutral, "target"])
-    keep_neutral = is_neutral if neutral == "all" else is_neutral & meta["target"].isin(expressive_targets)
-    kept = dataset.subset((in_races & (~is_neutral | keep_neutral)).to_numpy())
-
-    class_names = [_HONG_CLASS_OF_EXPRESSION[expression] for expression in kept.meta["expression"]]
-    labels = np.array([HONG_CLASSES.index(name) for name in class_names], dtype=np.int64)
-    counts = {name: class_names.count(name) for name in HONG_CLASSES}
-    race_of = kept.meta["race"].to_numpy()
-    composition = {
-        "races": list(races),
-        "neutral": neutral,
-        "images": len(kept),
-        "targets": int(kept.meta["target"].nunique()),
-        "classes": counts,
-        "expressions": {code: int((kept.meta["expression"] == code).sum()) for code in EXPRESSIONS},
-        "by_race": {
-            race: {name: int(np.sum((race_of == race) & (labels == index))) for index, name in enumerate(HONG_CLASSES)}
-            for race in races
-        },
-    }
-    empty = [name for name, count in counts.items() if count == 0]
-    if empty:
-        raise DatasetError(
-            f"CFD regrouped for races {', '.join(races)} with neutral={neutral!r} leaves no "
-            f"{' or '.join(empty)} images (composition {composition['classes']}). With "
-            "neutral='same_targets' this happens when every person has a single photo, as in the "
-            "one-photo-per-person subset; use neutral='all' there, or choose other races."
-        )
-    return FaceDataset(
-        name=f"{dataset.name}_hong",
-        images=kept.images,
-        labels=labels,
-        class_names=list(HONG_CLASSES),
-        meta=kept.meta,
-        groups=kept.groups,
-        checksum=dataset.checksum,
-        extra={**dataset.extra, "composition": composition},
-    )

@@ -1,0 +1,58 @@
+"""A sixth, test-only replication (tests/sixth_replication/) run end to end through the contract."""
+
+import pytest
+
+from fer_common.records import load_record
+from fer_common.registry import REPLICATIONS
+from fer_common.runner import run_replication
+
+from .sixth_replication.replication import SixthReplication
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    monkeypatch.setenv("FER_MODELS_DIR", str(folder))
+    return folder
+
+
+def test_an_extra_replication_joins_a_new_registry_and_leaves_the_suites_alone():
+    registry = REPLICATIONS.with_replication(SixthReplication())
+    assert registry.get("sixth_replication") == SixthReplication()
+    assert registry.ids() == [*REPLICATIONS.ids(), "sixth_replication"]
+    assert "sixth_replication" not in REPLICATIONS.ids()
+
+
+def test_the_runner_turns_its_jobs_into_a_record_figures_and_a_bundle(tmp_path, models_dir):
+    replication = REPLICATIONS.with_replication(SixthReplication()).get("sixth_replication")
+    record, path = run_replication(replication, "full", results_dir=tmp_path / "results", jobs_root=tmp_path / "jobs")
+
+    assert path.parent == tmp_path / "results" / "sixth_replication"
+    assert load_record(path)["rows"] == record["rows"]  # written as built, and valid against the schema
+    assert record["replication"] == "sixth_replication" and record["data"] == "real"
+    assert list(record["settings"]["gray"]["seeds"]) == ["0", "1"]
+    accuracy, macro_f1 = record["rows"]
+    assert (accuracy["metric"], accuracy["reported"], accuracy["verdict"]) == ("accuracy", 0.95, "reproduced")
+    assert accuracy["band"]["low"] <= accuracy["mean"] <= accuracy["band"]["high"]
+    assert (macro_f1["metric"], macro_f1["verdict"]) == ("macro_f1", "beyond paper")
+
+    provenance = record["provenance"]
+    assert provenance["seeds"] == [0, 1] and provenance["config"]["epochs"] == 4
+    assert (
+        provenance["code_hash"]
+        and provenance["dataset_checksum"] == SixthReplication().prepare(provenance["config"]).checksum
+    )
+    figures = {file.name for file in path.with_suffix("").iterdir()}
+    assert {"gray-curves.png", "gray-confusion.png", "gray-roc.png", "gray-reliability.png"} <= figures
+    # The seed of highest selection score (its train accuracy) is published as a bundle for `predict`.
+    assert (models_dir / "sixth_replication-gray.keras").is_file()
+    assert "highest train accuracy of seeds [0, 1]" in (models_dir / "sixth_replication-gray.json").read_text()
+    # Finished jobs go once the record holds them; the configuration's lock file stays (removing it could let
+    # a waiting run and a new one both hold a lock).
+    assert [entry.suffix for entry in (tmp_path / "jobs").iterdir()] == [".lock"]
+
+
+def test_a_profile_picks_its_seeds_and_config(tmp_path, models_dir):
+    record, _ = run_replication(SixthReplication(), "quick", results_dir=tmp_path, jobs_root=tmp_path / "jobs")
+    assert record["profile"] == "quick" and list(record["settings"]["gray"]["seeds"]) == ["0"]
+    assert record["settings"]["gray"]["seeds"]["0"]["history"]["accuracy"].__len__() == 2  # quick: 2 epochs
