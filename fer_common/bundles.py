@@ -24,11 +24,6 @@ from fer_common.errors import FerError
 FORMAT_VERSION = 1
 SCALES = ("unit", "raw")
 PACKAGE_BUNDLES_DIR = Path(__file__).resolve().parent / "pretrained"
-HOW_TO_MAKE = (
-    "Train one with `make replicate-neamtiu` (cmu and boyce save their models too), which saves "
-    "`<id>-<setting>...keras` and its .json in FER_MODELS_DIR, or pass the path of a .keras file that has its "
-    ".json beside it."
-)
 
 
 @dataclass(frozen=True)
@@ -108,14 +103,34 @@ def list_bundles() -> list[str]:
     return names
 
 
+def demo_bundles() -> dict[str, str]:
+    """{replication id: bundle name} of the replications that provide the demo's model, in registry order."""
+    from fer_common.registry import REPLICATIONS  # the registry imports the contract, which imports this module
+
+    offered = {replication_id: REPLICATIONS.get(replication_id).demo_bundle for replication_id in REPLICATIONS.ids()}
+    return {replication_id: name for replication_id, name in offered.items() if name}
+
+
+def how_to_make() -> str:
+    """How to get a bundle: train a replication with the demo (others may save their models too)."""
+    targets = " or ".join(f"`make replicate-{replication_id}`" for replication_id in demo_bundles())
+    return (
+        f"Train one with {targets or '`make replicate-<id>`'} (other replications may save their models too), "
+        "which saves `<id>-<setting>...keras` and its .json in FER_MODELS_DIR, or pass the path of a .keras file "
+        "that has its .json beside it."
+    )
+
+
 def default_bundle_name() -> str:
-    """`neamtiu` (the paper with the demo) when it is available, else the first bundle found."""
-    if _find_by_name("neamtiu") is not None:
-        return "neamtiu"
+    """The demo bundle of the first replication that declares one (`Replication.demo_bundle`) when it is
+    available, else the first bundle found."""
+    for name in demo_bundles().values():
+        if _find_by_name(name) is not None:
+            return name
     available = list_bundles()
     if available:
         return available[0]
-    raise FerError(f"No trained model is available (looked in {_search_dirs_text()}). {HOW_TO_MAKE}")
+    raise FerError(f"No trained model is available (looked in {_search_dirs_text()}). {how_to_make()}")
 
 
 def save_bundle(
@@ -160,7 +175,7 @@ def choose_bundle(name: str, folder: Path | None = None) -> tuple[Path, list[Pat
             scored.append((-float(source["selection_score"]), int(source.get("seed", 0)), keras_path, source))
     if not scored:
         raise FerError(
-            f"No bundle {name!r} or {name}-seed<N> with a recorded selection score in {folder}. {HOW_TO_MAKE}"
+            f"No bundle {name!r} or {name}-seed<N> with a recorded selection score in {folder}. {how_to_make()}"
         )
     scored.sort(key=lambda entry: entry[:2])
     selected_on = scored[0][3].get("selected_on", "selection score")
@@ -231,7 +246,7 @@ def _resolve(name_or_path: str) -> Path:
         available = ", ".join(list_bundles()) or "none"
         raise FerError(
             f"No model bundle named {name_or_path!r} in {_search_dirs_text()}. Available bundles: {available}. "
-            f"{HOW_TO_MAKE}"
+            f"{how_to_make()}"
         )
     return found
 

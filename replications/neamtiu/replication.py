@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_common.bundles import Preprocessing
-from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import BenchModel, BenchReference, Parity, Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
 from fer_common.metrics import categorical_cross_entropy
@@ -303,6 +303,37 @@ def reference_outcome(data: NeamtiuData, class_names: list[str]) -> SeedOutcome:
 class Neamtiu(Replication):
     metadata_file = Path(__file__).with_name("metadata.yaml")
     job_groups = (PROTOCOLS,)  # one training run feeds both protocols
+    demo_bundle = "neamtiu"  # the shipped model (fer_common/pretrained): the paper with the demo
+    # Both protocols, float32 and optimised runs here; parity models must not replace the demo bundles.
+    parity = Parity(
+        "protocols", (CLEAN_PROTOCOL, SOURCE_PROTOCOL), default_epochs=10, config_overrides={"save_models": False}
+    )
+
+    def bench_models(self) -> tuple[BenchModel, ...]:
+        from fer_common.metadata import load_metadata
+
+        config = load_metadata(self.metadata_file).config
+        return (
+            BenchModel(
+                "neamtiu",
+                build_model=build_model,
+                compile_model=lambda model: compile_model(model, config),
+                batch_size=config["batch_size"],
+                channels=PREPROCESSING.channels,
+                chunk_steps=16,
+                training_images=28_709,  # all of FER2013 Training
+                training_data="FER2013 Training (stratified subsets)",
+                run_epochs=config["epochs"],
+                evaluation_images=7_178,  # the test folder, scored after every epoch
+                inference_label="Neamtiu CNN (ours)",
+                fer2013_subset=stratified_subset,
+            ),
+        )
+
+    def bench_references(self) -> tuple[BenchReference, ...]:
+        from replications.neamtiu.fer_reference import BENCH_REFERENCE
+
+        return (BENCH_REFERENCE,)
 
     def prepare(self, config: dict) -> Prepared:
         from fer_common.metadata import code_hash
