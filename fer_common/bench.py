@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common import paths, records
+from fer_common import paths, provenance, records
 from fer_common.contract import BenchModel, BenchReference
 from fer_common.errors import FerError
 from fer_common.train import (
@@ -824,7 +824,7 @@ def run_bench(
             "cores": os.cpu_count(),
         },
         "notes": bench_notes(training),
-        "provenance": records.machine_provenance(command),
+        "provenance": provenance.machine_provenance(command),
     }
     record["provenance"]["wall_time_s"] = round(time.perf_counter() - started, 1)
     return record, write_measurement(record, "bench", output_dir) if write else None
@@ -838,9 +838,9 @@ def write_measurement(content: dict, prefix: str, output_dir: str | Path | None 
 
 
 def bench_stem(record: dict, prefix: str = "bench") -> str:
-    provenance = record["provenance"]
-    created = provenance["created_utc"].replace("-", "").replace(":", "")
-    commit = str(provenance.get("git_commit") or "")
+    made_by = record["provenance"]
+    created = made_by["created_utc"].replace("-", "").replace(":", "")
+    commit = str(made_by.get("git_commit") or "")
     short = commit[:7] if len(commit) >= 7 and commit != "unknown" else "nogit"
     return f"{prefix}-{created}-{short}"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common import paths, records
+from fer_common import paths, provenance, records
 from fer_common.contract import Parity
 from fer_common.errors import FerError
 from fer_common.metrics import summarize
@@ -214,7 +214,7 @@ def run_parity(
         "verdict": comparisons[spec.settings[0]]["verdict"],
         "speedup": _speedup(reference["wall_time_s"], candidate["wall_time_s"], seeds),
         "notes": notes,
-        "provenance": records.machine_provenance(command),
+        "provenance": provenance.machine_provenance(command),
     }
     result["provenance"]["wall_time_s"] = round(time.perf_counter() - started, 1)
     return result, write_measurement(result, f"parity-{replication}", output_dir) if write else None

@@ -39,9 +39,6 @@ from . import paths
 from .atomic import write_new_file
 from .errors import RecordError
 from .metadata import ReplicationMetadata
-
-# bench.py and parity.py still take `machine_provenance` from here; its home is `fer_common.provenance`.
-from .provenance import machine_provenance  # noqa: F401
 from .rows import add_missing_cis, build_rows, missing_text, summarize_seeds
 from .schema import CREATED_FORMAT, READABLE_SCHEMA_VERSIONS, RECORD_MODELS, SCHEMA_VERSION, first_problem
 

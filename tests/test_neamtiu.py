@@ -202,7 +202,7 @@ def test_one_training_feeds_both_protocols_and_saves_the_demo_models(monkeypatch
     monkeypatch.setattr(neamtiu, "fit_resumable", counting_fit_resumable)
     tiny = {"epochs": 2, "train_limit": 300, "eval_limit": 100, "save_models": True}
     record, _ = run_replication(
-        REPLICATIONS.get("neamtiu"), "quick", write=False, make_plots=False, config_overrides=tiny
+        REPLICATIONS.get("neamtiu"), "quick", results_dir=tmp_path / "results", make_plots=False, config_overrides=tiny
     )
 
     assert len(trainings) == 1, "both protocols must read one training run"
