@@ -30,7 +30,7 @@ from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.splits import per_class_sample
 from fer_common.errors import DatasetError
-from fer_common.train import FitResult, RuntimeOptions, fit, make_dataset
+from fer_common.train import FitResult, RuntimeOptions, fit, make_dataset, predict_probabilities
 from replications.boyce import imagenet
 from replications.boyce.models import (
     BACKBONES,
@@ -220,12 +220,7 @@ def train_end_to_end(
 def predict_split(model, images: Images, preprocessing: Preprocessing) -> np.ndarray:
     """Softmax outputs as float64, in chunks so a 75x75 PrivateTest never sits in memory as floats at once."""
     outputs = [
-        np.asarray(
-            model.predict(
-                preprocessing.apply(images.images[start : start + 1024]), batch_size=PREDICT_BATCH_SIZE, verbose=0
-            ),
-            dtype=np.float64,
-        )
+        predict_probabilities(model, preprocessing.apply(images.images[start : start + 1024]), PREDICT_BATCH_SIZE)
         for start in range(0, len(images), 1024)
     ]
     return np.concatenate(outputs)
@@ -293,8 +288,7 @@ def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int,
     )
     fitted, seconds_per_epoch = fit_with_plateau(head, train, validation, epochs, config, runtime)
     probabilities = {
-        name: np.asarray(head.predict(features.splits[name], batch_size=PREDICT_BATCH_SIZE, verbose=0), np.float64)
-        for name in ("test", "private")
+        name: predict_probabilities(head, features.splits[name], PREDICT_BATCH_SIZE) for name in ("test", "private")
     }
     model = assemble_transfer_model(setting, features.extractor, head)
     return model, fitted, seconds_per_epoch, probabilities, features.seconds
@@ -354,8 +348,8 @@ def weights_detail(setting: str, data: BoyceData) -> dict | None:
     }
 
 
-def print_test_files() -> None:
-    """Print the draw the metadata's config asks for, as the YAML list `config.test_files` holds.
+def drawn_test_files_yaml() -> str:
+    """The draw the metadata's config asks for, as the YAML list `config.test_files` holds.
 
     `python -m replications.boyce.replication` regenerates the list (FER_DATA_DIR must hold FER2013).
     """
@@ -363,8 +357,8 @@ def print_test_files() -> None:
 
     config = load_metadata(Boyce.metadata_file).config
     dataset = load_dataset("fer2013").select_classes(config["classes"])
-    for name in draw_test_files(dataset.split("PrivateTest"), config["test_per_class"], config["test_seed"]):
-        print(f"    - {name}")
+    names = draw_test_files(dataset.split("PrivateTest"), config["test_per_class"], config["test_seed"])
+    return "\n".join(f"    - {name}" for name in names)
 
 
 class Boyce(Replication):
@@ -468,4 +462,4 @@ class Boyce(Replication):
 
 
 if __name__ == "__main__":
-    print_test_files()
+    print(drawn_test_files_yaml())
