@@ -3,21 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
 
 from fer_common.errors import FerError
+from fer_common.logs import TENSORFLOW_LOG_LEVEL, configure_logging, import_tensorflow_quietly
 
-# TensorFlow's C++ start-up chatter buries the messages users need.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ chatter buries the messages users need; set here, before any import of TensorFlow, so
+# that the processes this one starts inherit it too.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TENSORFLOW_LOG_LEVEL)
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number, not {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of 1 or more."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of 0 or more."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _seed_list(text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"takes one or more seeds of 0 or more, e.g. 0,1,2; got {text!r}")
+    return seeds
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser, precision_default: str = "float32") -> None:
@@ -43,14 +72,14 @@ def _add_runtime_options(parser: argparse.ArgumentParser, precision_default: str
     )
     group.add_argument(
         "--threads",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="TensorFlow intra-op threads (0 = automatic: all cores); another count gives other, equally valid, "
         "numbers (sums are added in another order)",
     )
     group.add_argument(
         "--steps-per-execution",
-        type=int,
+        type=positive_int,
         default=DEFAULT_STEPS_PER_EXECUTION,
         help=f"training steps per compiled call (default {DEFAULT_STEPS_PER_EXECUTION}; 1 = off); bit-identical "
         "results, less Python overhead per step for small models",
@@ -87,7 +116,7 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--workers",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="jobs at once for process and ray (default: as many as there are cores and jobs); each job "
         "gets cores / workers TensorFlow threads unless --threads says otherwise",
@@ -95,7 +124,9 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ray-address", help="join this Ray cluster (e.g. auto, or head-node:6379) instead of a local Ray"
     )
-    group.add_argument("--retries", type=int, default=1, help="further attempts of a job that fails (default 1)")
+    group.add_argument(
+        "--retries", type=non_negative_int, default=1, help="further attempts of a job that fails (default 1)"
+    )
 
 
 def _executor_options(args):
@@ -127,10 +158,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import logging
-
-    # A bench takes minutes and a parity run hours: show their progress (logged by the library).
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.parity:
         from fer_common.parity import format_parity, run_parity
 
@@ -276,13 +303,14 @@ def cmd_demo(args) -> int:
 
     bundle = _load_model_bundle(args.model)
     print(f"model: {bundle.path}")
-    run_demo(
+    summary = run_demo(
         args.source,
         bundle,
         output_dir=args.output,
         display=False if args.no_display else None,
         max_frames=args.max_frames,
     )
+    print(summary.describe())
     return 0
 
 
@@ -294,16 +322,44 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def _verbosity_options(default) -> argparse.ArgumentParser:
+    """-v and -q, for the top-level parser (default: INFO) and, so that they also work after the subcommand,
+    for every subcommand (default: leave the top level's value)."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_level",
+        action="store_const",
+        const=logging.DEBUG,
+        default=default,
+        help="also show debugging messages",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="log_level",
+        action="store_const",
+        const=logging.WARNING,
+        default=default,
+        help="show only warnings and errors, no progress (results are still printed)",
+    )
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fer_common.registry import REPLICATIONS
 
     parser = argparse.ArgumentParser(
         prog="fer-replicate",
         description="Replicate facial-emotion-recognition papers and check their numbers against tolerance bands.",
+        parents=[_verbosity_options(default=logging.INFO)],
     )
+    verbosity = [_verbosity_options(default=argparse.SUPPRESS)]
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run one replication and record its result")
+    run = commands.add_parser("run", parents=verbosity, help="run one replication and record its result")
     run.add_argument("replication", help="replication id (see `fer-replicate list`)")
     run.add_argument("--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick")
     run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
@@ -319,11 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
+        parents=verbosity,
         help="training and inference speed: plain float32 Keras vs the suite's optimised path (~4 min); "
         "--parity checks that the optimised path gives the same science",
     )
     bench.add_argument("--quick", action="store_true", help="a seconds-long smoke test; its numbers mean little")
-    bench.add_argument("--repeats", type=int, help="fresh processes per model and way (default 2)")
+    bench.add_argument("--repeats", type=positive_int, help="fresh processes per model and way (default 2)")
     bench.add_argument(
         "--parity",
         metavar="REPLICATION",
@@ -334,42 +391,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--seeds", type=_seed_list, help="parity seeds (default: the replication's, e.g. 0,1,2)")
     bench.add_argument(
-        "--epochs", type=int, help="parity epochs, for replications whose check trains a fixed number (default theirs)"
+        "--epochs",
+        type=positive_int,
+        help="parity epochs, for replications whose check trains a fixed number (default theirs)",
     )
     bench.add_argument("--output", help="folder for the JSON (default results/bench)")
     bench.add_argument("--no-record", action="store_true", help="print, write nothing")
     _add_runtime_options(bench, precision_default="auto")
     bench.set_defaults(handler=cmd_bench)
 
-    commands.add_parser("list", help="list the replications").set_defaults(handler=cmd_list)
-    commands.add_parser("tables", help="regenerate results/TABLE.{md,csv,tex} from the records").set_defaults(
-        handler=cmd_tables
-    )
-    commands.add_parser("check", help="fail when a record breaks its metadata's expectations").set_defaults(
-        handler=cmd_check
-    )
+    commands.add_parser("list", parents=verbosity, help="list the replications").set_defaults(handler=cmd_list)
+    commands.add_parser(
+        "tables", parents=verbosity, help="regenerate results/TABLE.{md,csv,tex} from the records"
+    ).set_defaults(handler=cmd_tables)
+    commands.add_parser(
+        "check", parents=verbosity, help="fail when a record breaks its metadata's expectations"
+    ).set_defaults(handler=cmd_check)
 
-    data = commands.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
-    summary = data.add_parser("summary", help="counts per split and class")
+    data = commands.add_parser("data", parents=verbosity, help="dataset tools").add_subparsers(
+        dest="data_command", required=True
+    )
+    summary = data.add_parser("summary", parents=verbosity, help="counts per split and class")
     summary.add_argument("dataset", nargs="?", help="one dataset (default: all)")
     summary.set_defaults(handler=cmd_data_summary)
-    verify = data.add_parser("verify", help="check a dataset folder against its SHA256SUMS")
+    verify = data.add_parser("verify", parents=verbosity, help="check a dataset folder against its SHA256SUMS")
     verify.add_argument("dataset", nargs="?", help="one dataset (default: all)")
     verify.set_defaults(handler=cmd_data_verify)
-    data.add_parser("download", help="fetch what the Kaggle API can fetch").set_defaults(handler=cmd_data_download)
+    data.add_parser("download", parents=verbosity, help="fetch what the Kaggle API can fetch").set_defaults(
+        handler=cmd_data_download
+    )
 
     model_help = (
         "a bundle name (<id> or <id>-<setting>, see `fer-replicate list`) or a .keras file with its .json beside "
         "it (default: the bundle of the paper with the demo if trained, else the first bundle found)"
     )
-    predict = commands.add_parser("predict", help="classify the emotion of every face in images")
+    predict = commands.add_parser("predict", parents=verbosity, help="classify the emotion of every face in images")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--model", help=model_help)
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(handler=cmd_predict)
 
     demo = commands.add_parser(
-        "demo", help="live demo: find, classify and label every face in a webcam, video, image or folder"
+        "demo",
+        parents=verbosity,
+        help="live demo: find, classify and label every face in a webcam, video, image or folder",
     )
     demo.add_argument("source", help="webcam index (e.g. 0), video file, image file or folder of images")
     demo.add_argument("--model", help=model_help)
@@ -379,11 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the annotated video or images and the predictions (default: demo-output)",
     )
     demo.add_argument("--no-display", action="store_true", help="never open a window, only write files")
-    demo.add_argument("--max-frames", type=int, help="stop after this many frames")
+    demo.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     demo.set_defaults(handler=cmd_demo)
 
     ship = commands.add_parser(
-        "ship", help="copy a trained bundle into the package (fer_common/pretrained/), without optimizer state"
+        "ship",
+        parents=verbosity,
+        help="copy a trained bundle into the package (fer_common/pretrained/), without optimizer state",
     )
     ship.add_argument(
         "bundle",
@@ -395,9 +462,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The subcommands that run TensorFlow; they load it at once, without its load-time notices.
+USES_TENSORFLOW = (cmd_run, cmd_bench, cmd_predict, cmd_demo, cmd_ship)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
     try:
+        if args.handler in USES_TENSORFLOW:
+            import_tensorflow_quietly()
         return args.handler(args)
     except FerError as error:
         print(f"error: {error}", file=sys.stderr)

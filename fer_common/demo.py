@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import sys
@@ -35,6 +36,8 @@ TEXT_COLOR = (0, 0, 0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 QUIT_KEYS = (ord("q"), 27)  # q, Esc
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class DemoSummary:
@@ -47,6 +50,16 @@ class DemoSummary:
     predictions_json: Path
     annotated_video: Path | None = None
     annotated_images: list[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """What the demo did and wrote, for the person who ran it."""
+        written = ([self.annotated_video] if self.annotated_video else []) + [
+            self.predictions_csv,
+            self.predictions_json,
+        ]
+        counts = f"{self.frames} frames ({self.frames_with_faces} with faces, {self.faces} faces)"
+        lines = [f"{counts} in {self.seconds:.1f} s: {self.fps:.1f} frames per second"]
+        return "\n".join(lines + [f"wrote {path}" for path in written])
 
 
 @dataclass
@@ -136,14 +149,14 @@ def run_demo(
                 writer.write(annotated)
             else:
                 annotated_images.append(_write_annotated_image(output_dir, str(frame.name), annotated))
-                print(f"{frame.name}: {_faces_text(faces)}")
+                log.info("%s: %s", frame.name, _faces_text(faces))
             if show and not _show(annotated, wait_ms=1 if is_video else 0):
                 break
             if is_video and time.perf_counter() - last_progress >= PROGRESS_EVERY_SECONDS:
                 last_progress = time.perf_counter()
-                print(f"frame {index + 1}: {sum(len(r['faces']) for r in records)} faces so far")
+                log.info("frame %d: %d faces so far", index + 1, sum(len(r["faces"]) for r in records))
     except KeyboardInterrupt:
-        print("interrupted: writing what was processed so far")
+        log.warning("interrupted: writing what was processed so far")
     finally:
         frames.close()  # releases the capture when max_frames or the user stopped before its end
         if writer is not None:
@@ -164,12 +177,6 @@ def run_demo(
     )
     _write_csv(summary.predictions_csv, records, bundle.class_names)
     _write_json(summary.predictions_json, records, source, bundle, summary)
-    print(
-        f"{summary.frames} frames ({summary.frames_with_faces} with faces, {summary.faces} faces) in "
-        f"{seconds:.1f} s: {summary.fps:.1f} frames per second"
-    )
-    for path in ([video_path] if video_path else []) + [summary.predictions_csv, summary.predictions_json]:
-        print(f"wrote {path}")
     return summary
 
 
@@ -234,7 +241,7 @@ def _decide_display(requested: bool | None) -> bool:
     if display_available():
         return True
     if requested:
-        print("note: no display (or a headless OpenCV) here, so no window; writing the results to files")
+        log.warning("no display (or a headless OpenCV) here, so no window; writing the results to files")
     return False
 
 

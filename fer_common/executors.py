@@ -15,6 +15,7 @@ a module-level function that the workers can import.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 import traceback
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fer_common.errors import FerError
+from fer_common.logs import configure_logging, import_tensorflow_quietly, suite_log_level
 
+log = logging.getLogger(__name__)
 EXECUTORS = ("sequential", "process", "ray")
 RAY_MISSING = '--executor ray needs Ray, which is not installed: pip install -e ".[ray]"'
 
@@ -134,7 +137,7 @@ def execute(
                 task, attempt = waiting.popleft()
                 if attempt == 1:
                     started += 1
-                    print(f"{prefix} job {started}/{len(tasks)}: {label(task)}", flush=True)
+                    log.info("%s job %d/%d: %s", prefix, started, len(tasks), label(task))
                 running[runner.submit(task)] = (task, attempt)
             completion = runner.wait_any(list(running))
             task, attempt = running.pop(completion.handle)
@@ -143,14 +146,15 @@ def execute(
                 continue
             if isinstance(completion.error, FerError):
                 raise completion.error
-            print(completion.trace, file=sys.stderr, flush=True)
+            log.error("%s", completion.trace.rstrip())
             tries = options.retries + 1
             error_text = f"{type(completion.error).__name__}: {completion.error}"
+            failed = f"{prefix} job {label(task)} failed (attempt {attempt} of {tries}): {error_text}"
             if attempt < tries:
-                print(f"{prefix} job {label(task)} failed (attempt {attempt} of {tries}): {error_text}; retrying")
+                log.warning("%s; retrying", failed)
                 waiting.append((task, attempt + 1))
             else:
-                print(f"{prefix} job {label(task)} failed (attempt {attempt} of {tries}): {error_text}")
+                log.error("%s", failed)
                 failures.append(TaskFailure(task, completion.error, completion.trace, attempt))
     finally:
         # Left early (a FerError, Ctrl-C): jobs still running are stopped, not waited for.
@@ -178,6 +182,27 @@ def _make_runner(function: Callable[[Any], Any], options: ExecutorOptions, capac
     if options.kind == "ray":
         return _RayRunner(function, options, capacity)
     return _SequentialRunner(function)
+
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    """What a worker process takes over from the main process before it runs a task."""
+
+    log_level: int  # the suite's messages show as in the main process (epoch lines, warnings)
+    # Where the main process uses TensorFlow the tasks will too: the worker loads it up front, without its
+    # load-time notices. Tasks that never need it (the pool's own tests) do not pay for loading it.
+    loads_tensorflow: bool
+
+    @classmethod
+    def like_this_process(cls) -> _WorkerSetup:
+        return cls(log_level=suite_log_level(), loads_tensorflow="tensorflow" in sys.modules)
+
+
+def _run_in_worker(function: Callable[[Any], Any], setup: _WorkerSetup, task: Any) -> Any:
+    configure_logging(setup.log_level)
+    if setup.loads_tensorflow:
+        import_tensorflow_quietly()
+    return function(task)
 
 
 class _SequentialRunner:
@@ -209,6 +234,7 @@ class _ProcessRunner:
 
     def __init__(self, function: Callable[[Any], Any], workers: int) -> None:
         self._function = function
+        self._setup = _WorkerSetup.like_this_process()
         self._workers = workers
         self._pool = None
         self._pool_of: dict[Any, Any] = {}  # future -> the pool it ran in
@@ -217,13 +243,13 @@ class _ProcessRunner:
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            future = self._current_pool().submit(self._function, task)
+            future = self._current_pool().submit(_run_in_worker, self._function, self._setup, task)
         except BrokenProcessPool:
             # A worker died since the last wait: that pool's jobs report it when waited on; this one goes to a
             # new pool.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-            future = self._current_pool().submit(self._function, task)
+            future = self._current_pool().submit(_run_in_worker, self._function, self._setup, task)
         self._pool_of[future] = self._pool
         return future
 
@@ -285,11 +311,13 @@ class _RayRunner:
         elif self._started_here:
             cpus = (capacity.workers or 1) * capacity.threads
             self._ray.init(num_cpus=cpus, include_dashboard=False)
+        self._function = function
+        self._setup = _WorkerSetup.like_this_process()
         # max_retries=0: --retries counts every attempt, whatever made it fail.
-        self._remote = self._ray.remote(num_cpus=capacity.threads, max_retries=0)(function)
+        self._remote = self._ray.remote(num_cpus=capacity.threads, max_retries=0)(_run_in_worker)
 
     def submit(self, task: Any):
-        return self._remote.remote(task)
+        return self._remote.remote(self._function, self._setup, task)
 
     def wait_any(self, handles: list) -> _Completion:
         [ref], _ = self._ray.wait(handles, num_returns=1)

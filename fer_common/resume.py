@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import time
@@ -36,6 +37,8 @@ from fer_common.atomic import write_atomically
 from fer_common.errors import FerError
 from fer_common.metadata import canonical_json
 from fer_common.train import RuntimeOptions, apply_runtime_options, numeric_identity
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 STATE_FILE = "state.npz"
@@ -195,7 +198,7 @@ def fit_resumable(
     if state is not None:
         start, history, stopped = _restore(state, model, callbacks)
         if verbose:
-            print(f"[resume] {run_key}: continuing after epoch {start}/{epochs}", flush=True)
+            log.info("[resume] %s: continuing after epoch %d/%d", run_key, start, epochs)
     for callback in callbacks:
         callback.on_train_begin()
     for epoch in range(start, epochs):
@@ -230,7 +233,7 @@ def fit_resumable(
             callbacks=callbacks,
         )
         if verbose:
-            _print_epoch(epoch, epochs, logs, time.perf_counter() - started, stopped)
+            _log_epoch(epoch, epochs, logs, time.perf_counter() - started, stopped)
     for callback in callbacks:
         callback.on_train_end()
     if not keep_checkpoint:
@@ -238,12 +241,12 @@ def fit_resumable(
     return history
 
 
-def _print_epoch(epoch: int, epochs: int, logs: Mapping[str, float], seconds: float, stopped: bool) -> None:
+def _log_epoch(epoch: int, epochs: int, logs: Mapping[str, float], seconds: float, stopped: bool) -> None:
     numbers = " ".join(f"{key} {value:.4f}" for key, value in logs.items())
     left = epochs - epoch - 1
     # Long runs (hours on a CPU) are easier to plan with an estimate; it assumes epochs like this one.
     estimate = f", about {_duration(left * seconds)} left" if left and not stopped else ""
-    print(f"    epoch {epoch + 1}/{epochs}: {numbers} ({seconds:.0f}s{estimate})", flush=True)
+    log.info("    epoch %d/%d: %s (%.0fs%s)", epoch + 1, epochs, numbers, seconds, estimate)
 
 
 def _duration(seconds: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,6 +17,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 # per-step Python overhead off small models (Chen: batch 8) and give bit-identical weights, because the
 # steps run the same ops in the same order inside one call.
 DEFAULT_STEPS_PER_EXECUTION = 16
+
+log = logging.getLogger(__name__)
 
 
 class RuntimeOptionsError(FerError, ValueError):
@@ -248,7 +251,7 @@ def fit(
         epochs=epochs,
         callbacks=callbacks,
         shuffle=False,  # the dataset shuffles itself (make_dataset); Keras warns about its default True otherwise
-        verbose=verbose,
+        verbose=verbose if log.isEnabledFor(logging.INFO) else 0,  # Keras' epoch lines go with ours (-q)
     ).history
     history = {key: [float(v) for v in values] for key, values in history.items()}
     val_loss = history.get("val_loss")
@@ -258,5 +261,14 @@ def fit(
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax outputs as float64 (mixed precision models return bf16/float32)."""
-    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+    """Softmax outputs as float64 (mixed precision models return bf16/float32).
+
+    The batches go in as a tf.data pipeline: given an array, Keras maps over it in parallel, and under op
+    determinism TensorFlow rewrites that map into one its C++ side knows without an attribute the Python side
+    wrote, and logs an error line for every call ("NodeDef mentions attribute use_unbounded_threadpool").
+    The batches, and so the outputs, are the same.
+    """
+    import tensorflow as tf
+
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)

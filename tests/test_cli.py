@@ -1,9 +1,12 @@
 """The command line: clear messages and non-zero exits for bad input, never a traceback."""
 
+import logging
+
 import pytest
 
-from fer_common.cli import main
+from fer_common.cli import build_parser, main
 from fer_common.errors import MetadataError
+from fer_common.logs import SUITE_LOGGERS
 from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
 
@@ -52,3 +55,71 @@ def test_bench_parity_names_the_replications_that_have_a_check(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--parity", "nope"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["bench", "--repeats", "0"], "argument --repeats: must be 1 or more, not 0"),
+        (["bench", "--parity", "chen", "--epochs", "-3"], "argument --epochs: must be 1 or more, not -3"),
+        (["run", "chen", "--workers", "-1"], "argument --workers: must be 0 or more, not -1"),
+        (["run", "chen", "--steps-per-execution", "0"], "argument --steps-per-execution: must be 1 or more, not 0"),
+        (["run", "chen", "--threads", "two"], "argument --threads: takes a whole number, not 'two'"),
+        (["run", "chen", "--seeds", "0,-1"], "one or more seeds of 0 or more"),
+        (["demo", "0", "--max-frames", "0"], "argument --max-frames: must be 1 or more, not 0"),
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.fixture
+def suite_logging():
+    """Leaves the logging set-up as it was before the test called main()."""
+    loggers = [logging.getLogger(name) for name in (None, *SUITE_LOGGERS)]
+    levels = [logger.level for logger in loggers]
+    handlers = list(logging.getLogger().handlers)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+    logging.getLogger().handlers[:] = handlers
+
+
+@pytest.mark.parametrize(
+    ("arguments", "level"),
+    [
+        (["list"], logging.INFO),
+        (["-q", "list"], logging.WARNING),
+        (["list", "--quiet"], logging.WARNING),
+        (["-v", "list"], logging.DEBUG),
+        (["data", "summary", "--verbose", "nothing"], logging.DEBUG),
+    ],
+)
+def test_verbosity_options_work_before_and_after_the_subcommand(arguments, level):
+    assert build_parser().parse_args(arguments).log_level == level
+
+
+def test_progress_messages_show_by_default_and_not_with_quiet(suite_logging, capsys):
+    progress = logging.getLogger("fer_common.runner")
+    assert main(["list"]) == 0
+    progress.info("[chen] job 1/2: setting=random_split seed=0")
+    progress.debug("a detail")
+    assert capsys.readouterr().err == "[chen] job 1/2: setting=random_split seed=0\n"
+
+    assert main(["-q", "list"]) == 0
+    progress.info("[chen] job 1/2: setting=random_split seed=0")
+    progress.warning("[chen] not run: no data")
+    assert capsys.readouterr().err == "warning: [chen] not run: no data\n"
+
+    assert main(["list", "-v"]) == 0
+    progress.debug("a detail")
+    assert capsys.readouterr().err == "a detail\n"
+
+
+def test_other_libraries_show_only_warnings_with_their_name(suite_logging, capsys):
+    assert main(["-v", "list"]) == 0
+    logging.getLogger("some_library").info("chatter")
+    logging.getLogger("some_library").warning("something to know")
+    assert capsys.readouterr().err == "some_library: warning: something to know\n"

@@ -128,13 +128,14 @@ def fake_chen(monkeypatch):
     return state
 
 
-def test_a_job_that_fails_once_is_retried(fake_chen, tmp_path, capsys):
+def test_a_job_that_fails_once_is_retried(fake_chen, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     fake_chen["failing"] = {("subject_split", 1)}
     fake_chen["fail_once"] = {("subject_split", 1)}
     record = chen_quick(tmp_path)
     assert fake_chen["calls"] == CHEN_JOBS + [("subject_split", 1)]
     assert set(record["settings"]["subject_split"]["seeds"]) == {"0", "1"}
-    assert "setting=subject_split seed=1 failed (attempt 1 of 2)" in capsys.readouterr().out
+    assert "setting=subject_split seed=1 failed (attempt 1 of 2)" in caplog.text
 
 
 def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_chen, tmp_path, caplog):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -186,12 +188,13 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path, data):
         train(other, data, tmp_path)
 
 
-def test_each_epoch_line_estimates_the_time_left(capsys):
-    resume._print_epoch(1, 50, {"loss": 1.5}, 214.0, stopped=False)
-    resume._print_epoch(47, 50, {"loss": 1.0}, 30.0, stopped=False)
-    resume._print_epoch(49, 50, {"loss": 1.0}, 30.0, stopped=False)
-    resume._print_epoch(5, 50, {"loss": 1.0}, 30.0, stopped=True)
-    lines = capsys.readouterr().out.splitlines()
+def test_each_epoch_line_estimates_the_time_left(caplog):
+    caplog.set_level(logging.INFO)
+    resume._log_epoch(1, 50, {"loss": 1.5}, 214.0, stopped=False)
+    resume._log_epoch(47, 50, {"loss": 1.0}, 30.0, stopped=False)
+    resume._log_epoch(49, 50, {"loss": 1.0}, 30.0, stopped=False)
+    resume._log_epoch(5, 50, {"loss": 1.0}, 30.0, stopped=True)
+    lines = caplog.messages
     assert lines[0] == "    epoch 2/50: loss 1.5000 (214s, about 2h51m left)"  # 48 x 214 s = 171 min
     assert lines[1].endswith("(30s, about 60s left)")
     assert lines[2].endswith("(30s)") and lines[3].endswith("(30s)")  # the last epoch; an early stop

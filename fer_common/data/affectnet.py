@@ -23,11 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from fer_common.data.cache import load_with_cache
 from fer_common.data.dataset import FaceDataset
-from fer_common.data.images import list_image_files, read_image, read_images
+from fer_common.data.images import list_image_files, progress_bar, read_image, read_images
 from fer_common.data.integrity import relative_name
 from fer_common.errors import DatasetError
 
@@ -202,7 +201,7 @@ def _decode_faces(files: list[Path], boxes: np.ndarray, image_size: int, progres
     workers = min(16, 2 * (os.cpu_count() or 1))  # file reads and cv2 decoding both release the GIL
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
-        tqdm(total=len(files), desc="AffectNet", unit="img", disable=not progress) as bar,
+        progress_bar(total=len(files), description="AffectNet", unit="img", enabled=progress) as bar,
     ):
         for _ in pool.map(decode, range(len(files))):
             bar.update()

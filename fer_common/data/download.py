@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ NOT_ON_KAGGLE = {
     "$FER_DATA_DIR/affectnet/ (training.csv + validation.csv + Manually_Annotated_Images/, or one folder per class).",
 }
 
+log = logging.getLogger(__name__)
+
 
 def kaggle_credentials_present() -> bool:
     config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
@@ -27,7 +30,7 @@ def kaggle_credentials_present() -> bool:
 
 def download_all() -> int:
     root = data_dir()
-    print(f"FER_DATA_DIR = {root}")
+    log.info("FER_DATA_DIR = %s", root)
     status = 0
     try:
         import kaggle  # noqa: F401  (imports authenticate; fails without credentials)
@@ -38,10 +41,10 @@ def download_all() -> int:
     for name, slug in KAGGLE_DATASETS.items():
         target = root / name
         if target.exists() and any(target.iterdir()):
-            print(f"{name}: already present in {target}")
+            log.info("%s: already present in %s", name, target)
             continue
         if not kaggle_ready:
-            print(
+            log.warning(
                 f"{name}: cannot download without the Kaggle API. Run `pip install kaggle`, put your API token in "
                 f"~/.kaggle/kaggle.json (kaggle.com > Settings > API), then `make data` again; or download "
                 f"https://www.kaggle.com/datasets/{slug} by hand and unpack it into {target}."
@@ -52,9 +55,9 @@ def download_all() -> int:
 
         api = KaggleApi()
         api.authenticate()
-        print(f"{name}: downloading kaggle dataset {slug} into {target} ...")
+        log.info("%s: downloading kaggle dataset %s into %s ...", name, slug, target)
         api.dataset_download_files(slug, path=str(target), unzip=True, quiet=False)
     for name, text in NOT_ON_KAGGLE.items():
         present = (root / name).exists()
-        print(f"{name}: {'present' if present else 'not downloadable here'} - {text}")
+        log.info("%s: %s - %s", name, "present" if present else "not downloadable here", text)
     return status

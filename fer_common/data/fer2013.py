@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from fer_common.data.cache import load_or_build, load_with_cache
 from fer_common.data.dataset import FaceDataset
-from fer_common.data.images import read_images, scan_class_folders
+from fer_common.data.images import progress_bar, read_images, scan_class_folders
 from fer_common.data.integrity import content_checksum, relative_name, tree_fingerprint
 from fer_common.errors import DatasetError
 
@@ -167,7 +166,7 @@ def _parse_usages(column: pd.Series, csv_path: Path) -> list[str]:
 def _parse_pixels(column: pd.Series, csv_path: Path, progress: bool) -> np.ndarray:
     expected = IMAGE_SIZE * IMAGE_SIZE
     images = np.empty((len(column), IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
-    rows = tqdm(column, desc="FER2013 CSV", unit="row", disable=not progress)
+    rows = progress_bar(column, description="FER2013 CSV", unit="row", enabled=progress)
     for index, text in enumerate(rows):
         where = f"FER2013 CSV {csv_path} {_row_name(index, csv_path)}"
         try:

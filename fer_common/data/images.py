@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from fer_common.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -129,8 +132,14 @@ def read_images(
     workers = min(16, 2 * (os.cpu_count() or 1))  # file reads and cv2 decoding both release the GIL
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
-        tqdm(total=len(paths), desc=description, unit="img", disable=not progress) as bar,
+        progress_bar(total=len(paths), description=description, unit="img", enabled=progress) as bar,
     ):
         for decoded in pool.map(decode_chunk, range(0, len(paths), _CHUNK_SIZE)):
             bar.update(decoded)
     return images
+
+
+def progress_bar(iterable=None, *, total: int | None = None, description: str, unit: str, enabled: bool = True) -> tqdm:
+    """A progress bar on stderr, hidden where the caller asks for none or the suite's messages are off (-q)."""
+    shown = enabled and log.isEnabledFor(logging.INFO)
+    return tqdm(iterable, total=total, desc=description, unit=unit, disable=not shown)

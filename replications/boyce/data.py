@@ -111,8 +111,8 @@ def at_most_per_class(dataset: FaceDataset, per_class: int | None) -> Images:
     return Images(dataset.images[index], dataset.labels[index])
 
 
-def print_test_files() -> None:
-    """Print the draw the metadata's config asks for, as the YAML list `config.test_files` holds.
+def drawn_test_files_yaml() -> str:
+    """The draw the metadata's config asks for, as the YAML list `config.test_files` holds.
 
     `python -m replications.boyce.data` regenerates the list (FER_DATA_DIR must hold FER2013).
     """
@@ -120,9 +120,9 @@ def print_test_files() -> None:
 
     config = load_metadata(Path(__file__).with_name("metadata.yaml")).config
     dataset = load_dataset("fer2013").select_classes(config["classes"])
-    for name in draw_test_files(dataset.split("PrivateTest"), config["test_per_class"], config["test_seed"]):
-        print(f"    - {name}")
+    names = draw_test_files(dataset.split("PrivateTest"), config["test_per_class"], config["test_seed"])
+    return "\n".join(f"    - {name}" for name in names)
 
 
 if __name__ == "__main__":
-    print_test_files()
+    print(drawn_test_files_yaml())

@@ -26,7 +26,7 @@ from fer_common.augment import AugmentConfig
 from fer_common.bundles import Preprocessing
 from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
-from fer_common.train import FitResult, RuntimeOptions, fit, make_dataset
+from fer_common.train import FitResult, RuntimeOptions, fit, make_dataset, predict_probabilities
 from replications.boyce import imagenet
 from replications.boyce.data import BoyceData, Images, TransferFeatures, at_most_per_class, locate_test_files
 from replications.boyce.models import (
@@ -121,12 +121,7 @@ def train_end_to_end(
 def predict_split(model, images: Images, preprocessing: Preprocessing) -> np.ndarray:
     """Softmax outputs as float64, in chunks so a 75x75 PrivateTest never sits in memory as floats at once."""
     outputs = [
-        np.asarray(
-            model.predict(
-                preprocessing.apply(images.images[start : start + 1024]), batch_size=PREDICT_BATCH_SIZE, verbose=0
-            ),
-            dtype=np.float64,
-        )
+        predict_probabilities(model, preprocessing.apply(images.images[start : start + 1024]), PREDICT_BATCH_SIZE)
         for start in range(0, len(images), 1024)
     ]
     return np.concatenate(outputs)
@@ -194,8 +189,7 @@ def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int,
     )
     fitted, seconds_per_epoch = fit_with_plateau(head, train, validation, epochs, config, runtime)
     probabilities = {
-        name: np.asarray(head.predict(features.splits[name], batch_size=PREDICT_BATCH_SIZE, verbose=0), np.float64)
-        for name in ("test", "private")
+        name: predict_probabilities(head, features.splits[name], PREDICT_BATCH_SIZE) for name in ("test", "private")
     }
     model = assemble_transfer_model(setting, features.extractor, head)
     return model, fitted, seconds_per_epoch, probabilities, features.seconds
