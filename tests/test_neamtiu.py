@@ -11,6 +11,7 @@ import pytest
 from fer_common.registry import REPLICATIONS
 from fer_common.resume import checkpoint_folder
 from fer_common.runner import run_replication
+from replications.neamtiu import evaluation
 from replications.neamtiu import replication as neamtiu
 
 from .helpers import requires_dataset
@@ -79,10 +80,10 @@ def test_the_compiled_optimizer_decays_per_update():
 
 
 def test_selection_takes_the_first_best_public_epoch():
-    assert neamtiu.select_epoch([0.30, 0.52, 0.52, 0.41]) == 1
-    assert neamtiu.select_epoch([0.61]) == 0
+    assert evaluation.select_epoch([0.30, 0.52, 0.52, 0.41]) == 1
+    assert evaluation.select_epoch([0.61]) == 0
     with pytest.raises(ValueError):
-        neamtiu.select_epoch([])
+        evaluation.select_epoch([])
 
 
 class ScriptedModel:
@@ -96,7 +97,8 @@ class ScriptedModel:
         self.predicted: list[str] = []
 
     def predict(self, images, batch_size=None, verbose=0):
-        part = "public" if images.shape[0] == len(self.labels["public"]) else "private"
+        count = sum(int(batch.shape[0]) for batch in images)  # predict_probabilities passes a batched tf.data set
+        part = "public" if count == len(self.labels["public"]) else "private"
         self.predicted.append(part)
         labels = self.labels[part]
         right = int(round(self.accuracies[part][self.epoch] * len(labels)))
@@ -113,7 +115,7 @@ def test_the_clean_protocol_never_selects_on_private_test():
     public = [0.30, 0.40, 0.40, 0.35]
     private = [0.50, 0.30, 0.60, 0.70]
     model = ScriptedModel(public_labels, private_labels, public, private)
-    evaluator = neamtiu.ProtocolEvaluator(np.zeros((100, 1)), public_labels, np.zeros((60, 1)), private_labels)
+    evaluator = evaluation.ProtocolEvaluator(np.zeros((100, 1)), public_labels, np.zeros((60, 1)), private_labels)
     evaluator.set_model(model)
     history: dict[str, list[float]] = {}
     for epoch in range(4):
@@ -130,7 +132,7 @@ def test_the_clean_protocol_never_selects_on_private_test():
 
     # Same run, other PrivateTest numbers: the choice must not move.
     shuffled = ScriptedModel(public_labels, private_labels, public, private[::-1])
-    other = neamtiu.ProtocolEvaluator(np.zeros((100, 1)), public_labels, np.zeros((60, 1)), private_labels)
+    other = evaluation.ProtocolEvaluator(np.zeros((100, 1)), public_labels, np.zeros((60, 1)), private_labels)
     other.set_model(shuffled)
     for epoch in range(4):
         shuffled.epoch = epoch
@@ -139,7 +141,7 @@ def test_the_clean_protocol_never_selects_on_private_test():
 
     # The evaluator's state survives a resume.
     info, arrays = evaluator.resume_state()
-    restored = neamtiu.ProtocolEvaluator(None, public_labels, None, private_labels)
+    restored = evaluation.ProtocolEvaluator(None, public_labels, None, private_labels)
     restored.restore_resume_state(info, arrays)
     assert (restored.selected_epoch, restored.public_accuracies) == (2, evaluator.public_accuracies)
 

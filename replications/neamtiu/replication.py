@@ -14,7 +14,6 @@ The training run is resumable (fer_common.resume): a killed full run continues f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +23,9 @@ from fer_common.bundles import Preprocessing
 from fer_common.contract import BenchModel, BenchReference, Parity, Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
-from fer_common.metrics import categorical_cross_entropy
-from fer_common.resume import EpochCallback, epoch_dataset, fit_resumable, make_run_key
+from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
 from fer_common.train import RuntimeOptions, predict_probabilities, to_model_input
+from replications.neamtiu.evaluation import EVAL_BATCH_SIZE, ProtocolEvaluator, accuracy
 
 SOURCE_PROTOCOL = "source_protocol"
 CLEAN_PROTOCOL = "clean_protocol"
@@ -34,7 +33,6 @@ FER_REFERENCE = "fer_package_reference"
 PROTOCOLS = (SOURCE_PROTOCOL, CLEAN_PROTOCOL)
 SELECTION_RULE = "highest PublicTest accuracy (the first such epoch on ties); PrivateTest unused"
 SUBSET_SEED = 0  # train_limit / eval_limit subsets are the same for every seed, so seeds stay comparable
-EVAL_BATCH_SIZE = 512
 PREPROCESSING = Preprocessing(size=48, channels=1, scale="unit")
 
 
@@ -119,66 +117,6 @@ class NeamtiuData:
         return np.concatenate([self.public_labels, self.private_labels])
 
 
-def select_epoch(public_accuracies: Sequence[float]) -> int:
-    """0-based index of the epoch the clean protocol keeps: the first with the highest PublicTest accuracy.
-
-    It is given PublicTest numbers only, so PrivateTest cannot influence the choice.
-    """
-    if len(public_accuracies) == 0:
-        raise ValueError("no epochs to select from")
-    return int(np.argmax(np.asarray(public_accuracies, dtype=np.float64)))
-
-
-def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(probabilities.argmax(axis=1) == labels))
-
-
-def epoch_scores(public: np.ndarray, public_labels: np.ndarray, private: np.ndarray, private_labels: np.ndarray):
-    """One epoch's losses and accuracies on the test folder (`val_`, as the source logs it), PublicTest and
-    PrivateTest, from the probabilities of each."""
-    folder, folder_labels = np.concatenate([public, private]), np.concatenate([public_labels, private_labels])
-    return {
-        "val_loss": categorical_cross_entropy(folder_labels, folder),
-        "val_accuracy": _accuracy(folder, folder_labels),
-        "public_loss": categorical_cross_entropy(public_labels, public),
-        "public_accuracy": _accuracy(public, public_labels),
-        "private_loss": categorical_cross_entropy(private_labels, private),
-        "private_accuracy": _accuracy(private, private_labels),
-    }
-
-
-class ProtocolEvaluator(EpochCallback):
-    """A fit_resumable callback: scores every epoch on PublicTest and PrivateTest (one prediction pass each,
-    which also gives the source's test-folder validation numbers) and keeps the weights of the epoch
-    `select_epoch` picks from the PublicTest accuracies. Its state is checkpointed with the run."""
-
-    def __init__(self, public_images, public_labels, private_images, private_labels) -> None:
-        self.public_images, self.public_labels = public_images, public_labels
-        self.private_images, self.private_labels = private_images, private_labels
-        self.public_accuracies: list[float] = []
-        self.selected_epoch = 0  # 1-based; 0 = none yet
-        self.selected_weights: list[np.ndarray] = []
-
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        public = predict_probabilities(self.model, self.public_images, EVAL_BATCH_SIZE)
-        private = predict_probabilities(self.model, self.private_images, EVAL_BATCH_SIZE)
-        scores = epoch_scores(public, self.public_labels, private, self.private_labels)
-        logs.update(scores)
-        self.public_accuracies.append(scores["public_accuracy"])
-        if select_epoch(self.public_accuracies) == len(self.public_accuracies) - 1:
-            self.selected_epoch = epoch + 1
-            self.selected_weights = self.model.get_weights()
-
-    def resume_state(self) -> tuple[dict, list[np.ndarray]]:
-        info = {"public_accuracies": self.public_accuracies, "selected_epoch": self.selected_epoch}
-        return info, self.selected_weights
-
-    def restore_resume_state(self, info: dict, arrays: list[np.ndarray]) -> None:
-        self.public_accuracies = [float(value) for value in info["public_accuracies"]]
-        self.selected_epoch = int(info["selected_epoch"])
-        self.selected_weights = list(arrays)
-
-
 def training_run_key(data: NeamtiuData, seed: int, config: dict, runtime: RuntimeOptions) -> str:
     """The checkpoint key of a seed's training run. `save_models` does not change the training, so it is left out."""
     training_config = {key: value for key, value in config.items() if key != "save_models"}
@@ -214,7 +152,7 @@ def train_protocols(
     selected = build_model(len(class_names), data.train_images.shape[1:])
     selected.set_weights(evaluator.selected_weights)
     selected_private = predict_probabilities(selected, data.private_images, EVAL_BATCH_SIZE)
-    source_accuracy = _accuracy(source.probabilities, source.y_true)
+    source_accuracy = accuracy(source.probabilities, source.y_true)
     clean = clean_outcome(data, history, source_accuracy, selected_epoch, selected_private)
     if config["save_models"]:
         public_accuracy = history["public_accuracy"][selected_epoch - 1]
@@ -235,8 +173,8 @@ def source_outcome(
         scored_set="PublicTest + PrivateTest (the source's validation data), model after the last epoch",
         history={key: history[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
         metrics={
-            "private_accuracy": _accuracy(final_private, data.private_labels),
-            "public_accuracy": _accuracy(final_public, data.public_labels),
+            "private_accuracy": accuracy(final_private, data.private_labels),
+            "public_accuracy": accuracy(final_public, data.public_labels),
         },
         denominators={"private_accuracy": len(data.private_labels), "public_accuracy": len(data.public_labels)},
         details={"epochs": len(history["loss"])},
@@ -251,7 +189,7 @@ def clean_outcome(
     selected_private: np.ndarray,
 ) -> SeedOutcome:
     """The clean protocol: epoch chosen on PublicTest, scored on PrivateTest."""
-    clean_accuracy = _accuracy(selected_private, data.private_labels)
+    clean_accuracy = accuracy(selected_private, data.private_labels)
     # The other common rule (minimum PublicTest loss), read from the per-epoch PrivateTest scores.
     by_loss = int(np.argmin(history["public_loss"]))
     return SeedOutcome(
