@@ -7,7 +7,7 @@ FER := $(BIN)/fer-replicate
 export FER_DATA_DIR ?= $(CURDIR)/data
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint all-tables check data clean \
+.PHONY: help setup test test-fast lint all-tables check check-strict data clean \
         replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench
 
 help: ## list the targets
@@ -63,8 +63,11 @@ bench: $(STAMP) ## training and inference speed, plain float32 Keras vs the opti
 all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex} from the recorded results
 	$(FER) tables
 
-check: $(STAMP) ## fail when a recorded result breaks its metadata's expectations
+check: $(STAMP) ## fail when a full record is dirty, invalid or missing, or breaks its metadata's expectations
 	$(FER) check
+
+check-strict: $(STAMP) ## `check`, and fail on stale records too (code or metadata changed since): before a release
+	$(FER) check --strict
 
 data: $(STAMP) ## download what the Kaggle API can fetch into FER_DATA_DIR; say what it cannot
 	$(FER) data download

@@ -1,8 +1,11 @@
-"""Regression checks: do the latest full records still give what a reviewed run gave (`expected:`)?
+"""Checks of the committed records: can each runnable replication's latest full record be trusted, and does it
+still give what a reviewed run gave (`expected:`)?
 
-Problems (failures): a verdict changed, or a mean left its regression band (our mean ± max(2·sd, floor)),
-or an expected row is absent. Warnings (not failures): no full record yet, or a record that is stale
-because the metadata or the code changed since it was made.
+Problems (failures): a runnable replication (metadata `dataset.data` not `missing`) has no full record; a
+record does not follow the schema; the latest full record was made from a dirty tree; a verdict changed, a
+mean left its regression band (our mean ± max(2·sd, floor)) or an expected row is absent. Warnings: a record
+that is stale because the metadata or the code changed since it was made (a problem with `strict`, as
+`fer-replicate check --strict` runs before a release), or a replication without data that has no record.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .bands import regression_band
-from .errors import MetadataError
+from .errors import MetadataError, RecordError
 from .metadata import ReplicationMetadata, list_replications, load_metadata
 from .provenance import stale_reasons
 from .records import latest_record
@@ -49,23 +52,70 @@ def _check_one(meta: ReplicationMetadata, record: dict) -> list[str]:
     return problems
 
 
-def check_records(results_dir: Path | None = None, *, root: Path | None = None) -> CheckReport:
-    """Compare every replication that has `expected:` entries with its latest full record."""
+def check_records(
+    results_dir: Path | None = None,
+    *,
+    root: Path | None = None,
+    repo_root: Path | None = None,
+    strict: bool = False,
+) -> CheckReport:
+    """Check every replication's latest full record: present, valid, clean, current and as `expected:` says.
+
+    root: the replications folder; repo_root: the repository whose code the records are compared with.
+    strict: stale records are problems, not warnings."""
     problems: list[str] = []
     warnings: list[str] = []
     for replication_id in list_replications(root):
         meta = load_metadata(replication_id, root)
-        if not meta.expected:
-            continue
-        record = latest_record(replication_id, "full", results_dir)
-        if record is None:
-            warnings.append(f"{replication_id}: no full record yet — run `make replicate-{replication_id}`")
-            continue
-        reasons = stale_reasons(meta, record)
-        if reasons:
-            warnings.append(f"{replication_id}: latest full record is stale ({', '.join(reasons)}); re-run it")
-        problems.extend(_check_one(meta, record))
+        report = check_replication(meta, results_dir, repo_root=repo_root, strict=strict)
+        problems.extend(report.problems)
+        warnings.extend(report.warnings)
     return CheckReport(problems, warnings)
+
+
+def check_replication(
+    meta: ReplicationMetadata, results_dir: Path | None = None, *, repo_root: Path | None = None, strict: bool = False
+) -> CheckReport:
+    """One replication's latest full record (see `check_records`)."""
+    try:
+        record = latest_record(meta.id, "full", results_dir)
+    except RecordError as error:  # it names the file and the field
+        return CheckReport([f"{meta.id}: {error}"], [])
+    if record is None:
+        return _no_full_record(meta)
+    problems = _dirty_record(meta, record)
+    stale = _stale_record(meta, record, repo_root)
+    problems.extend(_check_one(meta, record))
+    return CheckReport(problems + stale, []) if strict else CheckReport(problems, stale)
+
+
+def _no_full_record(meta: ReplicationMetadata) -> CheckReport:
+    message = f"{meta.id}: no full record yet — run `make replicate-{meta.id}`"
+    if meta.dataset.data == "missing":  # nothing can be run here: its `not run` record is welcome, not required
+        return CheckReport([], [message] if meta.expected else [])
+    return CheckReport([message], [])
+
+
+def _record_label(meta: ReplicationMetadata, record: dict) -> str:
+    return f"{meta.id} ({Path(record['_path']).name})"
+
+
+def _dirty_record(meta: ReplicationMetadata, record: dict) -> list[str]:
+    """A record made from uncommitted code names no commit that rebuilds it."""
+    if not record["provenance"].get("git_dirty"):
+        return []
+    commit = str(record["provenance"].get("git_commit", "unknown"))[:7]
+    return [
+        f"{_record_label(meta, record)}: made from a dirty tree (uncommitted changes on {commit}); "
+        f"re-run `make replicate-{meta.id}` from a clean commit"
+    ]
+
+
+def _stale_record(meta: ReplicationMetadata, record: dict, repo_root: Path | None) -> list[str]:
+    reasons = stale_reasons(meta, record, repo_root)
+    if not reasons:
+        return []
+    return [f"{_record_label(meta, record)}: stale ({'; '.join(reasons)}); re-run `make replicate-{meta.id}`"]
 
 
 def check_value_in_regression_band(

@@ -150,6 +150,7 @@ def cmd_run(args) -> int:
         command=shlex.join(sys.argv),
         config_overrides={"weights": args.weights} if args.weights else None,
         executor=_executor_options(args),
+        allow_modified_data=args.allow_modified_data,
     )
     print("\n" + format_rows(load_metadata(replication.metadata_file), record) + "\n")
     if path:
@@ -211,7 +212,7 @@ def cmd_tables(args) -> int:
 def cmd_check(args) -> int:
     from fer_common.checks import check_records
 
-    problems, warnings = check_records()
+    problems, warnings = check_records(strict=args.strict)
     for warning in warnings:
         print(f"warning: {warning}")
     for problem in problems:
@@ -365,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
     run.add_argument("--no-record", action="store_true", help="print the rows but write no record")
     run.add_argument(
+        "--allow-modified-data",
+        action="store_true",
+        help="run on a dataset folder that fails its SHA256SUMS (the record and every row say so)",
+    )
+    run.add_argument(
         "--weights",
         help="pretrained weights for transfer models: imagenet (default: look in FER_WEIGHTS_DIR), "
         "a file or folder path, or none (train from random initialisation; the table says so)",
@@ -404,9 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "tables", parents=verbosity, help="regenerate results/TABLE.{md,csv,tex} from the records"
     ).set_defaults(handler=cmd_tables)
-    commands.add_parser(
-        "check", parents=verbosity, help="fail when a record breaks its metadata's expectations"
-    ).set_defaults(handler=cmd_check)
+    check = commands.add_parser(
+        "check",
+        parents=verbosity,
+        help="fail when a full record is dirty, invalid or missing, or breaks its metadata's expectations",
+    )
+    check.add_argument(
+        "--strict", action="store_true", help="also fail on stale records (code or metadata changed since)"
+    )
+    check.set_defaults(handler=cmd_check)
 
     data = commands.add_parser("data", parents=verbosity, help="dataset tools").add_subparsers(
         dest="data_command", required=True

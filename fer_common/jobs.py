@@ -6,8 +6,10 @@ share work (Neamtiu's two protocols read one training run: two workers must not 
 Every finished job is written at once, atomically, to `<cache>/jobs/<replication>-<profile>-<key>/`:
 `<setting>-seed<seed>.json` (the evaluated per-seed result), `.npz` (test labels and probabilities, for the
 figures) and, when the job trained a model the runner may publish as a bundle, `.keras`. The key covers
-the config, the metadata, the replication's code, the data and the runtime options, so a re-run of the same
-configuration reuses what an interrupted run finished, and any change starts afresh. The JSON file is
+the config, the metadata, the code (its hash, not the commit: a resumed run after an unrelated commit reuses
+the jobs), the data and the runtime options, so a re-run of the same configuration reuses what an interrupted
+run finished, and any change starts afresh. Each job's JSON keeps the commit and code hash it ran at, so a
+record can say which commits made its seeds. The JSON file is
 written last: a job counts as finished only once it exists. A run holds the folder's lock from its first
 job to its record, so two runs of one configuration started at once take turns instead of deleting each
 other's jobs.
@@ -35,7 +37,7 @@ from fer_common.contract import Replication, TrainedModel
 from fer_common.metadata import canonical_json
 from fer_common.train import RuntimeOptions
 
-JOB_FORMAT = 2
+JOB_FORMAT = 3  # 3: each job keeps the code it ran at (`code`)
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,7 @@ class JobSpec:
     seed: int
     options: RuntimeOptions
     data_checksum: str  # the data the run was started with: a worker that loads other data refuses to run
+    allow_modified_data: bool = False  # load data that fails its SHA256SUMS (the run said so, the record says so)
 
     @property
     def label(self) -> str:
@@ -68,6 +71,14 @@ class JobResult:
     model: TrainedModel | None = None  # how it was trained and selected (its `model` field is None here)
 
 
+@dataclass(frozen=True)
+class CodeVersion:
+    """The code a job ran at: the commit checked out and the hash of the files the run imports."""
+
+    git_commit: str
+    code_hash: str
+
+
 @dataclass
 class StoredJob:
     """A finished job as its folder keeps it."""
@@ -78,6 +89,7 @@ class StoredJob:
     predictions_file: Path
     model_file: Path | None
     model: TrainedModel | None
+    code: CodeVersion
 
     def predictions(self) -> tuple[np.ndarray, np.ndarray]:
         """(test labels, probabilities)."""
@@ -100,7 +112,8 @@ def plan_jobs(
 
 
 def job_key(provenance: Mapping[str, Any], options: RuntimeOptions) -> str:
-    """What makes two runs' jobs interchangeable: config, metadata, code, data and runtime options."""
+    """What makes two runs' jobs interchangeable: config, metadata, code, data and runtime options (the code by
+    its hash, never by commit: a commit that changes none of the run's files keeps the jobs)."""
     identity = {name: provenance[name] for name in ("config_hash", "metadata_hash", "code_hash", "dataset_checksum")}
     identity["runtime"] = asdict(options)  # threads or precision change the numbers, so they are part of it
     return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()[:16]
@@ -113,13 +126,16 @@ def jobs_dir() -> Path:
 
 @dataclass(frozen=True)
 class JobStore:
-    """The folder of one run configuration's finished jobs."""
+    """The folder of one run configuration's finished jobs; `code` is what the jobs saved here ran at."""
 
     folder: Path
+    code: CodeVersion
 
     @classmethod
-    def for_run(cls, replication_id: str, profile: str, key: str, root: Path | None = None) -> JobStore:
-        return cls(Path(root or jobs_dir()) / f"{replication_id}-{profile}-{key}")
+    def for_run(
+        cls, replication_id: str, profile: str, key: str, code: CodeVersion, root: Path | None = None
+    ) -> JobStore:
+        return cls(Path(root or jobs_dir()) / f"{replication_id}-{profile}-{key}", code)
 
     def _stem(self, setting: str, seed: int) -> Path:
         return self.folder / f"{setting}-seed{seed}"
@@ -142,7 +158,15 @@ class JobStore:
                 "selected_on": job.model.selected_on,
                 "keep_every_seed": job.model.keep_every_seed,
             }
-        entry = {"format": JOB_FORMAT, "setting": job.setting, "seed": job.seed, "result": job.result, "model": model}
+        entry = {
+            "format": JOB_FORMAT,
+            "setting": job.setting,
+            "seed": job.seed,
+            "git_commit": self.code.git_commit,
+            "code_hash": self.code.code_hash,
+            "result": job.result,
+            "model": model,
+        }
         text = json.dumps(records.json_types(entry, finite_only=False), indent=1) + "\n"
         write_text_atomically(stem.with_suffix(".json"), text)
         return self._read(stem)
@@ -170,6 +194,7 @@ class JobStore:
             predictions_file=stem.with_suffix(".npz"),
             model_file=self.folder / model["file"] if model else None,
             model=_trained_model(model) if model else None,
+            code=CodeVersion(entry["git_commit"], entry["code_hash"]),
         )
 
     @contextlib.contextmanager

@@ -10,6 +10,7 @@ function also takes it as `root=`.
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import json
@@ -340,24 +341,103 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def metadata_hash(meta: ReplicationMetadata) -> str:
-    """sha256 of the metadata's parsed content: comments and formatting do not change it.
+# What a record's numbers depend on. `expected` is left out: it records a reviewed run's outcome, so filling
+# it in must not make that very run's record stale; titles, notes and assumptions change no number.
+HASHED_SECTIONS = ("dataset", "protocol", "seeds", "config", "profiles", "settings", "reported")
+# The registry imports every replication, each only when asked for by id: its imports are an index, not code a
+# replication runs, so the code hash covers registry.py itself but does not follow it into the other papers.
+REGISTRY_MODULE = "fer_common.registry"
+# The runner turns every job's outcome into metrics, bands and verdicts: its code is part of every record's.
+RUNNER_MODULE = "fer_common.runner"
 
-    `expected` is left out (hashed as empty): it records a reviewed run's outcome, so filling it in
-    must not make that very run's record stale.
-    """
-    content = {**meta.raw, "expected": []}
+
+def metadata_hash(meta: ReplicationMetadata) -> str:
+    """sha256 of the metadata sections a record's numbers depend on (HASHED_SECTIONS), as parsed: comments and
+    formatting do not change it."""
+    content = {section: meta.raw.get(section) for section in HASHED_SECTIONS}
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
-def code_hash(replication_id: str, root: Path | None = None) -> str:
-    """sha256 over the replication folder's .py files (relative path and content, in path order)."""
+def code_files(replication_id: str, root: Path | None = None, repo_root: Path | None = None) -> dict[str, str]:
+    """{relative path: sha256} of the replication folder's .py files, the runner, and every module of the
+    repository they import, transitively (imports inside functions too), found by parsing the imports.
+
+    root: the replications folder; repo_root: the repository whose `fer_common` (and other packages) the
+    imports resolve to (default: this one). Paths are relative to the folder that holds the package.
+    """
     folder = (Path(root) if root else replications_dir()) / replication_id
     if not folder.is_dir():
         raise MetadataError(f"{folder}: no such replication folder")
-    digest = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
-    for file in files:
-        digest.update(file.relative_to(folder).as_posix().encode("utf-8") + b"\0")
-        digest.update(file.read_bytes() + b"\0")
-    return digest.hexdigest()
+    search_roots = list(dict.fromkeys([Path(repo_root or REPO_ROOT).resolve(), folder.resolve().parent.parent]))
+    pending = [file.resolve() for file in folder.rglob("*.py") if "__pycache__" not in file.parts]
+    pending.extend(_module_files(RUNNER_MODULE, search_roots))
+    found: dict[Path, Path] = {}  # file -> the search root it lies under
+    while pending:
+        file = pending.pop()
+        if file in found:
+            continue
+        base = next((base for base in search_roots if file.is_relative_to(base)), file.parent)
+        found[file] = base
+        module = _module_name(file, base)
+        pending.extend(_package_files(module, base))
+        if module == REGISTRY_MODULE:
+            continue
+        for name in _imported_modules(file, module):
+            pending.extend(_module_files(name, search_roots))
+    return {file.relative_to(base).as_posix(): _file_sha256(file) for file, base in sorted(found.items())}
+
+
+def files_hash(files: dict[str, str]) -> str:
+    """One sha256 over {relative path: sha256} (a record's `code_hash` from its `code_files`)."""
+    return hashlib.sha256("".join(f"{name}\0{files[name]}\n" for name in sorted(files)).encode()).hexdigest()
+
+
+def code_hash(replication_id: str, root: Path | None = None, repo_root: Path | None = None) -> str:
+    """sha256 over `code_files`: the replication's code and every repository module it imports."""
+    return files_hash(code_files(replication_id, root, repo_root))
+
+
+def _file_sha256(file: Path) -> str:
+    return hashlib.sha256(file.read_bytes()).hexdigest()
+
+
+def _module_name(file: Path, base: Path) -> str:
+    parts = file.relative_to(base).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_files(module: str, base: Path) -> list[Path]:
+    """The `__init__.py` of every package above `module`: importing it runs them."""
+    parts = module.split(".")
+    candidates = (base.joinpath(*parts[:end], "__init__.py") for end in range(1, len(parts)))
+    return [file for file in candidates if file.is_file()]
+
+
+def _imported_modules(file: Path, module: str) -> set[str]:
+    """Every module name `file` may import: `import a.b` gives a.b; `from a import b` gives a and a.b (b may be
+    a module); relative imports are resolved against `module`'s package."""
+    package = module if file.name == "__init__.py" else module.rpartition(".")[0]
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except SyntaxError as error:
+        raise MetadataError(f"{file}: cannot hash code that does not parse: {error}") from error
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            source = ".".join(filter(None, [*anchor, node.module or ""]))
+            names.add(source)
+            names.update(f"{source}.{alias.name}" for alias in node.names if alias.name != "*")
+    return {name for name in names if name}
+
+
+def _module_files(name: str, search_roots: list[Path]) -> list[Path]:
+    """The file of module `name` under the first search root that has it, with its packages' `__init__.py`."""
+    parts = name.split(".")
+    for base in search_roots:
+        for file in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")):
+            if file.is_file():
+                return [file.resolve(), *_package_files(name, base)]
+    return []

@@ -18,8 +18,13 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from . import paths
-from .metadata import ReplicationMetadata, canonical_json, code_hash, metadata_hash
+from .errors import FerError
+from .metadata import ReplicationMetadata, canonical_json, code_files, files_hash, metadata_hash
 from .schema import CREATED_FORMAT
+
+# Untracked files here are code a run may import though git does not know it: they make a tree dirty.
+CODE_FOLDERS = ("fer_common", "replications")
+_LISTED_FILES = 10  # name this many changed files in a message, then count the rest
 
 # Recorded package -> the distributions that provide it (TensorFlow ships as tensorflow or tensorflow-cpu).
 PACKAGES = {
@@ -34,11 +39,11 @@ PACKAGES = {
 }
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, repo_root: Path | None = None) -> str | None:
     try:
         done = subprocess.run(
             # --no-optional-locks: `status` must not touch the index of a tree others are working in.
-            ["git", "--no-optional-locks", "-C", str(paths.REPO_ROOT), *args],
+            ["git", "--no-optional-locks", "-C", str(repo_root or paths.REPO_ROOT), *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -46,7 +51,35 @@ def _git(*args: str) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return done.stdout.rstrip() if done.returncode == 0 else None
+
+
+def uncommitted_files(repo_root: Path | None = None) -> list[str] | None:
+    """Tracked files with uncommitted changes, plus untracked .py files under CODE_FOLDERS; None without git."""
+    status = _git("status", "--porcelain", "--untracked-files=no", repo_root=repo_root)
+    untracked = _git("ls-files", "--others", "--exclude-standard", "--", *CODE_FOLDERS, repo_root=repo_root)
+    if status is None or untracked is None:
+        return None
+    # Porcelain lines are `XY path` or `XY old -> new`.
+    changed = [line[3:].split(" -> ")[-1] for line in status.splitlines() if line.strip()]
+    return changed + [name for name in untracked.splitlines() if name.endswith(".py")]
+
+
+def require_clean_tree(repo_root: Path | None = None) -> None:
+    """FerError naming the uncommitted files, when there are any: a full record must be rebuildable from a commit."""
+    changed = uncommitted_files(repo_root)
+    if changed:
+        raise FerError(
+            f"A full run needs a clean tree, so that its record names a commit that rebuilds it; "
+            f"{describe_files(changed)} in {repo_root or paths.REPO_ROOT} are not committed. Commit them (or "
+            "stash them) first, or run another profile (e.g. --profile quick), which may run on a dirty tree."
+        )
+
+
+def describe_files(names: list[str]) -> str:
+    """`a, b, c and 4 more` (the first _LISTED_FILES names, then a count)."""
+    shown = ", ".join(names[:_LISTED_FILES])
+    return shown + (f" and {len(names) - _LISTED_FILES} more" if len(names) > _LISTED_FILES else "")
 
 
 def _package_versions() -> dict[str, str | None]:
@@ -78,12 +111,12 @@ def config_hash(config: Mapping) -> str:
     return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
 
 
-def machine_provenance(command: str | None = None) -> dict:
+def machine_provenance(command: str | None = None, repo_root: Path | None = None) -> dict:
     """Where any measurement came from: code version, packages and machine (e.g. the benchmark's)."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    changed = uncommitted_files(repo_root)
     return {
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": None if status is None else bool(status),
+        "git_commit": _git("rev-parse", "HEAD", repo_root=repo_root) or "unknown",
+        "git_dirty": None if changed is None else bool(changed),
         "packages": _package_versions(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -102,16 +135,19 @@ def collect_provenance(
     *,
     options: object | None = None,
     command: str | None = None,
+    repo_root: Path | None = None,
 ) -> dict:
     """A record's provenance: the machine part plus what tells whether the record is still current.
 
     options: the run's speed switches (a dataclass such as `train.RuntimeOptions`), kept as `runtime`.
+    repo_root: the repository the code and its git state are read from (default: this one).
     """
-    root = meta.folder.parent if meta.folder else None
+    files = current_code_files(meta, repo_root)
     return {
-        **machine_provenance(command),
+        **machine_provenance(command, repo_root),
         "metadata_hash": metadata_hash(meta),
-        "code_hash": code_hash(meta.id, root),
+        "code_hash": files_hash(files),
+        "code_files": files,
         "config_hash": config_hash(config),
         "config": copy.deepcopy(dict(config)),
         "dataset_checksum": dataset_checksum,
@@ -121,13 +157,33 @@ def collect_provenance(
     }
 
 
-def stale_reasons(meta: ReplicationMetadata, record: Mapping) -> list[str]:
-    """Why a record no longer matches the current metadata or code (empty list = current)."""
+def current_code_files(meta: ReplicationMetadata, repo_root: Path | None = None) -> dict[str, str]:
+    """{relative path: sha256} of the code the replication runs now (see `metadata.code_files`)."""
+    root = meta.folder.parent if meta.folder else None
+    return code_files(meta.id, root, repo_root)
+
+
+def code_changes(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """The files that differ between two `code_files` maps: `a.py`, `b.py (added)`, `c.py (removed)`."""
+    changed = [name for name in sorted(set(recorded) & set(current)) if recorded[name] != current[name]]
+    added = [f"{name} (added)" for name in sorted(set(current) - set(recorded))]
+    removed = [f"{name} (removed)" for name in sorted(set(recorded) - set(current))]
+    return changed + added + removed
+
+
+def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None = None) -> list[str]:
+    """Why a record no longer matches the current metadata or code (empty list = current), e.g.
+    "code changed: fer_common/train.py", "metadata changed", "jobs made by other code (commits a, b)"."""
     provenance = record["provenance"]
     reasons = []
     if provenance.get("metadata_hash") != metadata_hash(meta):
         reasons.append("metadata changed")
-    root = meta.folder.parent if meta.folder else None
-    if provenance.get("code_hash") != code_hash(meta.id, root):
-        reasons.append("code changed")
+    files = current_code_files(meta, repo_root)
+    if provenance.get("code_hash") != files_hash(files):
+        recorded = provenance.get("code_files")
+        # Records made before per-file hashes cannot name the files.
+        reasons.append(f"code changed: {describe_files(code_changes(recorded, files))}" if recorded else "code changed")
+    if provenance.get("mixed_code"):
+        commits = ", ".join(commit[:7] for commit in provenance.get("job_commits", []))
+        reasons.append(f"jobs made by other code (commits {commits})")
     return reasons

@@ -20,15 +20,18 @@ import numpy as np
 from fer_common import metrics, plots, records
 from fer_common.bundles import Preprocessing, models_dir, save_bundle_file
 from fer_common.contract import Prepared, Replication, SeedOutcome
-from fer_common.errors import DatasetError, JobsFailedError, MetadataError
+from fer_common.data.integrity import DataAudit, data_audit
+from fer_common.errors import DatasetError, JobsFailedError, MetadataError, RecordError
 from fer_common.executors import Capacity, ExecutorOptions, TaskFailure, execute, plan_capacity
-from fer_common.jobs import JobResult, JobSpec, JobStore, StoredJob, job_key, plan_jobs
-from fer_common.metadata import ReplicationMetadata, canonical_json, load_metadata
-from fer_common.provenance import collect_provenance
+from fer_common.jobs import CodeVersion, JobResult, JobSpec, JobStore, StoredJob, job_key, plan_jobs
+from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, canonical_json, files_hash, load_metadata
+from fer_common.provenance import collect_provenance, current_code_files, require_clean_tree
 from fer_common.rows import build_rows, summarize_seeds
 from fer_common.train import RuntimeOptions, configure_runtime
 
 log = logging.getLogger(__name__)
+MODIFIED_DATA_NOTE = "data differs from its SHA256SUMS"
+_LISTED_DIFFERENCES = 100  # a record lists this many files that differ from SHA256SUMS, then counts the rest
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,16 @@ def evaluate_outcome(outcome: SeedOutcome, class_names: list[str]) -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def _prepare_once(replication: Replication, config_json: str, checksum: str, options: RuntimeOptions) -> Prepared:
+def _prepare_once(
+    replication: Replication, config_json: str, checksum: str, options: RuntimeOptions, allow_modified_data: bool
+) -> Prepared:
     """A worker prepares a run's data once and serves all of that run's jobs from it."""
     import json
 
     # Thread pools can only be sized before TensorFlow's first op, which `prepare` may run.
     configure_runtime(0, options)
-    prepared = replication.prepare(json.loads(config_json))
+    with data_audit(allow_modified_data):
+        prepared = replication.prepare(json.loads(config_json))
     if prepared.checksum != checksum:
         raise DatasetError(
             f"{replication.id}: this worker's data (checksum {prepared.checksum[:12]}) is not the data the "
@@ -89,7 +95,9 @@ def run_job(spec: JobSpec, prepared: Prepared | None = None) -> list[JobResult]:
     """Run one job (in this process or a worker) from `configure_runtime(seed)`, so its numbers do not
     depend on what the process ran before. `prepared`: the run's data where the caller has it already."""
     if prepared is None:
-        prepared = _prepare_once(spec.replication, canonical_json(spec.config), spec.data_checksum, spec.options)
+        prepared = _prepare_once(
+            spec.replication, canonical_json(spec.config), spec.data_checksum, spec.options, spec.allow_modified_data
+        )
     started = time.perf_counter()
     configure_runtime(spec.seed, spec.options)
     outcomes = spec.replication.run_job(prepared, spec.settings, spec.seed, spec.config, spec.options)
@@ -132,6 +140,8 @@ def run_replication(
     config_overrides: dict | None = None,
     executor: ExecutorOptions | None = None,
     jobs_root: Path | None = None,
+    allow_modified_data: bool = False,
+    repo_root: Path | None = None,
 ) -> tuple[dict, Path | None]:
     """Run every setting x seed of a replication, check the bands and write one record.
 
@@ -140,6 +150,10 @@ def run_replication(
     one after another). Each finished job is kept in `jobs_root` (default `<cache>/jobs`) until the run
     ends, so a re-run of an interrupted or failed run reuses it; JobsFailedError when jobs still fail after
     their retries (no record then).
+
+    A full run refuses a tree with uncommitted changes (FerError); other profiles record `git_dirty`. Data
+    that fails its SHA256SUMS stops the run unless allow_modified_data (the record and rows then say so).
+    repo_root: the repository whose code and git state the provenance describes (default: this one).
     """
     meta = load_metadata(replication.metadata_file)
     config, default_seeds = meta.resolve(profile)
@@ -150,13 +164,17 @@ def run_replication(
     seeds = list(seeds) if seeds else list(default_seeds)
     executor = executor or ExecutorOptions()
     options = options or RuntimeOptions()
+    if profile == FULL_PROFILE:
+        require_clean_tree(repo_root)
     started = time.perf_counter()
     try:
-        prepared = replication.prepare(config)
+        with data_audit(allow_modified_data) as audit:
+            prepared = replication.prepare(config)
     except DatasetError as error:
         if meta.dataset.data != "missing":
             raise
-        return _not_run(meta, profile, config, seeds, error, results_dir, write, command)
+        return _not_run(meta, profile, config, seeds, error, results_dir, write, command, repo_root)
+    data_notes = _data_notes(audit) + _checksum_change_notes(meta.id, prepared.checksum, results_dir)
 
     settings_run = meta.settings_for(profile)
     planned = plan_jobs(settings_run, seeds, replication.job_groups)
@@ -171,12 +189,18 @@ def run_replication(
         0.0,
         options=job_options if executor.parallel else options,
         command=command,
+        repo_root=repo_root,
     )
+    provenance.update(_data_verification(audit))
     if executor.parallel:
         provenance["executor"] = {"kind": executor.kind, "workers": capacity.workers}
         _describe_capacity(meta.id, executor, capacity)
-    store = JobStore.for_run(meta.id, profile, job_key(provenance, job_options), jobs_root)
-    jobs = [JobSpec(replication, config, group, seed, job_options, prepared.checksum) for group, seed in planned]
+    code = CodeVersion(provenance["git_commit"], provenance["code_hash"])
+    store = JobStore.for_run(meta.id, profile, job_key(provenance, job_options), code, jobs_root)
+    jobs = [
+        JobSpec(replication, config, group, seed, job_options, prepared.checksum, allow_modified_data)
+        for group, seed in planned
+    ]
     with store.owned():
         finished = _run_jobs(meta.id, jobs, store, executor, capacity, prepared)
 
@@ -190,7 +214,8 @@ def run_replication(
 
         summaries = {setting: result["summary"] for setting, result in settings.items()}
         rows = build_rows(meta, summaries, prepared.data_kind)
-        _add_row_notes(rows, settings)
+        _add_row_notes(rows, settings, data_notes)
+        provenance.update(_job_code(meta, finished, repo_root))
         provenance["wall_time_s"] = round(time.perf_counter() - started, 1)
         record = records.build_record(meta, profile, prepared.data_kind, settings, rows, provenance)
         path = None
@@ -343,20 +368,76 @@ def _save_models(
                 save(f"{replication_id}-{setting}-seed{seed}", seed, job, f"seed {seed}")
 
 
-def _add_row_notes(rows: list[dict], settings: dict[str, dict]) -> None:
-    """A job can qualify its setting's rows (e.g. "ResNet18 from scratch: no ImageNet weights")."""
+def _add_row_notes(rows: list[dict], settings: dict[str, dict], run_notes: list[str]) -> None:
+    """A job can qualify its setting's rows (e.g. "ResNet18 from scratch: no ImageNet weights"); `run_notes`
+    qualify every row (e.g. the data differs from its SHA256SUMS)."""
     for row in rows:
         seeds = settings.get(row["setting"], {}).get("seeds", {})
         notes = sorted({note for result in seeds.values() for note in result["notes"]})
-        if notes:
-            row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes]))
+        if notes or run_notes:
+            row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes, *run_notes]))
 
 
-def _not_run(meta, profile, config, seeds, error, results_dir, write, command):
+# --- what the record vouches for ----------------------------------------------------------------------
+
+
+def _data_notes(audit: DataAudit) -> list[str]:
+    return [MODIFIED_DATA_NOTE] if audit.modified else []
+
+
+def _data_verification(audit: DataAudit) -> dict:
+    """`data_verified`: True when every dataset folder loaded matched its SHA256SUMS, False (with the files that
+    differ) when the run went on with modified data, None when no folder had a SHA256SUMS to check."""
+    if not audit.checks:
+        return {"data_verified": None}
+    differences = [f"{check.folder}/{problem}" for check in audit.modified for problem in check.problems]
+    if len(differences) > _LISTED_DIFFERENCES:
+        differences = [*differences[:_LISTED_DIFFERENCES], f"and {len(differences) - _LISTED_DIFFERENCES} more"]
+    return {"data_verified": not differences, "data_differences": differences}
+
+
+def _checksum_change_notes(replication_id: str, checksum: str, results_dir: Path | None) -> list[str]:
+    """Warn, before any training, when the data is not what the latest full record used; the rows' note."""
+    try:
+        previous = records.latest_record(replication_id, FULL_PROFILE, results_dir)
+    except RecordError as error:
+        log.warning("[%s] cannot compare the data with the latest full record: %s", replication_id, error)
+        return []
+    used = previous["provenance"].get("dataset_checksum") if previous else None
+    if not used or used == checksum:
+        return []
+    note = f"data checksum {checksum[:12]} differs from {used[:12]}, the latest full record's"
+    log.warning(
+        "[%s] the data (checksum %s) differs from what the latest full record %s used (%s)",
+        replication_id,
+        checksum,
+        Path(previous["_path"]).name,
+        used,
+    )
+    return [note]
+
+
+def _job_code(meta: ReplicationMetadata, finished: dict[tuple[str, int], StoredJob], repo_root: Path | None) -> dict:
+    """The commits the record's jobs ran at, and `mixed_code` when some ran other code than the tree has now
+    (a resumed run after a code change, or code edited while the run went on)."""
+    commits = list(dict.fromkeys(job.code.git_commit for job in finished.values()))
+    now = files_hash(current_code_files(meta, repo_root))
+    mixed = any(job.code.code_hash != now for job in finished.values())
+    if mixed:
+        log.warning(
+            "[%s] the jobs ran at other code than the tree now holds (commits %s): the record says mixed_code and "
+            "counts as stale",
+            meta.id,
+            ", ".join(commit[:7] for commit in commits),
+        )
+    return {"job_commits": commits, "mixed_code": mixed}
+
+
+def _not_run(meta, profile, config, seeds, error, results_dir, write, command, repo_root):
     message = f"{meta.missing or ''}\n\n{error}".strip()
     log.warning("[%s] not run: %s", meta.id, message)
     rows = build_rows(meta, {}, "missing")
-    provenance = collect_provenance(meta, config, seeds, "", 0.0, command=command)
+    provenance = collect_provenance(meta, config, seeds, "", 0.0, command=command, repo_root=repo_root)
     record = records.build_record(meta, profile, "missing", {}, rows, provenance, missing=message)
     path = records.write_record(record, results_dir) if write else None
     return record, path

@@ -437,7 +437,7 @@ def test_table_marks_stale_records(root, results):
     write_record(_record(), results)
     (root / "toy" / "model.py").write_text("LAYERS = 5\n")
     rows = [r for r in collect_rows(results) if r["paper"] == "toy"]
-    assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "code changed"
+    assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "code changed: replications/toy/model.py"
 
 
 def test_table_marks_records_made_under_other_metadata_stale(root, results):
@@ -457,15 +457,58 @@ def _expect(root, verdict: str, mean: float, sd: float = 0.01) -> None:
     )
 
 
-def test_check_records_passes_and_warns(root, results):
-    report = check_records(results)
-    assert report.problems == [] and report.warnings == []  # nothing expected yet
-    _expect(root, REPRODUCED, 0.85)
+def _clean_record() -> dict:
+    """A full record as a clean tree makes it (the tests may run in a tree with uncommitted changes)."""
+    record = _record()
+    record["provenance"]["git_dirty"] = False
+    return record
+
+
+def test_check_records_fails_without_a_full_record_of_a_runnable_replication(root, results):
+    # `absent` has no data (dataset.data: missing): it needs no record; `toy` can run, so it must have one.
     problems, warnings = check_records(results)
-    assert problems == [] and warnings == ["toy: no full record yet — run `make replicate-toy`"]
-    write_record(_record(), results)
+    assert problems == ["toy: no full record yet — run `make replicate-toy`"] and warnings == []
+    _expect(root, REPRODUCED, 0.85)
+    write_record(_clean_record(), results)
     report = check_records(results)
     assert report.ok and report.warnings == []
+
+
+def test_check_records_fails_on_a_dirty_full_record(root, results):
+    record = _clean_record()
+    record["provenance"]["git_dirty"] = True
+    path = write_record(record, results)
+    (problem,) = check_records(results).problems
+    assert problem.startswith(f"toy ({path.name}): made from a dirty tree") and "clean commit" in problem
+
+
+def test_check_records_fails_on_an_invalid_record(root, results):
+    path = write_record(_clean_record(), results)
+    broken = json.loads(path.read_text())
+    del broken["provenance"]["code_hash"]
+    path.write_text(json.dumps(broken))
+    (problem,) = check_records(results).problems
+    assert problem.startswith(f"toy: {path}: does not follow the record schema") and "code_hash" in problem
+
+
+def test_a_stale_record_warns_and_fails_the_strict_check(root, results):
+    path = write_record(_clean_record(), results)
+    (root / "toy" / "model.py").write_text("LAYERS = 5\n")
+    _edit_metadata(root, protocol="a different protocol")
+    expected = (
+        f"toy ({path.name}): stale (metadata changed; code changed: replications/toy/model.py); "
+        "re-run `make replicate-toy`"
+    )
+    assert check_records(results) == ([], [expected])
+    assert check_records(results, strict=True) == ([expected], [])
+
+
+def test_a_record_of_jobs_from_other_code_is_stale(root, results):
+    record = _clean_record()
+    record["provenance"].update(job_commits=["a" * 40, "b" * 40], mixed_code=True)
+    write_record(record, results)
+    (problem,) = check_records(results, strict=True).problems
+    assert "stale (jobs made by other code (commits aaaaaaa, bbbbbbb))" in problem
 
 
 def test_check_records_catches_verdict_change_and_band_breach(root, results):

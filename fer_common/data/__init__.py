@@ -9,6 +9,7 @@ from pathlib import Path
 from fer_common import paths
 from fer_common.data import affectnet, cfd, ckplus48, fer2013
 from fer_common.data.dataset import FaceDataset
+from fer_common.data.integrity import check_dataset_folder
 from fer_common.errors import DatasetError
 
 __all__ = ["DATASETS", "DatasetInfo", "FaceDataset", "load_dataset"]
@@ -40,9 +41,13 @@ DATASETS: dict[str, DatasetInfo] = {
 def load_dataset(
     name: str, root: Path | str | None = None, *, use_cache: bool = True, progress: bool = True
 ) -> FaceDataset:
-    """Load dataset `name` from `root` (default `FER_DATA_DIR/<name>`), through the decoded-array cache."""
+    """Load dataset `name` from `root` (default `FER_DATA_DIR/<name>`), through the decoded-array cache.
+
+    A folder with a SHA256SUMS is checked against it first: DatasetError naming the files that differ, unless
+    the run allows modified data (see `integrity.data_audit`)."""
     info = DATASETS.get(name)
     if info is None:
         raise DatasetError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}.")
     folder = Path(root) if root is not None else paths.data_dir() / name
+    check_dataset_folder(folder, info.how_to_get)
     return info.loader(folder, use_cache=use_cache, progress=progress)
