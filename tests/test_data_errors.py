@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_common.data import load_dataset
+from fer_common.data import integrity, load_dataset
 from fer_common.data.images import read_image
-from fer_common.data.integrity import verify_sha256sums
+from fer_common.data.integrity import data_audit, verify_sha256sums
 from fer_common.errors import DatasetError
 
 from .fixtures_data import make_ckplus, make_fer_folders, write_fer_csv, write_image, write_sha256sums
@@ -222,3 +222,65 @@ def test_sha256sums_malformed_or_absent(tmp_path):
     (tmp_path / "SHA256SUMS").write_text("abc  ./x.png\n")
     with pytest.raises(DatasetError, match=r"line 1 is not '<64 hex digits>  <path>'"):
         verify_sha256sums(tmp_path)
+
+
+# ---- the check on every load -------------------------------------------------------------------------------
+
+
+def test_a_load_stops_at_files_that_differ_from_sha256sums_naming_ten(tmp_path):
+    folder = tmp_path / "ckplus48"  # beside the test's cache folder
+    written = make_ckplus(folder, subjects=2, frames=1)
+    write_sha256sums(folder)
+    names = sorted(written.images)
+    for name in names[:12]:
+        (folder / name).write_bytes((folder / name).read_bytes() + b"\0")
+    (folder / names[12]).unlink()
+    with pytest.raises(DatasetError) as error:
+        load("ckplus48", folder)
+    message = str(error.value)
+    assert message.startswith(f"13 of 14 files in {folder} differ from its SHA256SUMS: {names[0]} (contents differ)")
+    assert names[9] in message and names[10] not in message and "; and 3 more." in message
+    assert "restore a clean copy" in message and "kaggle datasets download" in message
+    assert "--allow-modified-data" in message
+
+
+def test_modified_data_loads_inside_an_audit_that_allows_it(tmp_path):
+    folder = tmp_path / "ckplus48"  # beside the test's cache folder
+    written = make_ckplus(folder, subjects=1, frames=1)
+    write_sha256sums(folder)
+    name = sorted(written.images)[0]
+    (folder / name).write_bytes((folder / name).read_bytes() + b"\0")
+    with data_audit(allow_modified=True) as audit:
+        assert len(load("ckplus48", folder)) == 7
+    (check,) = audit.modified
+    assert check.problems == [f"{name} (contents differ)"] and check.files_checked == 7
+
+
+def test_a_folder_without_sha256sums_loads_unchecked(tmp_path):
+    folder = tmp_path / "ckplus48"  # beside the test's cache folder
+    make_ckplus(folder, subjects=1, frames=1)
+    with data_audit() as audit:
+        load("ckplus48", folder)
+    assert audit.checks == []
+
+
+def test_the_verification_is_kept_until_a_file_changes(tmp_path, monkeypatch):
+    folder = tmp_path / "ckplus48"
+    written = make_ckplus(folder, subjects=1, frames=1)
+    write_sha256sums(folder)
+    calls = []
+    original = integrity.compare_with_sha256sums
+
+    def counted(checked):
+        calls.append(checked)
+        return original(checked)
+
+    monkeypatch.setattr(integrity, "compare_with_sha256sums", counted)
+    load("ckplus48", folder)
+    load("ckplus48", folder)
+    assert len(calls) == 1  # the second load reads the stored verification
+    name = sorted(written.images)[0]
+    (folder / name).write_bytes((folder / name).read_bytes() + b"\0")
+    with pytest.raises(DatasetError, match=rf"{name} \(contents differ\)"):
+        load("ckplus48", folder)
+    assert len(calls) == 2

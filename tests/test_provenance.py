@@ -1,0 +1,224 @@
+"""Records bound to their code and data, on a temporary git copy of the library with the sixth replication.
+
+The copy holds the tracked `fer_common/` files and `tests/sixth_replication/` as `replications/sixth_replication/`;
+the runner and the checks read its files and its git state (`repo_root`), so editing the copy is editing "the
+repository" without touching this one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_common.checks import check_records
+from fer_common.data import load_dataset
+from fer_common.errors import DatasetError, FerError
+from fer_common.jobs import CodeVersion, JobResult, JobStore, job_key
+from fer_common.metadata import code_files, load_metadata
+from fer_common.provenance import stale_reasons
+from fer_common.records import write_record
+from fer_common.runner import MODIFIED_DATA_NOTE, run_replication
+from fer_common.train import RuntimeOptions
+
+from .fixtures_data import make_ckplus, write_sha256sums
+from .helpers import REPO_ROOT
+from .sixth_replication.replication import SixthReplication
+
+TRAIN = "fer_common/train.py"
+
+
+def _git(repository: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repository), *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repository(tmp_path) -> Path:
+    """A committed copy of the library's tracked files with the sixth replication under replications/."""
+    copy = tmp_path / "repository"
+    for name in _git(REPO_ROOT, "ls-files", "fer_common", "replications/__init__.py").splitlines():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, copy / name)
+    shutil.copytree(
+        REPO_ROOT / "tests" / "sixth_replication",
+        copy / "replications" / "sixth_replication",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    _git(copy, "init", "-q")
+    _git(copy, "add", ".")
+    _git(copy, "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "copy")
+    return copy
+
+
+def _copied_sixth(repository: Path) -> type[SixthReplication]:
+    """The sixth replication as the copy holds it: its metadata (and so its code) are the copy's."""
+
+    class CopiedSixth(SixthReplication):
+        metadata_file = repository / "replications" / "sixth_replication" / "metadata.yaml"
+
+    return CopiedSixth
+
+
+def _run(replication, repository: Path, tmp_path: Path, profile: str = "full", **arguments):
+    return run_replication(
+        replication,
+        profile,
+        results_dir=tmp_path / "results",
+        jobs_root=tmp_path / "jobs",
+        make_plots=False,
+        repo_root=repository,
+        **arguments,
+    )
+
+
+def _strict_check(repository: Path, tmp_path: Path):
+    return check_records(tmp_path / "results", root=repository / "replications", repo_root=repository, strict=True)
+
+
+def _edit_one_line(path: Path) -> str:
+    original = path.read_text()
+    line = "from __future__ import annotations"
+    path.write_text(original.replace(line, f"{line}  # edited", 1))
+    assert path.read_text() != original
+    return original
+
+
+def test_editing_train_py_fails_the_strict_check_naming_the_record_and_the_file(repository, tmp_path):
+    record, path = _run(_copied_sixth(repository)(), repository, tmp_path)
+    provenance = record["provenance"]
+    assert provenance["git_dirty"] is False and provenance["git_commit"] == _git(repository, "rev-parse", "HEAD")
+    assert {TRAIN, "replications/sixth_replication/replication.py"} <= set(provenance["code_files"])
+    assert provenance["job_commits"] == [provenance["git_commit"]] and provenance["mixed_code"] is False
+    assert _strict_check(repository, tmp_path) == ([], [])
+
+    original = _edit_one_line(repository / TRAIN)
+    (problem,) = _strict_check(repository, tmp_path).problems
+    assert problem.startswith(f"sixth_replication ({path.name}): stale (code changed: {TRAIN})"), problem
+
+    (repository / TRAIN).write_text(original)
+    assert _strict_check(repository, tmp_path) == ([], [])
+
+
+def test_a_full_run_refuses_a_dirty_tree_and_other_profiles_record_it(repository, tmp_path):
+    replication = _copied_sixth(repository)()
+    _edit_one_line(repository / TRAIN)
+    with pytest.raises(FerError, match=rf"clean tree.*{TRAIN} in .* are not committed. Commit them"):
+        _run(replication, repository, tmp_path)
+    record, _ = _run(replication, repository, tmp_path, "quick")
+    assert record["provenance"]["git_dirty"] is True
+
+
+def test_an_untracked_module_makes_the_tree_dirty(repository, tmp_path):
+    (repository / "fer_common" / "new_module.py").write_text("VALUE = 1\n")
+    (repository / "notes.txt").write_text("untracked, but not code")
+    with pytest.raises(FerError, match="fer_common/new_module.py in"):
+        _run(_copied_sixth(repository)(), repository, tmp_path)
+
+
+def test_a_record_of_jobs_from_code_edited_during_the_run_says_so(repository, tmp_path, caplog):
+    class EditedDuringTheRun(_copied_sixth(repository)):
+        def run_setting(self, *arguments):
+            outcome = super().run_setting(*arguments)
+            _edit_one_line(repository / TRAIN)  # as if someone edited the library while the jobs ran
+            return outcome
+
+    with caplog.at_level(logging.WARNING):
+        record, _ = _run(EditedDuringTheRun(), repository, tmp_path, "quick")
+    provenance = record["provenance"]
+    assert provenance["mixed_code"] is True and provenance["job_commits"] == [provenance["git_commit"]]
+    assert "the jobs ran at other code than the tree now holds" in caplog.text
+    meta = load_metadata(EditedDuringTheRun.metadata_file)
+    assert stale_reasons(meta, record, repository) == [
+        f"code changed: {TRAIN}",
+        f"jobs made by other code (commits {provenance['git_commit'][:7]})",
+    ]
+
+
+def test_the_code_hash_follows_imports_and_stops_at_the_registry(repository):
+    files = code_files("sixth_replication", repository / "replications", repository)
+    # The replication imports train, contract, data.splits...; the runner turns its jobs into the record.
+    assert {TRAIN, "fer_common/contract.py", "fer_common/data/splits.py", "fer_common/runner.py"} <= set(files)
+    assert "fer_common/__init__.py" in files and "fer_common/data/__init__.py" in files  # run on import
+    assert "fer_common/cli.py" not in files  # nothing the run imports imports it
+    # The registry names every paper; one replication's hash does not cover the others.
+    assert "fer_common/registry.py" in files and not any(name.startswith("replications/chen") for name in files)
+
+
+def test_jobs_keep_their_code_and_their_key_ignores_the_commit(tmp_path):
+    provenance = {"config_hash": "c", "metadata_hash": "m", "code_hash": "h", "dataset_checksum": "d"}
+    options = RuntimeOptions()
+    assert job_key({**provenance, "git_commit": "a"}, options) == job_key({**provenance, "git_commit": "b"}, options)
+    assert job_key({**provenance, "code_hash": "other"}, options) != job_key(provenance, options)
+
+    store = JobStore(tmp_path / "jobs", CodeVersion("a" * 40, "h"))
+    result = JobResult("gray", 0, {"metrics": {}}, np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    stored = store.save(result)
+    assert stored.code == CodeVersion("a" * 40, "h") == store.load("gray", 0).code
+    entry = json.loads((tmp_path / "jobs" / "gray-seed0.json").read_text())
+    assert (entry["git_commit"], entry["code_hash"]) == ("a" * 40, "h")
+
+
+# --- data the record can vouch for ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def ckplus(tmp_path, monkeypatch) -> Path:
+    """A small CK+48 folder with its SHA256SUMS, and a cache of its own."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "ckplus48"
+    make_ckplus(folder, subjects=1, frames=1)
+    write_sha256sums(folder)
+    return folder
+
+
+def _loads_ckplus(folder: Path) -> type[SixthReplication]:
+    class LoadsCkplus(SixthReplication):
+        """The sixth replication, made to load a dataset folder first as real replications do."""
+
+        def prepare(self, config):
+            load_dataset("ckplus48", folder, progress=False)
+            return super().prepare(config)
+
+    return LoadsCkplus
+
+
+def test_a_run_on_modified_data_stops_unless_allowed_and_then_says_so(ckplus, tmp_path):
+    changed = sorted(ckplus.glob("*/*.png"))[0]
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    name = changed.relative_to(ckplus).as_posix()
+    replication = _loads_ckplus(ckplus)()
+    with pytest.raises(DatasetError, match=rf"1 of 7 files .* differ from its SHA256SUMS: {name} \(contents"):
+        _run(replication, REPO_ROOT, tmp_path, "quick")
+
+    record, _ = _run(replication, REPO_ROOT, tmp_path, "quick", allow_modified_data=True)
+    provenance = record["provenance"]
+    assert provenance["data_verified"] is False
+    assert provenance["data_differences"] == [f"{ckplus}/{name} (contents differ)"]
+    assert all(MODIFIED_DATA_NOTE in row["note"] for row in record["rows"])
+
+
+def test_a_run_on_clean_data_vouches_for_it(ckplus, tmp_path):
+    record, _ = _run(_loads_ckplus(ckplus)(), REPO_ROOT, tmp_path, "quick")
+    assert record["provenance"]["data_verified"] is True and record["provenance"]["data_differences"] == []
+    assert not any(MODIFIED_DATA_NOTE in row["note"] for row in record["rows"])
+
+
+def test_data_other_than_the_latest_full_records_is_named_before_training(repository, tmp_path, caplog):
+    replication = _copied_sixth(repository)()
+    previous, _ = _run(replication, repository, tmp_path, "quick", write=False)
+    previous["profile"] = "full"
+    previous["provenance"]["dataset_checksum"] = "f" * 64
+    write_record(previous, tmp_path / "results")
+    with caplog.at_level(logging.WARNING):
+        record, _ = _run(replication, repository, tmp_path, "quick")
+    checksum = record["provenance"]["dataset_checksum"]
+    assert f"the data (checksum {checksum}) differs from what the latest full record" in caplog.text
+    assert "f" * 64 in caplog.text
+    note = f"data checksum {checksum[:12]} differs from {'f' * 12}, the latest full record's"
+    assert all(note in row["note"] for row in record["rows"])
