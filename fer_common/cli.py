@@ -218,9 +218,9 @@ def cmd_check(args) -> int:
     for problem in problems:
         print(f"FAIL: {problem}")
     if problems:
-        print(f"{len(problems)} expectation(s) broken")
+        print(f"{len(problems)} problem(s)")
         return 1
-    print("all records meet their metadata's expectations")
+    print("every full record is present, valid, clean and meets its metadata's expectations")
     return 0
 
 
