@@ -5,12 +5,19 @@ Band = reported ± max(sampling, seeds, floor) (see ../shared/REPLICATIONS.md):
 - seeds: 2·sd of our result over seeds, the run-to-run noise of training;
 - floor: a minimum width (1 point by default), so a tiny test set variance never makes a band absurdly tight.
 Every term is kept so a reader sees why the band is as wide as it is.
+
+A threshold claim ("above 90%", "below 5%"; `claim: at_least | at_most` in the metadata) gets a one-sided
+band with the same half-width around its threshold: at_least t is reproduced when our mean is at or above
+t − max(sampling, seeds, floor), at_most t when it is at or below t + that half-width; otherwise it is
+"not reproduced (below)" / "not reproduced (above)". The sampling term is that of a proportion equal to
+the threshold on the paper's test size, so a claim at the edge of what its test set can show is not failed
+by test-set noise alone. `claim: about` (the default) is the two-sided band above.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 REPRODUCED = "reproduced"
 BELOW = "not reproduced (below)"
@@ -21,6 +28,15 @@ BEYOND_PAPER = "beyond paper"
 VERDICTS = (REPRODUCED, BELOW, ABOVE, PROXY, NOT_RUN, BEYOND_PAPER)
 
 DATA_KINDS = ("real", "proxy", "missing")
+# What a paper claims about a figure: that it is about the value (two-sided band) or a threshold it clears.
+ABOUT = "about"
+AT_LEAST = "at_least"
+AT_MOST = "at_most"
+CLAIMS = (ABOUT, AT_LEAST, AT_MOST)
+# How a row reads its sentence: the reading we take, or another reading of an ambiguous sentence.
+PRIMARY = "primary"
+ALTERNATIVE = "alternative"
+READINGS = (PRIMARY, ALTERNATIVE)
 KINDS = ("proportion", "value")
 DEFAULT_FLOOR = 0.01
 # Means that differ from a band edge by float round-off only still count as inside.
@@ -96,6 +112,24 @@ def paper_band(
     if kind == "proportion":
         low, high = max(0.0, low), min(1.0, high)
     return Band(low=low, high=high, half_width=half_width, terms=terms, binding=binding)
+
+
+def claim_band(band: Band, claim: str, kind: str = "proportion") -> Band:
+    """The band of a claim: `band` itself for "about", its one-sided version for a threshold claim.
+
+    at_least keeps the low edge and opens the top (to 1 for a proportion), at_most keeps the high edge and
+    opens the bottom (to 0); `verdict` then reads the position as for any band. Only proportions have a
+    natural open end, so a threshold claim on kind "value" is refused.
+    """
+    if claim not in CLAIMS:
+        raise ValueError(f"claim must be one of {CLAIMS}, got {claim!r}")
+    if claim == ABOUT:
+        return band
+    if kind != "proportion":
+        raise ValueError(f"a threshold claim ({claim}) needs kind 'proportion', got {kind!r}")
+    if claim == AT_LEAST:
+        return replace(band, high=1.0)
+    return replace(band, low=0.0)
 
 
 def verdict(mean: float | None, band: Band | None, data: str) -> str:

@@ -31,7 +31,11 @@ class CheckReport(NamedTuple):
 
 def _check_one(meta: ReplicationMetadata, record: dict) -> list[str]:
     problems = []
-    rows = {(row["metric"], row["setting"]): row for row in record["rows"]}
+    # A metric may have several paper rows (a value and a threshold claim, two readings): `expected`
+    # describes the first, the one listed first in the metadata.
+    rows: dict[tuple[str, str], dict] = {}
+    for row in record["rows"]:
+        rows.setdefault((row["metric"], row["setting"]), row)
     where = f"{meta.id} ({Path(record['_path']).name})"
     for expected in meta.expected:
         label = f"{where}: {expected.metric} [{expected.setting}]"

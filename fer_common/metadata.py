@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from .bands import DATA_KINDS, DEFAULT_FLOOR, KINDS, NOT_RUN, VERDICTS
+from .bands import ABOUT, ALTERNATIVE, CLAIMS, DATA_KINDS, DEFAULT_FLOOR, KINDS, NOT_RUN, PRIMARY, READINGS, VERDICTS
 from .errors import MetadataError
 from .paths import REPO_ROOT
 from .schema import FieldError, StrictModel, first_problem
@@ -88,6 +88,10 @@ class ReportedFigure(StrictModel):
     kind: Literal[KINDS] = "proportion"
     floor: Annotated[FiniteNumber, Field(ge=0)] = DEFAULT_FLOOR
     note: str = ""
+    # "about" the value (two-sided band) or a threshold: "at_least" ("above 90%"), "at_most" (see bands).
+    claim: Literal[CLAIMS] = ABOUT
+    # "alternative": another reading of an ambiguous sentence; its note names the primary row it replaces.
+    reading: Literal[READINGS] = PRIMARY
 
     @model_validator(mode="before")
     @classmethod
@@ -105,6 +109,10 @@ class ReportedFigure(StrictModel):
     def _proportion_in_unit_interval(self) -> ReportedFigure:
         if self.kind == "proportion" and not 0.0 <= self.value <= 1.0:
             raise FieldError(("value",), f"a proportion must lie in [0, 1] (83.25% is 0.8325), got {self.value}")
+        if self.claim != ABOUT and self.kind != "proportion":
+            raise FieldError(("claim",), f"{self.claim} is supported for kind: proportion only, got {self.kind}")
+        if self.reading == ALTERNATIVE and not self.note.strip():
+            raise FieldError(("note",), "an alternative reading must say in its note which primary row it reads")
         return self
 
 
@@ -276,18 +284,30 @@ def _check_profiles(meta: ReplicationMetadata) -> None:
             _check_setting(meta, setting, ("profiles", name, "settings"))
 
 
+def _row_identity(row: ReportedFigure | BeyondPaperRow) -> tuple[str, ...]:
+    """What two rows may not share: a paper's figure may be claimed both `about` a value and as a threshold
+    (or read two ways), so a reported row is told apart by claim and reading too."""
+    if isinstance(row, ReportedFigure):
+        return (row.metric, row.setting, row.claim, row.reading)
+    return (row.metric, row.setting)
+
+
 def _check_rows(meta: ReplicationMetadata) -> set[tuple[str, str]]:
-    """Every row names a declared setting, and no (metric, setting) is listed twice; returns the rows."""
-    seen: set[tuple[str, str]] = set()
+    """Every row names a declared setting, no row is listed twice and no beyond_paper row repeats a reported
+    metric; returns the (metric, setting) pairs."""
+    seen: set[tuple[str, ...]] = set()
+    pairs: set[tuple[str, str]] = set()
     for section in ("reported", "beyond_paper"):
         for i, row in enumerate(getattr(meta, section)):
             _check_setting(meta, row.setting, (section, i, "setting"))
-            if (row.metric, row.setting) in seen:
+            pair = (row.metric, row.setting)
+            if _row_identity(row) in seen or (section == "beyond_paper" and pair in pairs):
                 raise FieldError(
                     (section, i), f"a row for metric {row.metric!r} in setting {row.setting!r} is already listed"
                 )
-            seen.add((row.metric, row.setting))
-    return seen
+            seen.add(_row_identity(row))
+            pairs.add(pair)
+    return pairs
 
 
 def _parse(raw: Any, path: Path) -> ReplicationMetadata:

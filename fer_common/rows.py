@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .bands import BEYOND_PAPER, DATA_KINDS, NOT_RUN, paper_band, verdict
+from .bands import BEYOND_PAPER, DATA_KINDS, NOT_RUN, claim_band, paper_band, verdict
 from .metadata import ReplicationMetadata
 from .metrics import summarize, wilson_interval
 
@@ -97,6 +97,9 @@ def build_rows(
 ) -> list[dict]:
     """One row per `reported` figure (band and verdict) and one per `beyond_paper` entry.
 
+    A reported row carries its `claim` (about / at_least / at_most: a threshold claim's band is one-sided,
+    see `bands.claim_band`) and its `reading` (primary, or an alternative reading of an ambiguous sentence).
+
     settings_summaries: {setting: {metric: summarize(...)}}. seeds: {setting: {seed: seed entry}}, the
     per-seed results the CI of a proportion is computed from (see `seed_wilson_ci`); without it `ci` is
     None and `records.build_record` fills it in. With data "missing" every row has mean None, verdict
@@ -122,9 +125,15 @@ def build_rows(
     for figure in meta.reported:
         summary = observed(figure.metric, figure.setting)
         row = _observed_row(figure.metric, figure.setting, figure.kind, summary, seeds.get(figure.setting))
-        band = paper_band(figure.value, figure.n_test, row["sd"], kind=figure.kind, floor=figure.floor)
+        band = claim_band(
+            paper_band(figure.value, figure.n_test, row["sd"], kind=figure.kind, floor=figure.floor),
+            figure.claim,
+            figure.kind,
+        )
         row.update(
             reported=figure.value,
+            claim=figure.claim,
+            reading=figure.reading,
             n_test=figure.n_test,
             where=figure.where,
             band=band.to_dict(),

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .bands import BEYOND_PAPER, DATA_KINDS, KINDS, NOT_RUN, VERDICTS
+from .bands import ABOUT, BEYOND_PAPER, CLAIMS, DATA_KINDS, KINDS, NOT_RUN, PRIMARY, READINGS, VERDICTS
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
@@ -175,6 +175,9 @@ class Row(StrictModel):
     verdict: Literal[VERDICTS]
     position: Literal["inside", "below", "above"] | None = None
     note: str
+    # Paper rows since the threshold claims; older records have neither (an `about`, primary row).
+    claim: Literal[CLAIMS] = ABOUT
+    reading: Literal[READINGS] = PRIMARY
 
     @model_validator(mode="after")
     def _paper_row_has_band(self) -> Row:

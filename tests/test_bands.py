@@ -5,12 +5,16 @@ import math
 import pytest
 
 from fer_common.bands import (
+    ABOUT,
     ABOVE,
+    AT_LEAST,
+    AT_MOST,
     BELOW,
     NOT_RUN,
     PROXY,
     REPRODUCED,
     Band,
+    claim_band,
     paper_band,
     regression_band,
     verdict,
@@ -109,3 +113,58 @@ def test_regression_band():
     assert regression_band(0.90, 0.01) == pytest.approx((0.88, 0.92))
     assert regression_band(0.90, 0.001) == pytest.approx((0.89, 0.91))  # floor
     assert regression_band(0.90, 0.001, floor=0.05) == pytest.approx((0.85, 0.95))
+
+
+# --- threshold claims -------------------------------------------------------------------------------------
+
+
+def test_about_claim_keeps_the_two_sided_band():
+    band = paper_band(0.9, 15, 0.02)
+    assert claim_band(band, ABOUT) is band
+
+
+@pytest.mark.parametrize(
+    ("claim", "mean", "expected"),
+    [
+        (AT_LEAST, 0.95, REPRODUCED),  # above the threshold: the open side
+        (AT_LEAST, 0.85, REPRODUCED),  # below 0.9 but within the sampling tolerance (0.152 for 15 cases)
+        (AT_LEAST, 0.70, BELOW),
+        (AT_MOST, 0.05, REPRODUCED),
+        (AT_MOST, 0.99, REPRODUCED),  # above 0.9, within the tolerance
+        (AT_MOST, 0.2, REPRODUCED),
+    ],
+)
+def test_threshold_claims_are_one_sided(claim, mean, expected):
+    band = claim_band(paper_band(0.9, 15, 0.01), claim)
+    tolerance = 1.96 * math.sqrt(0.9 * 0.1 / 15)
+    if claim == AT_LEAST:
+        assert (band.low, band.high) == pytest.approx((0.9 - tolerance, 1.0))
+    else:
+        assert (band.low, band.high) == pytest.approx((0.0, 1.0))  # 0.9 + 0.152 is clipped to 1
+    assert verdict(mean, band, "real") == expected
+
+
+def test_at_most_fails_above_its_tolerance():
+    band = claim_band(paper_band(0.1, 1000, 0.0), AT_MOST)
+    assert band.high == pytest.approx(0.1 + 1.96 * math.sqrt(0.09 / 1000))
+    assert verdict(0.2, band, "real") == ABOVE
+    assert verdict(0.115, band, "real") == REPRODUCED
+
+
+def test_threshold_claim_tolerance_includes_the_seeds_term():
+    band = claim_band(paper_band(0.9, 100_000, 0.05), AT_LEAST)
+    assert band.binding == "seeds" and band.low == pytest.approx(0.8)
+    assert verdict(0.81, band, "real") == REPRODUCED and verdict(0.79, band, "real") == BELOW
+
+
+def test_threshold_claim_on_proxy_or_missing_data():
+    band = claim_band(paper_band(0.9, 50, None), AT_LEAST)
+    assert verdict(0.5, band, "proxy") == PROXY
+    assert verdict(None, band, "missing") == NOT_RUN
+
+
+def test_threshold_claims_need_a_proportion_and_a_known_claim():
+    with pytest.raises(ValueError, match="needs kind 'proportion'"):
+        claim_band(paper_band(45.0, None, 1.0, kind="value", floor=10.0), AT_LEAST, "value")
+    with pytest.raises(ValueError, match="claim must be one of"):
+        claim_band(paper_band(0.9, 50, None), "over")

@@ -10,7 +10,7 @@ import pytest
 from fer_common.errors import DatasetError
 from replications.hong.data import load_user_morphs
 from replications.hong.model import build_model, final_feature_side
-from replications.hong.replication import group_extras
+from replications.hong.replication import group_extras, mean_over_epochs
 
 from .helpers import requires_dataset, shared_data_dir
 
@@ -203,3 +203,11 @@ def test_full_protocol_one_seed_lands_in_the_recorded_regression_band():
     accuracy = evaluate_outcome(outcome, prepared.class_names)["metrics"]["accuracy"]
     ok, low, high = check_value_in_regression_band(meta, "accuracy", "grayscale", accuracy)
     assert ok, f"Hong, grayscale, seed {seeds[0]}: accuracy {accuracy:.4f} outside [{low:.4f}, {high:.4f}]"
+
+
+def test_mean_over_epochs_reads_the_named_epochs_and_refuses_a_short_run():
+    curve = [0.3, 0.4, 0.5, 1.0]
+    assert mean_over_epochs(curve, 1, 2) == pytest.approx(0.35)
+    assert mean_over_epochs(curve, 3) == pytest.approx(0.75)  # epoch 3 to the last
+    assert math.isnan(mean_over_epochs(curve, 1, 35))  # a 4-epoch run says nothing about epoch 35
+    assert math.isnan(mean_over_epochs(curve, 70))

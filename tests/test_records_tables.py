@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fer_common import atomic, paths
-from fer_common.bands import BEYOND_PAPER, NOT_RUN, REPRODUCED
+from fer_common.bands import ABOVE, BEYOND_PAPER, NOT_RUN, REPRODUCED
 from fer_common.checks import check_records, check_value_in_regression_band
 from fer_common.contract import SeedOutcome
 from fer_common.errors import MetadataError, RecordError
@@ -256,6 +256,87 @@ def test_rows_bands_verdicts_and_ci(root):
     provenance = record["provenance"]
     assert provenance["seeds"] == [0, 1] and provenance["dataset_checksum"] == "sha256:toy"
     assert set(Provenance.model_fields) <= set(provenance) and "numpy" in provenance["packages"]
+
+
+THRESHOLD_ROWS = [
+    # A paper's "above 90%" beside its value for the same metric, and another reading of an ambiguous figure.
+    {
+        "metric": "recall/pos",
+        "setting": "random_split",
+        "value": 0.9,
+        "n_test": 5,
+        "claim": "at_least",
+        "where": "Sec. 3",
+    },
+    {
+        "metric": "recall/neg",
+        "setting": "random_split",
+        "value": 0.1,
+        "n_test": 5,
+        "claim": "at_most",
+        "where": "Sec. 3",
+    },
+    {
+        "metric": "confusion/neg->pos",
+        "setting": "random_split",
+        "value": 0.1,
+        "n_test": 5,
+        "reading": "alternative",
+        "note": "other reading of the recall/pos row",
+        "where": "Sec. 3",
+    },
+]
+
+
+def _with_threshold_rows(root) -> None:
+    _edit_metadata(root, reported=[*yaml.safe_load(TOY_YAML)["reported"], *THRESHOLD_ROWS])
+
+
+def test_threshold_and_alternative_rows(root):
+    _with_threshold_rows(root)
+    record = _record()
+    by_claim = {(r["metric"], r.get("claim"), r.get("reading")): r for r in record["rows"]}
+    assert by_claim[("recall/pos", "about", "primary")]["reported"] == 0.99
+    at_least = by_claim[("recall/pos", "at_least", "primary")]
+    # 0.9 and 1.0 over two seeds: mean 0.95 is at or above 0.9 minus its tolerance, and the band is open above.
+    assert at_least["verdict"] == REPRODUCED and at_least["band"]["high"] == 1.0
+    assert at_least["band"]["low"] == pytest.approx(max(0.0, 0.9 - 1.96 * np.sqrt(0.9 * 0.1 / 5)))
+    # recall/neg is 0.6 and 0.8: above "at most 10%" plus its tolerance (0.263 for 5 cases).
+    at_most = by_claim[("recall/neg", "at_most", "primary")]
+    assert at_most["verdict"] == ABOVE and at_most["band"]["low"] == 0.0
+    alternative = by_claim[("confusion/neg->pos", "about", "alternative")]
+    assert alternative["mean"] is not None and "recall/pos" in alternative["note"]
+
+
+def test_checks_compare_expected_with_the_first_row_of_a_metric(root, results):
+    _with_threshold_rows(root)
+    write_record(_record(), results)
+    about = next(r for r in _record()["rows"] if r["metric"] == "recall/pos")
+    entry = {"metric": "recall/pos", "setting": "random_split", "verdict": about["verdict"], "mean": about["mean"]}
+    _edit_metadata(root, expected=[entry])
+    assert check_records(results).problems == []
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "problem"),
+    [
+        ({**THRESHOLD_ROWS[0], "metric": "loss", "kind": "value", "floor": 0.1}, "claim", "kind: proportion only"),
+        ({**THRESHOLD_ROWS[2], "note": ""}, "note", "which primary row"),
+        ({**THRESHOLD_ROWS[0], "claim": "above"}, "claim", ""),
+        ({**THRESHOLD_ROWS[0], "claim": "about", "value": 0.5}, "", "already listed"),
+    ],
+)
+def test_threshold_and_reading_errors(root, row, field, problem):
+    _edit_metadata(root, reported=[*yaml.safe_load(TOY_YAML)["reported"], row])
+    where = r"reported\[3\]" + (f".{field}" if field else "")
+    with pytest.raises(MetadataError, match=rf"field '{where}'.*{problem}"):
+        load_metadata("toy")
+
+
+def test_beyond_paper_row_may_not_repeat_a_reported_metric(root):
+    _edit_metadata(root, beyond_paper=[{"metric": "recall/pos", "setting": "random_split"}])
+    with pytest.raises(MetadataError, match=r"field 'beyond_paper\[0\]'.*already listed"):
+        load_metadata("toy")
 
 
 def test_missing_data_rows_are_not_run(root):

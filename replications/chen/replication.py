@@ -191,11 +191,14 @@ class Chen(Replication):
             metrics={
                 "anger_false_positive_rate": anger_false_positive_rate(labels[test], y_pred, anger),
                 "fold_mean_test_accuracy": float(np.mean(fold_accuracies)),
+                # Section 3.1's "maximum accuracy of 98.9%" beside the 76% average, read as the best fold model.
+                "fold_max_test_accuracy": float(np.max(fold_accuracies)),
                 "selected_fold": float(best["fold"]),
             },
             denominators={
                 "anger_false_positive_rate": int(np.sum(labels[test] != anger)),
                 "fold_mean_test_accuracy": int(len(test)),
+                "fold_max_test_accuracy": int(len(test)),
             },
             details={
                 "selection": "fold with minimum validation loss",
