@@ -87,6 +87,8 @@ class ReportedFigure(StrictModel):
     kind: Literal[KINDS] = "proportion"
     floor: Annotated[FiniteNumber, Field(ge=0)] = DEFAULT_FLOOR
     note: str = ""
+    # Which way is better, for the report's words; None: higher for a proportion, no preference for a value.
+    better: Literal["higher", "lower"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +116,8 @@ class BeyondPaperRow(StrictModel):
     setting: Text
     note: str = ""
     kind: Literal[KINDS] = "proportion"
+    # The report's section for the row (e.g. "leakage audit"); "timing" rows go to a speed section.
+    group: Text = "extra metrics"
 
     @model_validator(mode="before")
     @classmethod
