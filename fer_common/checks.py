@@ -15,6 +15,7 @@ from .errors import MetadataError
 from .metadata import ReplicationMetadata, list_replications, load_metadata
 from .provenance import stale_reasons
 from .records import latest_record
+from .tables import generated_files
 
 
 class CheckReport(NamedTuple):
@@ -65,7 +66,19 @@ def check_records(results_dir: Path | None = None, *, root: Path | None = None) 
         if reasons:
             warnings.append(f"{replication_id}: latest full record is stale ({', '.join(reasons)}); re-run it")
         problems.extend(_check_one(meta, record))
+    problems.extend(check_generated_files(results_dir, root=root))
     return CheckReport(problems, warnings)
+
+
+def check_generated_files(results_dir: Path | None = None, *, root: Path | None = None) -> list[str]:
+    """Committed tables, replication pages and README status that differ from what the records give now."""
+    problems = []
+    for path, text in generated_files(results_dir, root=root).items():
+        if not path.is_file():
+            problems.append(f"{path}: missing; run `fer-replicate tables` (make all-tables) and commit it")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs from what the records give; run `fer-replicate tables` and commit it")
+    return problems
 
 
 def check_value_in_regression_band(
