@@ -18,6 +18,8 @@ from .records import latest_record
 
 DASH = "—"
 TIMING_GROUP = "timing"
+# The verdict of a claim the latest record has no row for (no record yet, or a claim added since).
+NO_RESULT = "no result"
 # A difference smaller than this (in the row's unit) reads as "the same as reported".
 _SAME = 5e-4
 
@@ -117,7 +119,7 @@ def _claim_without_result(meta: ReplicationMetadata, index: int) -> ResultRow:
         n_seeds=0,
         ci=None,
         band=None,
-        verdict=NOT_RUN,
+        verdict=NO_RESULT,
         position=None,
         note="",
     )
@@ -205,6 +207,8 @@ def difference_text(row: ResultRow) -> str:
 
 def verdict_text(row: ResultRow) -> str:
     """The verdict in words, with the direction and size of the difference from the paper."""
+    if row.verdict == NO_RESULT:
+        return "no result yet: run the replication"
     if row.mean is None or row.reported is None:
         return "not run: data missing here" if row.verdict == NOT_RUN else row.verdict
     difference = difference_text(row)
@@ -248,7 +252,7 @@ def summary_text(paper: PaperResult) -> str:
     """`1 of 5 claims reproduced`, `6 claims on proxy data (no verdict)`, `not run: data missing`."""
     claims = paper.claims
     if paper.record is None:
-        return f"no full record yet (run `make replicate-{paper.meta.id}`)"
+        return f"no record yet: run `make replicate-{paper.meta.id}`"
     counts = Counter(row.verdict for row in claims)
     if counts[NOT_RUN] == len(claims):
         return f"not run: {paper.meta.dataset.name} data missing here ({len(claims)} claims unchecked)"

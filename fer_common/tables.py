@@ -81,8 +81,8 @@ def _page_link(paper: PaperResult, prefix: str = "") -> str:
 
 def _summary_line(paper: PaperResult) -> str:
     stale = " · *stale*" if paper.stale else ""
-    data = paper.record["data"] if paper.record else "no record"
-    return f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}), {data} data): {summary_text(paper)}{stale}"
+    data = f", {paper.record['data']} data" if paper.record else ""
+    return f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}){data}): {summary_text(paper)}{stale}"
 
 
 def _claim_cells(paper: PaperResult, row: ResultRow) -> list[str]:
@@ -249,7 +249,8 @@ def readme_path(results_dir: Path) -> Path:
 
 def generated_files(results_dir: Path | None = None, *, root: Path | None = None) -> dict[Path, str]:
     """Every generated file and its content: the tables, one page per replication and, where the README
-    beside the results folder exists, that README with its status table filled in."""
+    beside the results folder has the status markers, that README with its status table filled in (a
+    results folder elsewhere, FER_RESULTS_DIR, leaves an unrelated README alone)."""
     out = Path(results_dir or paths.results_dir())
     papers = collect_papers(out, root)
     files = {
@@ -259,7 +260,7 @@ def generated_files(results_dir: Path | None = None, *, root: Path | None = None
     }
     files.update({out / paper.meta.id / PAGE_NAME: render_page(paper) for paper in papers})
     readme = readme_path(out)
-    if readme.is_file():
+    if readme.is_file() and STATUS_START in readme.read_text(encoding="utf-8"):
         files[readme] = with_status(readme.read_text(encoding="utf-8"), render_status(papers))
     return files
 
