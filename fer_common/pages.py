@@ -62,9 +62,10 @@ def setting_notes(paper: PaperResult) -> dict[str, list[str]]:
 
 
 def _row_note_text(paper: PaperResult, row: ResultRow) -> str:
-    """The row's note, without the missing-data text the page says once at the top."""
+    """The row's note, without the missing-data text the page says once at the top (the record's text may
+    add the loader's message to the row's)."""
     missing = paper.record.get("missing") if paper.record else None
-    return "" if missing and row.note == missing else row.note
+    return "" if missing and row.note.strip() and row.note.strip() in missing else row.note
 
 
 def row_note(paper: PaperResult, row: ResultRow, shared: dict[str, list[str]]) -> str:
@@ -96,6 +97,8 @@ def _heading(paper: PaperResult) -> list[str]:
         f"commit `{commit}`",
         provenance["created_utc"][:10],
     ]
+    if not paper.seeds:  # nothing ran
+        facts.remove("0 seeds")
     return [*lines, " · ".join(facts), ""]
 
 
