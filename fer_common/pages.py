@@ -90,15 +90,14 @@ def _heading(paper: PaperResult) -> list[str]:
         return [*lines, f"**{summary_text(paper)}**", ""]
     provenance = paper.record["provenance"]
     commit = str(provenance.get("git_commit") or "unknown")[:7]
+    seeds = [f"{paper.seeds} seeds" if paper.seeds > 1 else "1 seed"] if paper.seeds else []  # none: nothing ran
     facts = [
         f"**{summary_text(paper)}**",
         f"{meta.dataset.name} ({paper.record['data']} data)",
-        f"{paper.seeds} seeds" if paper.seeds != 1 else "1 seed",
+        *seeds,
         f"commit `{commit}`",
         provenance["created_utc"][:10],
     ]
-    if not paper.seeds:  # nothing ran
-        facts.remove("0 seeds")
     return [*lines, " · ".join(facts), ""]
 
 
