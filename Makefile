@@ -60,7 +60,7 @@ ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) in
 bench: $(STAMP) ## training and inference speed, plain float32 Keras vs the optimised path (~5 min)
 	$(FER) bench
 
-all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex} from the recorded results
+all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/<id>/README.md and the README status table
 	$(FER) tables
 
 check: $(STAMP) ## fail when a full record is dirty, invalid or missing, or breaks its metadata's expectations

@@ -18,6 +18,7 @@ from .errors import MetadataError, RecordError
 from .metadata import ReplicationMetadata, list_replications, load_metadata
 from .provenance import stale_reasons
 from .records import latest_record
+from .tables import generated_files
 
 
 class CheckReport(NamedTuple):
@@ -74,6 +75,7 @@ def check_records(
         report = check_replication(meta, results_dir, repo_root=repo_root, strict=strict)
         problems.extend(report.problems)
         warnings.extend(report.warnings)
+    problems.extend(check_generated_files(results_dir, root=root))
     return CheckReport(problems, warnings)
 
 
@@ -120,6 +122,21 @@ def _stale_record(meta: ReplicationMetadata, record: dict, repo_root: Path | Non
     if not reasons:
         return []
     return [f"{_record_label(meta, record)}: stale ({'; '.join(reasons)}); re-run `make replicate-{meta.id}`"]
+
+
+def check_generated_files(results_dir: Path | None = None, *, root: Path | None = None) -> list[str]:
+    """Committed tables, replication pages and README status that differ from what the records give now."""
+    problems = []
+    try:
+        expected_files = generated_files(results_dir, root=root)
+    except RecordError as error:  # reported by the record checks too; the tables cannot be rebuilt from it
+        return [f"tables not regenerated: {error}"]
+    for path, text in expected_files.items():
+        if not path.is_file():
+            problems.append(f"{path}: missing; run `fer-replicate tables` (make all-tables) and commit it")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs from what the records give; run `fer-replicate tables` and commit it")
+    return problems
 
 
 def check_value_in_regression_band(

@@ -92,6 +92,8 @@ class ReportedFigure(StrictModel):
     claim: Literal[CLAIMS] = ABOUT
     # "alternative": another reading of an ambiguous sentence; its note names the primary row it replaces.
     reading: Literal[READINGS] = PRIMARY
+    # Which way is better, for the report's words; None: higher for a proportion, no preference for a value.
+    better: Literal["higher", "lower"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -123,6 +125,8 @@ class BeyondPaperRow(StrictModel):
     setting: Text
     note: str = ""
     kind: Literal[KINDS] = "proportion"
+    # The report's section for the row (e.g. "leakage audit"); "timing" rows go to a speed section.
+    group: Text = "extra metrics"
 
     @model_validator(mode="before")
     @classmethod
@@ -383,12 +387,17 @@ def code_files(replication_id: str, root: Path | None = None, repo_root: Path | 
     repository they import, transitively (imports inside functions too), found by parsing the imports.
 
     root: the replications folder; repo_root: the repository whose `fer_common` (and other packages) the
-    imports resolve to (default: this one). Paths are relative to the folder that holds the package.
+    imports resolve to (default: the one that holds the replications folder, then this one). Paths are
+    relative to the folder that holds the package.
     """
     folder = (Path(root) if root else replications_dir()) / replication_id
     if not folder.is_dir():
         raise MetadataError(f"{folder}: no such replication folder")
-    search_roots = list(dict.fromkeys([Path(repo_root or REPO_ROOT).resolve(), folder.resolve().parent.parent]))
+    # Imports resolve in the given repository, else in the replication's own (a copy of this one has its
+    # own fer_common), else in the installed one.
+    own_repository = folder.resolve().parent.parent
+    candidates = [Path(repo_root).resolve()] if repo_root else []
+    search_roots = list(dict.fromkeys([*candidates, own_repository, REPO_ROOT.resolve()]))
     pending = [file.resolve() for file in folder.rglob("*.py") if "__pycache__" not in file.parts]
     pending.extend(_module_files(RUNNER_MODULE, search_roots))
     found: dict[Path, Path] = {}  # file -> the search root it lies under

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common import metrics, plots, records
+from fer_common import metrics, paths, plots, records
 from fer_common.bundles import Preprocessing, models_dir, save_bundle_file
 from fer_common.contract import Prepared, Replication, SeedOutcome
 from fer_common.data.integrity import DataAudit, data_audit
@@ -164,7 +164,7 @@ def run_replication(
     seeds = list(seeds) if seeds else list(default_seeds)
     executor = executor or ExecutorOptions()
     options = options or RuntimeOptions()
-    if profile == FULL_PROFILE:
+    if profile == FULL_PROFILE and write and _publishes_in(results_dir, repo_root):
         require_clean_tree(repo_root)
     started = time.perf_counter()
     try:
@@ -227,6 +227,13 @@ def run_replication(
             _save_models(meta.id, finished, settings_run, seeds, prepared.class_names, path, provenance)
         store.remove()  # the record holds it all now
     return record, path
+
+
+def _publishes_in(results_dir: Path | None, repo_root: Path | None) -> bool:
+    """Whether the record goes into the repository's own results/: a full record there is the product, so it
+    must name a commit that rebuilds it (records written elsewhere, e.g. by tests, are not published)."""
+    folder = Path(results_dir or paths.results_dir()).resolve()
+    return folder.is_relative_to(Path(repo_root or paths.REPO_ROOT).resolve())
 
 
 def _add_finalized_details(replication: Replication, prepared: Prepared, settings: dict, config: dict) -> None:

@@ -24,6 +24,7 @@ from fer_common.metadata import code_files, load_metadata
 from fer_common.provenance import stale_reasons
 from fer_common.records import write_record
 from fer_common.runner import MODIFIED_DATA_NOTE, run_replication
+from fer_common.tables import write_tables
 from fer_common.train import RuntimeOptions
 
 from .fixtures_data import make_ckplus, write_sha256sums
@@ -66,10 +67,12 @@ def _copied_sixth(repository: Path) -> type[SixthReplication]:
 
 
 def _run(replication, repository: Path, tmp_path: Path, profile: str = "full", **arguments):
+    # The copy's own results/ (a full record there must be clean); never this repository's.
+    results = repository / "results" if repository != REPO_ROOT else tmp_path / "results"
     return run_replication(
         replication,
         profile,
-        results_dir=tmp_path / "results",
+        results_dir=results,
         jobs_root=tmp_path / "jobs",
         make_plots=False,
         repo_root=repository,
@@ -77,8 +80,10 @@ def _run(replication, repository: Path, tmp_path: Path, profile: str = "full", *
     )
 
 
-def _strict_check(repository: Path, tmp_path: Path):
-    return check_records(tmp_path / "results", root=repository / "replications", repo_root=repository, strict=True)
+def _report_and_strict_check(repository: Path, tmp_path: Path):
+    """Regenerate the report as `make all-tables` would, then `check --strict`."""
+    write_tables(repository / "results", root=repository / "replications")
+    return check_records(repository / "results", root=repository / "replications", repo_root=repository, strict=True)
 
 
 def _edit_one_line(path: Path) -> str:
@@ -95,14 +100,16 @@ def test_editing_train_py_fails_the_strict_check_naming_the_record_and_the_file(
     assert provenance["git_dirty"] is False and provenance["git_commit"] == _git(repository, "rev-parse", "HEAD")
     assert {TRAIN, "replications/sixth_replication/replication.py"} <= set(provenance["code_files"])
     assert provenance["job_commits"] == [provenance["git_commit"]] and provenance["mixed_code"] is False
-    assert _strict_check(repository, tmp_path) == ([], [])
+    assert _report_and_strict_check(repository, tmp_path) == ([], [])
 
     original = _edit_one_line(repository / TRAIN)
-    (problem,) = _strict_check(repository, tmp_path).problems
+    (problem,) = _report_and_strict_check(repository, tmp_path).problems
     assert problem.startswith(f"sixth_replication ({path.name}): stale (code changed: {TRAIN})"), problem
+    page = (repository / "results" / "sixth_replication" / "README.md").read_text()
+    assert "Stale" in page and TRAIN in page, "the report marks the record stale and names the file"
 
     (repository / TRAIN).write_text(original)
-    assert _strict_check(repository, tmp_path) == ([], [])
+    assert _report_and_strict_check(repository, tmp_path) == ([], [])
 
 
 def test_a_full_run_refuses_a_dirty_tree_and_other_profiles_record_it(repository, tmp_path):
@@ -214,7 +221,7 @@ def test_data_other_than_the_latest_full_records_is_named_before_training(reposi
     previous, _ = _run(replication, repository, tmp_path, "quick", write=False)
     previous["profile"] = "full"
     previous["provenance"]["dataset_checksum"] = "f" * 64
-    write_record(previous, tmp_path / "results")
+    write_record(previous, repository / "results")
     with caplog.at_level(logging.WARNING):
         record, _ = _run(replication, repository, tmp_path, "quick")
     checksum = record["provenance"]["dataset_checksum"]

@@ -11,7 +11,7 @@ import yaml
 
 from fer_common import atomic, paths
 from fer_common.bands import ABOVE, BEYOND_PAPER, NOT_RUN, REPRODUCED
-from fer_common.checks import check_records, check_value_in_regression_band
+from fer_common.checks import check_generated_files, check_records, check_value_in_regression_band
 from fer_common.contract import SeedOutcome
 from fer_common.errors import MetadataError, RecordError
 from fer_common.metadata import code_hash, list_replications, load_metadata, metadata_hash
@@ -25,10 +25,11 @@ from fer_common.records import (
     validate_record,
     write_record,
 )
+from fer_common.report import band_text, collect_papers, ours_text, summary_text, verdict_text
 from fer_common.rows import build_rows, summarize_seeds
 from fer_common.runner import evaluate_outcome
 from fer_common.schema import Provenance
-from fer_common.tables import collect_rows, write_tables
+from fer_common.tables import STATUS_END, STATUS_START, write_tables
 
 CLASSES = ["neg", "pos"]
 TOY_YAML = """\
@@ -310,10 +311,11 @@ def test_threshold_and_alternative_rows(root):
 
 def test_checks_compare_expected_with_the_first_row_of_a_metric(root, results):
     _with_threshold_rows(root)
-    write_record(_record(), results)
+    write_record(_clean_record(), results)
     about = next(r for r in _record()["rows"] if r["metric"] == "recall/pos")
     entry = {"metric": "recall/pos", "setting": "random_split", "verdict": about["verdict"], "mean": about["mean"]}
     _edit_metadata(root, expected=[entry])
+    write_tables(results)
     assert check_records(results).problems == []
 
 
@@ -477,55 +479,76 @@ def test_latest_record_picks_newest_of_profile(root, results):
 def test_table_rows_and_files(root, results):
     write_record(_record(), results)
     write_tables(results)
-    rows = collect_rows(results)
-    toy = [r for r in rows if r["paper"] == "toy"]
-    assert [(r["setting"], r["metric"]) for r in toy] == [
+    papers = {paper.meta.id: paper for paper in collect_papers(results)}
+    toy = papers["toy"]
+    assert [(r.setting, r.metric) for r in toy.claims] == [
         ("random_split", "accuracy"),
         ("random_split", "loss"),
         ("random_split", "recall/pos"),
+    ]
+    assert [(r.setting, r.metric) for r in toy.beyond_paper] == [
         ("subject_split", "accuracy"),
         ("subject_split", "loss"),
     ]
-    accuracy = toy[0]
-    assert accuracy["reported"] == "85.0%"
-    assert re.fullmatch(r"85\.0 ± 7\.1% \[\d+\.\d, \d+\.\d\]", accuracy["reproduced"]), accuracy["reproduced"]
-    assert accuracy["band"].endswith("(sampling)") and accuracy["verdict"] == REPRODUCED
-    assert accuracy["seeds"] == 2 and accuracy["data"] == "real" and accuracy["stale"] is False
-    assert toy[1]["reported"] == "0.400" and toy[3]["verdict"] == BEYOND_PAPER
-    assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", toy[4]["reproduced"]), toy[4]["reproduced"]
-    (absent,) = [r for r in rows if r["paper"] == "absent"]
-    assert absent["verdict"] == "no record yet — run `make replicate-absent`"
+    accuracy, loss = toy.claims[:2]
+    assert re.fullmatch(r"85\.0 ± 7\.1% \[\d+\.\d, \d+\.\d\]", ours_text(accuracy)), ours_text(accuracy)
+    assert band_text(accuracy).endswith("(sampling)") and accuracy.verdict == REPRODUCED
+    assert verdict_text(accuracy) == "reproduced (same as reported)"
+    assert accuracy.n_seeds == 2 and toy.record["data"] == "real" and toy.stale == []
+    assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", ours_text(loss)), ours_text(loss)
+    assert papers["absent"].record is None and summary_text(papers["absent"]).startswith("no record yet")
 
     markdown = (results / "TABLE.md").read_text()
-    assert "## A Toy Paper on Two Emotions — Ada Example, Bo Sample (2024)" in markdown
-    assert "**Verdicts:** 3 reproduced, 2 beyond paper" in markdown
-    assert "| random_split | `accuracy` | 85.0% |" in markdown
+    assert "- **Example et al. (2024)** ([page](toy/README.md), real data): 3 of 3 claims reproduced" in markdown
+    assert (
+        "| Nobody (2023) | accuracy (main) | Sec. 4 | 70.0% | — | 1000 | — | no result yet: run the replication |"
+        in markdown
+    )
+    assert "| Example et al. (2024) | accuracy (random split) | Table 1 | 85.0% |" in markdown
+    assert "subject split" not in markdown  # beyond-paper rows live on the replication's page
     csv_text = (results / "TABLE.csv").read_text()
-    assert csv_text.splitlines()[0].startswith("paper,setting,metric,reported,reproduced,band,verdict")
-    assert len(csv_text.splitlines()) == 1 + 6
+    assert csv_text.splitlines()[0].startswith("paper,setting,metric,claim,where,reported,ours,n_test,band,verdict")
+    assert len(csv_text.splitlines()) == 1 + 3 + 1  # header, toy's claims, absent's claim
     tex = (results / "TABLE.tex").read_text()
     assert "\\begin{tabular}" in tex and "85.0\\%" in tex and "$\\pm$" in tex
+    page = (results / "toy" / "README.md").read_text()
+    assert "## Paper claims" in page and "| subject_split | `accuracy` |" in page
     assert not list(results.glob(".*.tmp"))
 
 
 def test_write_tables_returns_paths(root, results):
     paths = write_tables(results)
-    assert [p.name for p in paths] == ["TABLE.md", "TABLE.csv", "TABLE.tex"]
+    assert [p.relative_to(results).as_posix() for p in paths] == [
+        "TABLE.md",
+        "TABLE.csv",
+        "TABLE.tex",
+        "absent/README.md",
+        "toy/README.md",
+    ]
     assert "no record yet" in paths[0].read_text()
+
+
+def test_write_tables_twice_gives_identical_files(root, results):
+    write_record(_record(), results)
+    first = {path: path.read_text() for path in write_tables(results)}
+    assert {path: path.read_text() for path in write_tables(results)} == first
 
 
 def test_table_marks_stale_records(root, results):
     write_record(_record(), results)
     (root / "toy" / "model.py").write_text("LAYERS = 5\n")
-    rows = [r for r in collect_rows(results) if r["paper"] == "toy"]
-    assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "code changed: replications/toy/model.py"
+    (toy,) = [p for p in collect_papers(results) if p.meta.id == "toy"]
+    assert toy.stale == ["code changed: replications/toy/model.py"]
+    write_tables(results)
+    assert "| Example et al. (2024) *stale* |" in (results / "TABLE.md").read_text()
+    assert "> **Stale:** code changed" in (results / "toy" / "README.md").read_text()
 
 
 def test_table_marks_records_made_under_other_metadata_stale(root, results):
     write_record(_record(), results)
     _edit_metadata(root, protocol="a different protocol")
-    rows = [r for r in collect_rows(results) if r["paper"] == "toy"]
-    assert all(r["stale"] for r in rows) and rows[0]["stale_reason"] == "metadata changed"
+    (toy,) = [p for p in collect_papers(results) if p.meta.id == "toy"]
+    assert toy.stale == ["metadata changed"]
 
 
 # --- regression checks ----------------------------------------------------------------------------------
@@ -547,19 +570,27 @@ def _clean_record() -> dict:
 
 def test_check_records_fails_without_a_full_record_of_a_runnable_replication(root, results):
     # `absent` has no data (dataset.data: missing): it needs no record; `toy` can run, so it must have one.
+    write_tables(results)
     problems, warnings = check_records(results)
     assert problems == ["toy: no full record yet — run `make replicate-toy`"] and warnings == []
     _expect(root, REPRODUCED, 0.85)
     write_record(_clean_record(), results)
+    write_tables(results)
     report = check_records(results)
     assert report.ok and report.warnings == []
+
+
+def _checked(results, **options):
+    """check_records after regenerating the tables, so that only the records' own problems remain."""
+    write_tables(results)
+    return check_records(results, **options)
 
 
 def test_check_records_fails_on_a_dirty_full_record(root, results):
     record = _clean_record()
     record["provenance"]["git_dirty"] = True
     path = write_record(record, results)
-    (problem,) = check_records(results).problems
+    (problem,) = _checked(results).problems
     assert problem.startswith(f"toy ({path.name}): made from a dirty tree") and "clean commit" in problem
 
 
@@ -568,7 +599,8 @@ def test_check_records_fails_on_an_invalid_record(root, results):
     broken = json.loads(path.read_text())
     del broken["provenance"]["code_hash"]
     path.write_text(json.dumps(broken))
-    (problem,) = check_records(results).problems
+    problem, tables = check_records(results).problems
+    assert tables.startswith("tables not regenerated:")
     assert problem.startswith(f"toy: {path}: does not follow the record schema") and "code_hash" in problem
 
 
@@ -580,20 +612,21 @@ def test_a_stale_record_warns_and_fails_the_strict_check(root, results):
         f"toy ({path.name}): stale (metadata changed; code changed: replications/toy/model.py); "
         "re-run `make replicate-toy`"
     )
-    assert check_records(results) == ([], [expected])
-    assert check_records(results, strict=True) == ([expected], [])
+    assert _checked(results) == ([], [expected])
+    assert _checked(results, strict=True) == ([expected], [])
 
 
 def test_a_record_of_jobs_from_other_code_is_stale(root, results):
     record = _clean_record()
     record["provenance"].update(job_commits=["a" * 40, "b" * 40], mixed_code=True)
     write_record(record, results)
-    (problem,) = check_records(results, strict=True).problems
+    (problem,) = _checked(results, strict=True).problems
     assert "stale (jobs made by other code (commits aaaaaaa, bbbbbbb))" in problem
 
 
 def test_check_records_catches_verdict_change_and_band_breach(root, results):
     write_record(_record(), results)
+    write_tables(results)
     _expect(root, "not reproduced (below)", 0.60)
     problems, warnings = check_records(results)
     assert any("verdict 'reproduced', expected 'not reproduced (below)'" in p for p in problems)
@@ -610,3 +643,45 @@ def test_check_value_in_regression_band(root):
     assert not check_value_in_regression_band(meta, "accuracy", "random_split", 0.80)[0]
     with pytest.raises(MetadataError, match="no expected mean"):
         check_value_in_regression_band(meta, "loss", "random_split", 0.4)
+
+
+def test_replication_page_groups_rows_and_moves_timing_to_speed(root, results):
+    beyond = [
+        {"metric": "accuracy", "setting": "subject_split", "group": "leakage audit", "note": "subject-disjoint split"},
+        {"metric": "loss", "setting": "subject_split", "kind": "value", "group": "timing"},
+    ]
+    _edit_metadata(root, beyond_paper=beyond)
+    write_record(_record(), results)
+    write_tables(results)
+    page = (results / "toy" / "README.md").read_text()
+    leakage, speed = page.index("### Leakage audit"), page.index("## Speed (this machine)")
+    assert leakage < page.index("| subject_split | `accuracy` |") < speed < page.index("| subject_split | `loss` |")
+    assert "subject split" not in (results / "TABLE.md").read_text()  # the headline holds paper claims only
+
+
+def test_readme_status_is_rewritten_between_markers(root, results):
+    readme = results.parent / "README.md"
+    readme.write_text(f"# intro\n\n{STATUS_START}\n| old | table |\n{STATUS_END}\n\n## after\n")
+    write_record(_record(), results)
+    write_tables(results)
+    text = readme.read_text()
+    assert text.startswith(f"# intro\n\n{STATUS_START}\n| replication | paper | dataset | status |\n")
+    assert "| old | table |" not in text and text.endswith(f"{STATUS_END}\n\n## after\n")
+    assert "| full run recorded: 3 of 3 claims reproduced |" in text
+    readme.write_text("# a README without markers\n")
+    write_tables(results)
+    assert readme.read_text() == "# a README without markers\n"
+
+
+def test_check_fails_when_a_generated_file_is_edited(root, results):
+    write_record(_clean_record(), results)
+    write_tables(results)
+    assert check_generated_files(results) == []
+    page = results / "toy" / "README.md"
+    page.write_text(page.read_text().replace("reproduced", "hand-edited"))
+    (results / "TABLE.csv").unlink()
+    problems = check_records(results).problems
+    assert any(p.startswith(f"{page}: differs") for p in problems), problems
+    assert any(p.startswith(f"{results / 'TABLE.csv'}: missing") for p in problems), problems
+    write_tables(results)
+    assert check_records(results).ok
