@@ -375,10 +375,12 @@ REGISTRY_MODULE = "fer_common.registry"
 RUNNER_MODULE = "fer_common.runner"
 
 
-def metadata_hash(meta: ReplicationMetadata) -> str:
-    """sha256 of the metadata sections a record's numbers depend on (HASHED_SECTIONS), as parsed: comments and
-    formatting do not change it."""
+def metadata_hash(meta: ReplicationMetadata, profile: str = FULL_PROFILE) -> str:
+    """sha256 of the metadata sections a record of `profile` depends on (HASHED_SECTIONS), as parsed: comments
+    and formatting do not change it. Of `profiles`, only that profile's entry counts: adding or changing a CI
+    profile leaves full records current."""
     content = {section: meta.raw.get(section) for section in HASHED_SECTIONS}
+    content["profiles"] = (meta.raw.get("profiles") or {}).get(profile)
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 

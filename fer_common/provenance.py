@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import paths
 from .errors import FerError
-from .metadata import ReplicationMetadata, canonical_json, code_files, files_hash, metadata_hash
+from .metadata import FULL_PROFILE, ReplicationMetadata, canonical_json, code_files, files_hash, metadata_hash
 from .schema import CREATED_FORMAT
 
 # Untracked files here are code a run may import though git does not know it: they make a tree dirty.
@@ -136,6 +136,7 @@ def collect_provenance(
     options: object | None = None,
     command: str | None = None,
     repo_root: Path | None = None,
+    profile: str = FULL_PROFILE,
 ) -> dict:
     """A record's provenance: the machine part plus what tells whether the record is still current.
 
@@ -145,7 +146,7 @@ def collect_provenance(
     files = current_code_files(meta, repo_root)
     return {
         **machine_provenance(command, repo_root),
-        "metadata_hash": metadata_hash(meta),
+        "metadata_hash": metadata_hash(meta, profile),
         "code_hash": files_hash(files),
         "code_files": files,
         "config_hash": config_hash(config),
@@ -176,7 +177,7 @@ def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | 
     "code changed: fer_common/train.py", "metadata changed", "jobs made by other code (commits a, b)"."""
     provenance = record["provenance"]
     reasons = []
-    if provenance.get("metadata_hash") != metadata_hash(meta):
+    if provenance.get("metadata_hash") != metadata_hash(meta, record.get("profile", FULL_PROFILE)):
         reasons.append("metadata changed")
     files = current_code_files(meta, repo_root)
     if provenance.get("code_hash") != files_hash(files):

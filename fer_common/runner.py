@@ -190,6 +190,7 @@ def run_replication(
         options=job_options if executor.parallel else options,
         command=command,
         repo_root=repo_root,
+        profile=profile,
     )
     provenance.update(_data_verification(audit))
     if executor.parallel:
@@ -444,7 +445,7 @@ def _not_run(meta, profile, config, seeds, error, results_dir, write, command, r
     message = f"{meta.missing or ''}\n\n{error}".strip()
     log.warning("[%s] not run: %s", meta.id, message)
     rows = build_rows(meta, {}, "missing")
-    provenance = collect_provenance(meta, config, seeds, "", 0.0, command=command, repo_root=repo_root)
+    provenance = collect_provenance(meta, config, seeds, "", 0.0, command=command, repo_root=repo_root, profile=profile)
     record = records.build_record(meta, profile, "missing", {}, rows, provenance, missing=message)
     path = records.write_record(record, results_dir) if write else None
     return record, path

@@ -228,6 +228,14 @@ def test_metadata_hash_ignores_comments_but_not_values(root):
     assert metadata_hash(load_metadata("toy")) != before
 
 
+def test_a_new_ci_profile_leaves_full_records_current(root):
+    path = root / "toy" / "metadata.yaml"
+    before = metadata_hash(load_metadata("toy"))
+    path.write_text(TOY_YAML.replace("profiles:\n", "profiles:\n  ci: {seeds: [0]}\n"))
+    assert metadata_hash(load_metadata("toy")) == before
+    assert metadata_hash(load_metadata("toy"), "ci") != metadata_hash(load_metadata("toy"), "quick")
+
+
 def test_code_hash_tracks_py_files(root):
     before = code_hash("toy")
     (root / "toy" / "notes.txt").write_text("not code")
