@@ -10,6 +10,7 @@ Custom models (48x48x3 inputs scaled to [0, 1], grayscale FER2013 repeated to th
   five blocks Conv 3x3 (same padding: no border lost) -> BatchNorm -> LeakyReLU(0.1) -> MaxPool 2 ->
   Dropout 0.2 (against overfitting), with 32, 64, 128, 256, 512 filters (48 -> 24 -> 12 -> 6 -> 3 -> 1),
   then Dense 256 -> BatchNorm -> ReLU -> Dropout 0.4 -> Dense 4 softmax.
+- `final_reduced`: the same with half the filters (16..256), the model an earlier, compute-bound run used.
 
 Transfer models: a `keras.applications` backbone (include_top=False, global average pooling) and a small
 head trained on its features. Each takes RGB pixels in 0..255 at its own input size and applies its
@@ -19,6 +20,7 @@ custom code to load (the demo loads bundles without importing this module).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,9 +83,16 @@ def build_model2(num_classes: int = CLASS_COUNT, input_size: int = CUSTOM_INPUT_
     )
 
 
-def build_final_model(num_classes: int = CLASS_COUNT, input_size: int = CUSTOM_INPUT_SIZE) -> keras.Model:
-    """Five Conv 3x3 -> BatchNorm -> LeakyReLU -> pool -> Dropout 0.2 blocks (16..256), Dense 256 -> softmax."""
-    blocks = [layer for filters in (16, 32, 64, 128, 256) for layer in _conv_block(filters, 3, dropout=0.2)]
+FINAL_FILTERS = (32, 64, 128, 256, 512)
+REDUCED_FINAL_FILTERS = (16, 32, 64, 128, 256)
+
+
+def build_final_model(
+    num_classes: int = CLASS_COUNT, input_size: int = CUSTOM_INPUT_SIZE, widths: tuple[int, ...] = FINAL_FILTERS
+) -> keras.Model:
+    """Five Conv 3x3 -> BatchNorm -> LeakyReLU -> pool -> Dropout 0.2 blocks (`widths` filters), Dense 256 ->
+    softmax."""
+    blocks = [layer for filters in widths for layer in _conv_block(filters, 3, dropout=0.2)]
     return keras.Sequential(
         [
             keras.Input((input_size, input_size, 3)),
@@ -156,6 +165,7 @@ CUSTOM_MODELS: dict[str, Callable[..., keras.Model]] = {
     "model1": build_model1,
     "model2": build_model2,
     "final": build_final_model,
+    "final_reduced": functools.partial(build_final_model, widths=REDUCED_FINAL_FILTERS),
 }
 MODEL_NAMES: tuple[str, ...] = (*CUSTOM_MODELS, *BACKBONES)
 
