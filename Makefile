@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FER := $(BIN)/fer-replicate
 export FER_DATA_DIR ?= $(CURDIR)/data
+# Extra options for `make replicate-<id>`, e.g. RUN_ARGS="--precision auto --executor process --workers 2".
+RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
@@ -38,21 +40,21 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check fer_common replications tests
 
 replicate-chen: $(STAMP) ## Chen: CK+48, 5 seeds x 2 splits x 5 folds, then the band check
-	$(FER) run chen
+	$(FER) run chen $(RUN_ARGS)
 
 replicate-hong: $(STAMP) ## Hong: CFD proxy, 3 classes, with a bias audit
-	$(FER) run hong
+	$(FER) run hong $(RUN_ARGS)
 
 replicate-cmu: $(STAMP) ## Dikshit et al.: AffectNet-8 baseline CNN vs ResNet18
-	$(FER) run cmu
+	$(FER) run cmu $(RUN_ARGS)
 
 replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, 6 models (WEIGHTS=none|<folder>: ImageNet weights)
 	@# WEIGHTS=none trains the transfer models' heads on randomly initialised backbones (rows say so);
 	@# WEIGHTS=<folder> looks for the keras.applications notop files there before the Keras cache.
-	$(FER) run boyce $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(FER) run boyce $(if $(WEIGHTS),--weights $(WEIGHTS)) $(RUN_ARGS)
 
 replicate-neamtiu: $(STAMP) ## Neamtiu: FER2013 7 classes, Keras CNN
-	$(FER) run neamtiu
+	$(FER) run neamtiu $(RUN_ARGS)
 
 ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) into the package for predict/demo
 	$(FER) ship neamtiu-clean_protocol --as neamtiu
