@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_common.augment import AugmentConfig
-from fer_common.contract import BenchModel, Parity, Prepared, Replication, SeedOutcome
+from fer_common.bundles import Preprocessing
+from fer_common.contract import BenchModel, Parity, Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset, splits
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
 
@@ -168,6 +169,7 @@ class Chen(Replication):
                     "test_accuracy": float(np.mean(probabilities.argmax(1) == labels[test])),
                     "probabilities": probabilities,
                     "history": result.history,
+                    "model": model,
                 }
             )
             log.info(
@@ -206,8 +208,16 @@ class Chen(Replication):
                 "n_train_validation": int(len(trainval)),
                 "test_subjects_in_train": int(len(set(groups[test]) & set(groups[trainval]))),
                 "folds": [
-                    {key: value for key, value in fold.items() if key not in ("probabilities", "history")}
+                    {key: value for key, value in fold.items() if key not in ("probabilities", "history", "model")}
                     for fold in fold_results
                 ],
             },
+            # The selected fold's model, for `predict` / `demo` and the cross-dataset matrix; a seed is
+            # published by its fold's validation accuracy, never by the test split the record reports.
+            model=TrainedModel(
+                best["model"],
+                Preprocessing(size=images.shape[1], channels=images.shape[3], scale="unit"),
+                selection_score=best["history"]["val_accuracy"][int(np.argmin(best["history"]["val_loss"]))],
+                selected_on="validation accuracy of the selected fold",
+            ),
         )

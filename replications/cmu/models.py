@@ -43,9 +43,7 @@ _IMAGENET_CLASSES = 1000
 _BN_EPSILON = 1e-5
 _BN_MOMENTUM = 0.9
 # torchvision initialises convolutions with kaiming_normal_(mode="fan_out", nonlinearity="relu").
-_TORCHVISION_CONV_INIT = keras.initializers.VarianceScaling(
-    2.0, mode="fan_out", distribution="untruncated_normal"
-)
+_TORCHVISION_CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
 
 def build_baseline(
@@ -85,9 +83,7 @@ def build_resnet18(input_shape: Sequence[int], num_classes: int, include_top: bo
         name="imagenet_normalize",
     )(inputs)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(normalised)
-    x = layers.Conv2D(
-        64, 7, strides=2, use_bias=False, kernel_initializer=_TORCHVISION_CONV_INIT, name="conv1"
-    )(x)
+    x = layers.Conv2D(64, 7, strides=2, use_bias=False, kernel_initializer=_TORCHVISION_CONV_INIT, name="conv1")(x)
     x = _batch_norm("bn1")(x)
     x = layers.ReLU(name="relu")(x)
     # Zero padding equals PyTorch's -inf max-pool padding here: the inputs are >= 0 after ReLU.

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_common import fairness
-from fer_common.contract import Prepared, Replication, SeedOutcome
+from fer_common.bundles import Preprocessing
+from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.errors import DatasetError
 from fer_common.paths import data_dir
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
@@ -188,6 +189,14 @@ class Hong(Replication):
                 "test_set_is_validation_data": True,
                 "group_counts": {group: entry.to_json() for group, entry in counts.items()},
             },
+            # For `predict` / `demo` and the cross-dataset matrix. The paper validates on its test split, so no
+            # held-out score can choose among seeds: the first seed is published.
+            model=TrainedModel(
+                model,
+                Preprocessing(size=images.shape[1], channels=images.shape[3], scale="unit"),
+                selection_score=None,
+                selected_on="nothing (the test split is the validation data)",
+            ),
         )
 
     def finalize(
