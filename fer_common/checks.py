@@ -1,4 +1,5 @@
-"""Regression checks: do the latest full records still give what a reviewed run gave (`expected:`)?
+"""Regression checks: do the latest full records still give what a reviewed run gave (`expected:`), and
+does a fresh run of a short profile (e.g. `ci`) land in the bands its own seeds gave (`regression:`)?
 
 Problems (failures): a verdict changed, or a mean left its regression band (our mean ± max(2·sd, floor)),
 or an expected row is absent. Warnings (not failures): no full record yet, or a record that is stale
@@ -78,3 +79,26 @@ def check_value_in_regression_band(
         raise MetadataError(f"{meta.path}: no expected mean for {metric} [{setting}] (expected entries: {known})")
     low, high = regression_band(expected.mean, expected.sd, expected.floor)
     return low <= value <= high, low, high
+
+
+def check_regression_run(meta: ReplicationMetadata, profile: str, record: dict) -> list[str]:
+    """Problems of a fresh run of `profile` (a record, e.g. from `run_replication(..., write=False)`) against
+    the metadata's `regression:` bands of that profile: each metric's mean over the run's seeds must lie in
+    the band's mean ± max(2·sd, floor). MetadataError when the metadata has no band for the profile."""
+    bands = [entry for entry in meta.regression if entry.profile == profile]
+    if not bands:
+        raise MetadataError(f"{meta.path}: no regression bands for profile {profile!r}")
+    problems = []
+    for band in bands:
+        label = f"{meta.id} {profile}: {band.metric} [{band.setting}]"
+        summary = record["settings"].get(band.setting, {}).get("summary", {}).get(band.metric)
+        if summary is None or summary["mean"] is None:
+            problems.append(f"{label}: the run has no such value")
+            continue
+        low, high = regression_band(band.mean, band.sd, band.floor)
+        if not low <= summary["mean"] <= high:
+            problems.append(
+                f"{label}: {summary['mean']:.4f} outside the band [{low:.4f}, {high:.4f}] of seeds {band.seeds} "
+                f"({band.record})"
+            )
+    return problems
