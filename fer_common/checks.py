@@ -1,5 +1,6 @@
-"""Checks of the committed records: can each runnable replication's latest full record be trusted, and does it
-still give what a reviewed run gave (`expected:`)?
+"""Checks of the committed records: can each runnable replication's latest full record be trusted, does it
+still give what a reviewed run gave (`expected:`), and does a fresh run of a short profile (e.g. `ci`) land
+in the bands its own seeds gave (`regression:`)?
 
 Problems (failures): a runnable replication (metadata `dataset.data` not `missing`) has no full record; a
 record does not follow the schema; the latest full record was made from a dirty tree; a verdict changed, a
@@ -149,3 +150,26 @@ def check_value_in_regression_band(
         raise MetadataError(f"{meta.path}: no expected mean for {metric} [{setting}] (expected entries: {known})")
     low, high = regression_band(expected.mean, expected.sd, expected.floor)
     return low <= value <= high, low, high
+
+
+def check_regression_run(meta: ReplicationMetadata, profile: str, record: dict) -> list[str]:
+    """Problems of a fresh run of `profile` (a record, e.g. from `run_replication(..., write=False)`) against
+    the metadata's `regression:` bands of that profile: each metric's mean over the run's seeds must lie in
+    the band's mean ± max(2·sd, floor). MetadataError when the metadata has no band for the profile."""
+    bands = [entry for entry in meta.regression if entry.profile == profile]
+    if not bands:
+        raise MetadataError(f"{meta.path}: no regression bands for profile {profile!r}")
+    problems = []
+    for band in bands:
+        label = f"{meta.id} {profile}: {band.metric} [{band.setting}]"
+        summary = record["settings"].get(band.setting, {}).get("summary", {}).get(band.metric)
+        if summary is None or summary["mean"] is None:
+            problems.append(f"{label}: the run has no such value")
+            continue
+        low, high = regression_band(band.mean, band.sd, band.floor)
+        if not low <= summary["mean"] <= high:
+            problems.append(
+                f"{label}: {summary['mean']:.4f} outside the band [{low:.4f}, {high:.4f}] of seeds {band.seeds} "
+                f"({band.record})"
+            )
+    return problems

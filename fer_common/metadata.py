@@ -156,6 +156,20 @@ class ExpectedResult(StrictModel):
         return self
 
 
+class RegressionBand(StrictModel):
+    """One metric of a short profile (e.g. `ci`) over several seeds of that same profile: a one-seed run of
+    it must land in mean ± max(2·sd, floor). `record` names the run (under results/<id>/) it comes from."""
+
+    profile: Text
+    metric: Text
+    setting: Text
+    mean: FiniteNumber
+    sd: Annotated[FiniteNumber, Field(ge=0)]
+    floor: Annotated[FiniteNumber, Field(ge=0)] = DEFAULT_FLOOR
+    seeds: Annotated[Seeds, Field(min_length=2)]  # one seed has no spread to make a band of
+    record: Text
+
+
 class Profile(StrictModel):
     """Named overrides of the defaults (e.g. `quick` for CI); None/empty = keep the default."""
 
@@ -187,12 +201,13 @@ class ReplicationMetadata(StrictModel):
     beyond_paper: list[BeyondPaperRow] = []
     assumptions: list[Assumption] = []
     expected: list[ExpectedResult] = []
+    regression: list[RegressionBand] = []
     missing: Text | None = None
     # Set by `load_metadata` after validation: the file, and its parsed content for `metadata_hash`.
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator("profiles", "reported", "beyond_paper", "assumptions", "expected", mode="before")
+    @field_validator("profiles", "reported", "beyond_paper", "assumptions", "expected", "regression", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
@@ -210,6 +225,7 @@ class ReplicationMetadata(StrictModel):
                     ("expected", i),
                     f"no reported or beyond_paper row for metric {entry.metric!r} in setting {entry.setting!r}",
                 )
+        _check_regression(self)
         if self.missing is None and self.dataset.data == "missing":
             raise FieldError(("missing",), "is required when dataset.data is 'missing': say what a user must supply")
         return self
@@ -242,6 +258,12 @@ class ReplicationMetadata(StrictModel):
         """The settings a profile runs: all of them unless the profile names a subset."""
         chosen = self.profiles.get(profile)
         return list(chosen.settings) if chosen and chosen.settings else list(self.settings)
+
+    def regression_for(self, profile: str, metric: str, setting: str) -> RegressionBand | None:
+        for entry in self.regression:
+            if (entry.profile, entry.metric, entry.setting) == (profile, metric, setting):
+                return entry
+        return None
 
     def expected_for(self, metric: str, setting: str) -> ExpectedResult | None:
         for entry in self.expected:
@@ -294,6 +316,28 @@ def _row_identity(row: ReportedFigure | BeyondPaperRow) -> tuple[str, ...]:
     if isinstance(row, ReportedFigure):
         return (row.metric, row.setting, row.claim, row.reading)
     return (row.metric, row.setting)
+
+
+def _check_regression(meta: ReplicationMetadata) -> None:
+    """Each regression band names a profile this file defines, a setting that profile runs, and is listed once."""
+    seen: set[tuple[str, str, str]] = set()
+    for i, entry in enumerate(meta.regression):
+        if entry.profile not in meta.profiles:
+            known = ", ".join(meta.profiles) or "none"
+            raise FieldError(
+                ("regression", i, "profile"), f"must be a profile of this file ({known}); got {entry.profile!r}"
+            )
+        if entry.setting not in meta.settings_for(entry.profile):
+            raise FieldError(
+                ("regression", i, "setting"),
+                f"profile {entry.profile!r} runs {', '.join(meta.settings_for(entry.profile))}; got {entry.setting!r}",
+            )
+        key = (entry.profile, entry.metric, entry.setting)
+        if key in seen:
+            raise FieldError(
+                ("regression", i), f"{entry.metric} [{entry.setting}] of profile {entry.profile!r} is already listed"
+            )
+        seen.add(key)
 
 
 def _check_rows(meta: ReplicationMetadata) -> set[tuple[str, str]]:

@@ -188,21 +188,16 @@ def test_cfd_proxy_composition():
 
 @pytest.mark.slow
 @requires_dataset("cfd")
-def test_full_protocol_one_seed_lands_in_the_recorded_regression_band():
-    from fer_common.checks import check_value_in_regression_band
+def test_hong_ci_profile_seed_0_lands_in_the_bands_of_its_three_seeds():
+    """The full protocol (both inputs), one seed, against `regression:` (seeds 0-2 of the ci profile)."""
+    from fer_common.checks import check_regression_run
     from fer_common.metadata import load_metadata
-    from fer_common.runner import evaluate_outcome
-    from fer_common.train import RuntimeOptions, configure_runtime
-    from replications.hong.replication import Hong
+    from fer_common.registry import REPLICATIONS
+    from fer_common.runner import run_replication
 
-    meta = load_metadata("hong")
-    config, seeds = meta.resolve("ci")
-    prepared = Hong().prepare(config)
-    configure_runtime(seeds[0])
-    outcome = Hong().run_setting(prepared, "grayscale", seeds[0], config, RuntimeOptions())
-    accuracy = evaluate_outcome(outcome, prepared.class_names)["metrics"]["accuracy"]
-    ok, low, high = check_value_in_regression_band(meta, "accuracy", "grayscale", accuracy)
-    assert ok, f"Hong, grayscale, seed {seeds[0]}: accuracy {accuracy:.4f} outside [{low:.4f}, {high:.4f}]"
+    record, _ = run_replication(REPLICATIONS.get("hong"), "ci", seeds=[0], write=False, make_plots=False)
+    problems = check_regression_run(load_metadata("hong"), "ci", record)
+    assert not problems, "\n".join(problems)
 
 
 def test_mean_over_epochs_reads_the_named_epochs_and_refuses_a_short_run():

@@ -272,3 +272,17 @@ def test_fer_input_matches_the_package_preprocessing():
     assert crop.shape == (68, 68)
     np.testing.assert_array_equal(crop[10:58, 10:58], face)
     assert np.all(crop[:10] == round(face[-2:].mean()))
+
+
+@pytest.mark.slow
+@requires_dataset("fer2013")
+def test_neamtiu_ci_profile_seed_0_lands_in_the_bands_of_its_three_seeds():
+    """The paper's model on a FER2013 subset for a few epochs, both protocols, against `regression:`."""
+    from fer_common.checks import check_regression_run
+    from fer_common.metadata import load_metadata
+    from fer_common.registry import REPLICATIONS
+    from fer_common.runner import run_replication
+
+    record, _ = run_replication(REPLICATIONS.get("neamtiu"), "ci", seeds=[0], write=False, make_plots=False)
+    problems = check_regression_run(load_metadata("neamtiu"), "ci", record)
+    assert not problems, "\n".join(problems)
