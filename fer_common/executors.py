@@ -198,10 +198,14 @@ class _WorkerSetup:
         return cls(log_level=suite_log_level(), loads_tensorflow="tensorflow" in sys.modules)
 
 
-def _run_in_worker(function: Callable[[Any], Any], setup: _WorkerSetup, task: Any) -> Any:
+def _prepare_worker(setup: _WorkerSetup) -> None:
     configure_logging(setup.log_level)
     if setup.loads_tensorflow:
         import_tensorflow_quietly()
+
+
+def _run_in_worker(function: Callable[[Any], Any], setup: _WorkerSetup, task: Any) -> Any:
+    _prepare_worker(setup)
     return function(task)
 
 
@@ -258,7 +262,14 @@ class _ProcessRunner:
         from concurrent.futures import ProcessPoolExecutor
 
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+            # The setup runs as the pool's initializer: before a task is unpickled, since unpickling a job
+            # imports its replication, and with it TensorFlow and its load-time notices.
+            self._pool = ProcessPoolExecutor(
+                self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_prepare_worker,
+                initargs=(self._setup,),
+            )
         return self._pool
 
     def wait_any(self, handles: list) -> _Completion:

@@ -170,6 +170,18 @@ class RegressionBand(StrictModel):
     record: Text
 
 
+class Hypothesis(StrictModel):
+    """A possible cause of a paper's number that does not reproduce: what the replication gives when it is
+    run another way. `profile` (a profile of this file, or `full`) is run like any other; its latest record's
+    `measure` (default: the claim's own metric) in the claim's setting is read against the claim's band."""
+
+    metric: Text  # the reported row it tries to explain
+    setting: Text
+    hypothesis: Text  # in words, with the paper's sentence that allows it
+    profile: Text
+    measure: Text | None = None
+
+
 class Profile(StrictModel):
     """Named overrides of the defaults (e.g. `quick` for CI); None/empty = keep the default."""
 
@@ -202,12 +214,15 @@ class ReplicationMetadata(StrictModel):
     assumptions: list[Assumption] = []
     expected: list[ExpectedResult] = []
     regression: list[RegressionBand] = []
+    hypotheses: list[Hypothesis] = []
     missing: Text | None = None
     # Set by `load_metadata` after validation: the file, and its parsed content for `metadata_hash`.
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict = PrivateAttr(default_factory=dict)
 
-    @field_validator("profiles", "reported", "beyond_paper", "assumptions", "expected", "regression", mode="before")
+    @field_validator(
+        "profiles", "reported", "beyond_paper", "assumptions", "expected", "regression", "hypotheses", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
@@ -226,6 +241,7 @@ class ReplicationMetadata(StrictModel):
                     f"no reported or beyond_paper row for metric {entry.metric!r} in setting {entry.setting!r}",
                 )
         _check_regression(self)
+        _check_hypotheses(self)
         if self.missing is None and self.dataset.data == "missing":
             raise FieldError(("missing",), "is required when dataset.data is 'missing': say what a user must supply")
         return self
@@ -338,6 +354,19 @@ def _check_regression(meta: ReplicationMetadata) -> None:
                 ("regression", i), f"{entry.metric} [{entry.setting}] of profile {entry.profile!r} is already listed"
             )
         seen.add(key)
+
+
+def _check_hypotheses(meta: ReplicationMetadata) -> None:
+    """Each hypothesis explains a reported row and names a profile that runs the row's setting."""
+    claims = {(figure.metric, figure.setting) for figure in meta.reported}
+    for i, entry in enumerate(meta.hypotheses):
+        if (entry.metric, entry.setting) not in claims:
+            raise FieldError(("hypotheses", i), f"no reported row {entry.metric!r} in setting {entry.setting!r}")
+        if entry.profile != FULL_PROFILE and entry.profile not in meta.profiles:
+            known = ", ".join([FULL_PROFILE, *meta.profiles])
+            raise FieldError(("hypotheses", i, "profile"), f"must be one of {known}; got {entry.profile!r}")
+        if entry.setting not in meta.settings_for(entry.profile):
+            raise FieldError(("hypotheses", i, "setting"), f"profile {entry.profile!r} does not run {entry.setting!r}")
 
 
 def _check_rows(meta: ReplicationMetadata) -> set[tuple[str, str]]:

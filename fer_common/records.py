@@ -19,7 +19,8 @@ Shape (schema_version 2; the pydantic models in `fer_common.schema` are the exac
 Records of schema_version 1 (seed entries `metrics, report, history, extras`) are read, never written.
 Loaded records carry an extra `_path` key (where they were read from); it is never written.
 Every `*.json` directly in `results/<id>/` is taken to be a record: keep other outputs (figures, predictions)
-in sub-folders. `results/bench/` (NOT_RECORD_FOLDERS) holds the benchmark's measurements, not records.
+in sub-folders. `results/bench/`, `results/audits/` and `results/cross-dataset/` (NOT_RECORD_FOLDERS) hold
+measurements and audits, not replication records.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .rows import add_missing_cis, build_rows, missing_text, summarize_seeds
 from .schema import CREATED_FORMAT, READABLE_SCHEMA_VERSIONS, RECORD_MODELS, SCHEMA_VERSION, first_problem
 
 # Folders of results/ that hold other outputs than records (the benchmark's measurements).
-NOT_RECORD_FOLDERS = ("bench",)
+NOT_RECORD_FOLDERS = ("bench", "audits", "cross-dataset")
 
 
 def build_record(

@@ -51,8 +51,20 @@ def build_model(num_classes: int = 7, input_shape: tuple[int, int, int] = (48, 4
     )
 
 
+def unstratified_split(count: int, test_fraction: float, folds: int, seed: int):
+    """The paper's words taken literally ("randomly"): a plain random hold-out and plain K folds."""
+    from sklearn.model_selection import KFold, train_test_split
+
+    trainval, test = train_test_split(np.arange(count), test_size=test_fraction, random_state=seed)
+    trainval, test = np.sort(trainval), np.sort(test)
+    fold_indices = KFold(n_splits=folds, shuffle=True, random_state=seed).split(trainval)
+    return trainval, test, [(np.sort(train), np.sort(validation)) for train, validation in fold_indices]
+
+
 def split_for(setting: str, labels: np.ndarray, groups: np.ndarray, seed: int, config: dict):
     """(train+validation indices, test indices, folds over train+validation) for one setting."""
+    if setting == "random_split" and not config["stratified"]:
+        return unstratified_split(len(labels), config["test_fraction"], config["folds"], seed)
     if setting == "random_split":
         trainval, test = splits.stratified_holdout(labels, config["test_fraction"], seed)
         folds = splits.stratified_kfold(labels[trainval], config["folds"], seed)
@@ -77,7 +89,7 @@ def train_fold(
 ):
     model = build_model(num_classes, images.shape[1:], config["dropout"])
     compile_model(model, config)
-    augment = AugmentConfig(**config["augmentation"])
+    augment = AugmentConfig(**config["augmentation"]) if config["augmentation"] else None
     train = make_dataset(
         images[train_index],
         labels[train_index],
@@ -95,6 +107,7 @@ def train_fold(
         epochs=config["epochs"],
         options=runtime,
         early_stopping_patience=config["patience"],
+        restore_best=config["restore_best_weights"],
         verbose=0,
     )
     return model, result
@@ -131,7 +144,7 @@ class Chen(Replication):
     def prepare(self, config: dict) -> Prepared:
         dataset = load_dataset("ckplus48")
         # The paper reads CK+48 as RGB: three identical channels, scaled to [0, 1].
-        images = to_model_input(dataset.images, channels=3)
+        images = to_model_input(dataset.images, channels=config["channels"])
         return Prepared(
             data=ChenData(images, dataset.labels, dataset.groups),
             class_names=dataset.class_names,
