@@ -441,8 +441,8 @@ def canonical_json(value: Any) -> str:
 # What a record's numbers depend on. `expected` is left out: it records a reviewed run's outcome, so filling
 # it in must not make that very run's record stale; titles, notes and assumptions change no number.
 HASHED_SECTIONS = ("dataset", "protocol", "seeds", "config", "profiles", "settings", "reported")
-# The registry imports every replication, each only when asked for by id: its imports are an index, not code a
-# replication runs, so the code hash covers registry.py itself but does not follow it into the other papers.
+# The registry maps ids to replications and computes nothing: adding a paper (or a model recipe) to it must not
+# make every other record stale, so the code hash leaves it and its imports out.
 REGISTRY_MODULE = "fer_common.registry"
 # The runner turns every job's outcome into metrics, bands and verdicts: its code is part of every record's.
 RUNNER_MODULE = "fer_common.runner"
@@ -481,11 +481,11 @@ def code_files(replication_id: str, root: Path | None = None, repo_root: Path | 
         if file in found:
             continue
         base = next((base for base in search_roots if file.is_relative_to(base)), file.parent)
-        found[file] = base
         module = _module_name(file, base)
-        pending.extend(_package_files(module, base))
         if module == REGISTRY_MODULE:
             continue
+        found[file] = base
+        pending.extend(_package_files(module, base))
         for name in _imported_modules(file, module):
             pending.extend(_module_files(name, search_roots))
     return {file.relative_to(base).as_posix(): _file_sha256(file) for file, base in sorted(found.items())}
