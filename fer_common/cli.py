@@ -323,6 +323,16 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_audit_duplicates(args) -> int:
+    from fer_common.audit_duplicates import audit_fer2013, audit_markdown
+
+    result = audit_fer2013(args.threshold, args.model, output_dir=args.output, write=not args.no_record)
+    print(audit_markdown(result.record))
+    if result.path:
+        print(f"record: {result.path}\nfigure: {result.figure}")
+    return 0
+
+
 def _verbosity_options(default) -> argparse.ArgumentParser:
     """-v and -q, for the top-level parser (default: INFO) and, so that they also work after the subcommand,
     for every subcommand (default: leave the top level's value)."""
@@ -471,11 +481,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ship.add_argument("--as", dest="as_name", help="name in the package (default: the part before the first -)")
     ship.set_defaults(handler=cmd_ship)
+
+    audit = commands.add_parser("audit", parents=verbosity, help="data audits").add_subparsers(
+        dest="audit_command", required=True
+    )
+    duplicates = audit.add_parser(
+        "fer2013-duplicates",
+        parents=verbosity,
+        help="exact and near-duplicate FER2013 images within and across its splits, and a model's PrivateTest "
+        "accuracy with and without a duplicate in Training (~1 min)",
+    )
+    duplicates.add_argument(
+        "--threshold", type=non_negative_int, help="pHash Hamming distance of a near duplicate, in bits (default 6)"
+    )
+    duplicates.add_argument("--model", help=model_help)
+    duplicates.add_argument(
+        "--output", help="folder for the record and figure (default results/audits/fer2013-duplicates)"
+    )
+    duplicates.add_argument("--no-record", action="store_true", help="print, write nothing")
+    duplicates.set_defaults(handler=cmd_audit_duplicates)
     return parser
 
 
 # The subcommands that run TensorFlow; they load it at once, without its load-time notices.
-USES_TENSORFLOW = (cmd_run, cmd_bench, cmd_predict, cmd_demo, cmd_ship)
+USES_TENSORFLOW = (cmd_run, cmd_bench, cmd_predict, cmd_demo, cmd_ship, cmd_audit_duplicates)
 
 
 def main(argv: list[str] | None = None) -> int:
