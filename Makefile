@@ -10,7 +10,7 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
-        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench cross-dataset
 
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
@@ -61,6 +61,9 @@ ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) in
 
 bench: $(STAMP) ## training and inference speed, plain float32 Keras vs the optimised path (~5 min)
 	$(FER) bench
+
+cross-dataset: $(STAMP) ## every trained model on the other datasets whose classes overlap (inference, minutes)
+	$(FER) cross-dataset
 
 all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/<id>/README.md and the README status table
 	$(FER) tables
