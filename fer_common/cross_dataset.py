@@ -94,7 +94,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TestSet:
+class EvaluationSet:
     """One column of the matrix: a dataset (or one of its official splits) and whether faces need finding."""
 
     dataset: str
@@ -104,9 +104,9 @@ class TestSet:
 
 
 TEST_SETS = (
-    TestSet("fer2013", "PrivateTest", "FER2013 PrivateTest", needs_face_crop=False),
-    TestSet("ckplus48", None, "CK+48 (all 981)", needs_face_crop=False),
-    TestSet("cfd", None, "CFD (all 823, face-cropped)", needs_face_crop=True),
+    EvaluationSet("fer2013", "PrivateTest", "FER2013 PrivateTest", needs_face_crop=False),
+    EvaluationSet("ckplus48", None, "CK+48 (all 981)", needs_face_crop=False),
+    EvaluationSet("cfd", None, "CFD (all 823, face-cropped)", needs_face_crop=True),
 )
 
 
@@ -125,7 +125,7 @@ class Model:
 class Faces:
     """A test set's images as the models see them: face crops (None where no face was found) and labels."""
 
-    test_set: TestSet
+    test_set: EvaluationSet
     crops: list[np.ndarray | None]
     labels: np.ndarray
     class_names: list[str]
@@ -271,7 +271,7 @@ def largest_face(image_rgb: np.ndarray, detector: FaceDetector) -> np.ndarray | 
     return detector.crop(frame, boxes[0]) if boxes else None
 
 
-def prepare_faces(test_set: TestSet, dataset: FaceDataset, detector: FaceDetector | None = None) -> Faces:
+def prepare_faces(test_set: EvaluationSet, dataset: FaceDataset, detector: FaceDetector | None = None) -> Faces:
     """The test set's images as faces: as they are, or the largest detected face of each photo."""
     chosen = dataset.split(test_set.split) if test_set.split else dataset
     if test_set.needs_face_crop:
