@@ -327,7 +327,7 @@ def cmd_cross_dataset(args) -> int:
     from fer_common.cross_dataset import format_results, run_cross_dataset, write_outputs
 
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
-    record, _ = run_cross_dataset(models, reference=not args.no_reference, command=shlex.join(sys.argv))
+    record = run_cross_dataset(models, reference=not args.no_reference, command=shlex.join(sys.argv))
     print(format_results(record))
     if not args.no_record:
         print(f"record written: {write_outputs(record)}")

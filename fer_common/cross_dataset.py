@@ -414,10 +414,8 @@ def _json_value(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def run_cross_dataset(
-    model_names: Sequence[str] | None = None, *, reference: bool = True, command: str = ""
-) -> tuple[dict, list[Faces]]:
-    """Load the models and test sets, score every cell; the record (not yet written) and the faces."""
+def run_cross_dataset(model_names: Sequence[str] | None = None, *, reference: bool = True, command: str = "") -> dict:
+    """Load the models and test sets and score every cell; returns the record (not yet written)."""
     available = list_bundles()
     names = list(model_names) if model_names else default_model_names(available)
     if not names:
@@ -428,9 +426,7 @@ def run_cross_dataset(
         models.append(reference_model)
     faces = [prepare_faces(test_set, load_dataset(test_set.dataset)) for test_set in TEST_SETS]
     cells = score_matrix(models, faces)
-    return build_record(
-        models, faces, cells, missing_bundles(available), command or "fer-replicate cross-dataset"
-    ), faces
+    return build_record(models, faces, cells, missing_bundles(names, models), command or "fer-replicate cross-dataset")
 
 
 # --- presentation --------------------------------------------------------------------------------------

@@ -239,3 +239,4 @@ def test_the_command_scores_real_subsets_and_writes_record_figure_and_markdown(
     assert cfd_entry["checksum"]
     markdown = cross_dataset_markdown(record)
     assert "see the replication's record" in markdown and "chen-random_split" in markdown
+    assert "neamtiu-clean_protocol" not in record["missing_models"]  # the shipped copy stands for it
