@@ -529,12 +529,14 @@ def plot_heatmap(record: dict, path: Path) -> Path:
     axes = figure.add_subplot()
     for cell in record["cells"]:
         row, column = models.index(cell["model"]), test_sets.index(cell["test_set"])
+        colour = "black"
         if cell["status"] == "scored" and cell["accuracy"] is not None:
             accuracy[row, column] = cell["accuracy"]
             text = f"{cell['accuracy']:.1%}\nn={cell['n']}"
+            colour = "white" if cell["accuracy"] < 0.5 else "black"  # readable on viridis' dark end
         else:
             text = "within-dataset:\nsee its record"
-        axes.text(column, row, text, ha="center", va="center", fontsize=8)
+        axes.text(column, row, text, ha="center", va="center", fontsize=8, color=colour)
     image = axes.imshow(accuracy, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(test_sets)), test_sets, fontsize=8)
     axes.set_yticks(range(len(models)), [_row_label(record, model) for model in models], fontsize=8)
