@@ -10,7 +10,7 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
-        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench audit-duplicates
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench audit-duplicates cross-dataset
 
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
@@ -64,6 +64,9 @@ bench: $(STAMP) ## training and inference speed, plain float32 Keras vs the opti
 
 audit-duplicates: $(STAMP) ## FER2013 exact and near duplicates across its splits, and what they do to accuracy (~1 min)
 	$(FER) audit fer2013-duplicates
+
+cross-dataset: $(STAMP) ## every trained model on the other datasets whose classes overlap (inference, minutes)
+	$(FER) cross-dataset
 
 all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/<id>/README.md and the README status table
 	$(FER) tables

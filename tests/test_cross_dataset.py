@@ -1,0 +1,242 @@
+"""`fer-replicate cross-dataset`: class mappings, restricted scoring, CFD face-crop misses, the record."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_common import bundles, cross_dataset
+from fer_common.bundles import Preprocessing, load_bundle, save_bundle
+from fer_common.cli import main
+from fer_common.cross_dataset import (
+    TEST_SETS,
+    EvaluationSet,
+    Faces,
+    Model,
+    bundle_model,
+    class_mapping,
+    cross_dataset_markdown,
+    missing_bundles,
+    prepare_faces,
+    restricted_predictions,
+    score_cell,
+)
+from fer_common.data import load_dataset
+from fer_common.data.ckplus48 import CLASS_NAMES as CKPLUS_CLASSES
+from fer_common.data.dataset import FaceDataset
+from fer_common.data.fer2013 import CLASS_NAMES as FER_CLASSES
+from fer_common.errors import FerError
+from fer_common.faces import FaceDetector
+
+from .helpers import requires_dataset
+
+FER_TEST = TEST_SETS[0]
+CFD_TEST = next(test_set for test_set in TEST_SETS if test_set.dataset == "cfd")
+HONG_CLASSES = ["negative", "neutral", "positive"]
+
+
+def fixed_model(name, training_dataset, class_names, probabilities):
+    """A model that answers every face with the same probabilities, so the restricted argmax is predictable."""
+    row = np.asarray(probabilities, dtype=np.float64)
+    return Model(name, training_dataset, list(class_names), lambda faces: np.tile(row, (len(faces), 1)))
+
+
+def faces_of(test_set, class_names, labels, crops=None):
+    labels = np.asarray(labels, dtype=np.int64)
+    crops = crops if crops is not None else [np.zeros((48, 48, 1), np.uint8) for _ in labels]
+    return Faces(test_set, crops, labels, list(class_names), checksum="test")
+
+
+# --- mappings --------------------------------------------------------------------------------------------
+
+
+def test_fer2013_and_ckplus48_names_map_both_ways():
+    to_ckplus = class_mapping("fer2013", "ckplus48", CKPLUS_CLASSES)
+    to_fer = class_mapping("ckplus48", "fer2013", FER_CLASSES)
+    assert to_ckplus["angry"] == "anger" and to_ckplus["sad"] == "sadness" and to_ckplus["neutral"] is None
+    assert to_fer["anger"] == "angry" and to_fer["sadness"] == "sad" and to_fer["contempt"] is None
+    assert {to_fer[model] for model in to_ckplus.values() if model and model in to_fer} <= set(FER_CLASSES)
+
+
+def test_cfd_expressions_map_to_fer2013_emotions():
+    assert class_mapping("cfd", "fer2013", FER_CLASSES) == {
+        "N": "neutral",
+        "HC": "happy",
+        "HO": "happy",
+        "A": "angry",
+        "F": "fear",
+    }
+
+
+def test_a_hong_model_gets_angry_and_fear_as_negative_and_nothing_for_classes_it_never_saw():
+    mapping = class_mapping("fer2013", "cfd", HONG_CLASSES)
+    assert mapping["angry"] == mapping["fear"] == "negative"
+    assert mapping["happy"] == "positive" and mapping["neutral"] == "neutral"
+    assert mapping["sad"] is None and mapping["surprise"] is None and mapping["disgust"] is None
+
+
+def test_a_four_class_fer2013_model_leaves_out_the_other_emotions():
+    mapping = class_mapping("ckplus48", "fer2013", ["happy", "sad", "neutral", "surprise"])
+    assert mapping == {
+        "anger": None,
+        "contempt": None,
+        "disgust": None,
+        "fear": None,
+        "happy": "happy",
+        "sadness": "sad",
+        "surprise": "surprise",
+    }
+
+
+def test_classes_that_are_neither_the_training_sets_nor_a_known_grouping_are_refused():
+    with pytest.raises(FerError, match="grouping"):
+        class_mapping("fer2013", "ckplus48", ["joy", "gloom"])
+
+
+# --- scoring ---------------------------------------------------------------------------------------------
+
+
+def test_the_argmax_is_restricted_to_the_given_columns():
+    probabilities = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])
+    assert restricted_predictions(probabilities, [0, 2]).tolist() == [1, 0]
+
+
+def test_a_cell_scores_only_mapped_images_and_never_predicts_a_class_the_test_set_lacks():
+    # The CK+48 model likes contempt best, which FER2013 lacks: its next best class, happy, is the prediction.
+    model = fixed_model("ck", "ckplus48", CKPLUS_CLASSES, [0.0, 0.5, 0.0, 0.0, 0.3, 0.2, 0.0])
+    happy, neutral, sad = FER_CLASSES.index("happy"), FER_CLASSES.index("neutral"), FER_CLASSES.index("sad")
+    cell = score_cell(model, faces_of(FER_TEST, FER_CLASSES, [happy, happy, sad, neutral, neutral]))
+    assert cell.status == "scored" and cell.n == 3 and cell.correct == 2
+    assert cell.left_out == {"neutral": 2}
+    assert "contempt" not in cell.scored_classes and "happy" in cell.scored_classes
+    assert cell.recall == {"happy": 1.0, "sadness": 0.0} and cell.class_n == {"happy": 2, "sadness": 1}
+    low, high = cell.accuracy_ci
+    assert low < 2 / 3 < high
+    assert cell.macro_f1 == pytest.approx(0.4)  # happy F1 0.8, sadness 0
+
+
+def test_a_cell_of_the_models_own_dataset_is_left_to_the_replications_record():
+    model = fixed_model("fer", "fer2013", FER_CLASSES, np.full(7, 1 / 7))
+    cell = score_cell(model, faces_of(FER_TEST, FER_CLASSES, [0, 1]))
+    assert cell.status == "within-dataset" and "record" in cell.note and cell.n == 0
+
+
+class StubDetector:
+    """Finds a face (the centre square) only in photos whose top-left pixel is bright."""
+
+    def detect(self, frame):
+        return [(16, 16, 32, 32)] if frame[0, 0, 0] > 127 else []
+
+    crop = staticmethod(FaceDetector.crop)
+
+
+def synthetic_cfd(with_face: list[bool]) -> FaceDataset:
+    images = np.zeros((len(with_face), 64, 64, 3), dtype=np.uint8)
+    images[np.array(with_face), 0, 0] = 255
+    labels = np.zeros(len(with_face), dtype=np.int64)  # every photo neutral (N)
+    meta = pd.DataFrame({"path": [f"{i}.jpg" for i in range(len(with_face))], "split": "all"})
+    return FaceDataset("cfd", images, labels, ["N", "HC", "HO", "A", "F"], meta, checksum="synthetic")
+
+
+def test_cfd_photos_without_a_face_are_misses_counted_apart_not_dropped():
+    faces = prepare_faces(CFD_TEST, synthetic_cfd([True, False, True, False, False]), StubDetector())
+    assert faces.not_found == 3 and faces.crops[0].shape == (32, 32, 3)
+    model = fixed_model("fer", "fer2013", FER_CLASSES, [0, 0, 0, 0, 0, 0, 1.0])  # always neutral
+    cell = score_cell(model, faces)
+    assert cell.n == 5 and cell.face_misses == 3 and cell.correct == 2 and cell.recall == {"neutral": 0.4}
+
+
+# --- bundles and the record --------------------------------------------------------------------------------
+
+
+def tiny_model(class_count: int):
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1))
+    features = layers.MaxPooling2D(8)(layers.Conv2D(2, 3, activation="relu")(inputs))
+    return keras.Model(inputs, layers.Dense(class_count, activation="softmax")(layers.Flatten()(features)))
+
+
+@pytest.fixture(scope="module")
+def models_folder(tmp_path_factory):
+    """A CK+48 bundle (as Chen's) and a shipped-style copy of a FER2013 one, each a few hundred parameters."""
+    folder = tmp_path_factory.mktemp("models")
+    preprocessing = Preprocessing(size=48, channels=1, scale="unit")
+    save_bundle(
+        tiny_model(7),
+        folder / "chen-tiny",
+        class_names=CKPLUS_CLASSES,
+        preprocessing=preprocessing,
+        source={"replication": "chen", "setting": "tiny"},
+    )
+    save_bundle(
+        tiny_model(7),
+        folder / "neamtiu",
+        class_names=FER_CLASSES,
+        preprocessing=preprocessing,
+        source={"replication": "neamtiu", "shipped_from": "neamtiu-clean_protocol-seed1"},
+    )
+    return folder
+
+
+@pytest.fixture
+def only_tiny_bundles(monkeypatch, tmp_path, models_folder):
+    monkeypatch.setenv("FER_MODELS_DIR", str(models_folder))
+    monkeypatch.setattr(bundles, "PACKAGE_BUNDLES_DIR", tmp_path / "no-shipped-model")
+    return models_folder
+
+
+def test_a_bundles_training_set_comes_from_its_replications_metadata(only_tiny_bundles):
+    model = bundle_model(load_bundle("chen-tiny"), "chen-tiny")
+    assert model.training_dataset == "ckplus48" and model.description["source"]["replication"] == "chen"
+    cell = score_cell(model, faces_of(FER_TEST, FER_CLASSES, [0, 3, 4, 6]))
+    assert cell.n == 3 and cell.left_out == {"neutral": 1} and 0 <= cell.correct <= 3
+
+
+def test_a_shipped_copy_counts_as_its_expected_bundle(only_tiny_bundles):
+    shipped = bundle_model(load_bundle("neamtiu"), "neamtiu")
+    missing = missing_bundles(["neamtiu", "chen-tiny"], [shipped])
+    assert "neamtiu-clean_protocol" not in missing and missing["chen-random_split"] == "make replicate-chen"
+
+
+@requires_dataset("ckplus48")
+@requires_dataset("cfd")
+def test_the_command_scores_real_subsets_and_writes_record_figure_and_markdown(
+    only_tiny_bundles, monkeypatch, tmp_path, capsys
+):
+    small_sets = (
+        EvaluationSet("ckplus48", None, "CK+48 sample", needs_face_crop=False),
+        EvaluationSet("cfd", None, "CFD sample", needs_face_crop=True),
+    )
+    real_load = cross_dataset.load_dataset
+
+    def first_images(name):
+        dataset = real_load(name)
+        return dataset.subset(np.linspace(0, len(dataset) - 1, 24).astype(int))  # every class of CK+48
+
+    monkeypatch.setattr(cross_dataset, "TEST_SETS", small_sets)
+    monkeypatch.setattr(cross_dataset, "load_dataset", first_images)
+    monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path / "results"))
+    assert main(["cross-dataset", "--models", "chen-tiny,neamtiu", "--no-reference", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "anger→angry" in printed and "contempt→(left out)" in printed
+
+    [record_path] = (tmp_path / "results" / "cross-dataset").glob("*/cross-dataset.json")
+    assert (record_path.parent / "heatmap.png").stat().st_size > 0
+    record = json.loads(record_path.read_text())
+    assert record["provenance"]["git_commit"] and set(record["models"]) == {"chen-tiny", "neamtiu"}
+    cells = {(cell["model"], cell["test_set"]): cell for cell in record["cells"]}
+    assert cells["chen-tiny", "CK+48 sample"]["status"] == "within-dataset"
+    on_ckplus = cells["neamtiu", "CK+48 sample"]
+    contempt = load_dataset("ckplus48").class_names.index("contempt")
+    sample_contempt = int(np.sum(first_images("ckplus48").labels == contempt))
+    assert on_ckplus["n"] == 24 - sample_contempt and on_ckplus["left_out"].get("contempt", 0) == sample_contempt
+    cfd_entry = next(entry for entry in record["test_sets"] if entry["dataset"] == "cfd")
+    assert cells["neamtiu", "CFD sample"]["face_misses"] == cfd_entry["faces_not_found"] <= 24
+    assert cfd_entry["checksum"]
+    markdown = cross_dataset_markdown(record)
+    assert "see the replication's record" in markdown and "chen-random_split" in markdown
+    assert "neamtiu-clean_protocol" not in record["missing_models"]  # the shipped copy stands for it
