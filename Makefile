@@ -10,7 +10,8 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
-        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench \
+        bench-detectors
 
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
@@ -61,6 +62,9 @@ ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) in
 
 bench: $(STAMP) ## training and inference speed, plain float32 Keras vs the optimised path (~5 min)
 	$(FER) bench
+
+bench-detectors: $(STAMP) ## face detectors (hog, haar): detection rate, false positives and fps, on CFD, CK+48, a video
+	$(FER) bench-detectors
 
 all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/<id>/README.md and the README status table
 	$(FER) tables
