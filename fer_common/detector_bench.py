@@ -305,4 +305,5 @@ def format_detector_bench(record: dict) -> str:
         seconds = sum(s["seconds"] for s in sets.values())
         rows.append([detector, *cells, f"{frames / seconds:.1f}"])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
