@@ -10,7 +10,8 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
-        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench audit-duplicates cross-dataset
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench \
+        audit-duplicates cross-dataset bench-detectors
 
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
@@ -67,6 +68,9 @@ audit-duplicates: $(STAMP) ## FER2013 exact and near duplicates across its split
 
 cross-dataset: $(STAMP) ## every trained model on the other datasets whose classes overlap (inference, minutes)
 	$(FER) cross-dataset
+
+bench-detectors: $(STAMP) ## face detectors (hog, haar): detection rate, false positives and fps, on CFD, CK+48, a video
+	$(FER) bench-detectors
 
 all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/<id>/README.md and the README status table
 	$(FER) tables

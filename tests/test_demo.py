@@ -16,7 +16,7 @@ from fer_common.data.ckplus48 import CLASS_NAMES
 from fer_common.data.images import read_images, scan_class_folders
 from fer_common.demo import run_demo
 from fer_common.errors import FerError
-from fer_common.faces import FaceDetector
+from fer_common.faces import crop_face, make_face_detector
 from fer_common.train import to_model_input
 
 from .helpers import requires_dataset, shared_data_dir
@@ -234,6 +234,21 @@ def test_predict_finds_the_face_in_a_cfd_photo(models_dir, cfd_photos, capsys):
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_predict_and_demo_take_the_haar_detector(models_dir, cfd_photos, tmp_path, capsys):
+    assert main(["predict", str(cfd_photos[0]), "--detector", "haar", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["images"]
+    assert len(result["faces"]) == 1
+    arguments = ["--output", str(tmp_path / "out"), "--no-display", "--detector", "haar"]
+    assert main(["demo", str(cfd_photos[0]), *arguments]) == 0
+    assert "1 with faces" in capsys.readouterr().out
+
+
+def test_an_unknown_detector_is_refused_with_the_choices(models_dir, cfd_photos, tmp_path, capsys):
+    assert main(["predict", str(cfd_photos[0]), "--detector", "yolo"]) == 2
+    assert "Unknown face detector 'yolo'; choose one of: hog, haar" in capsys.readouterr().err
+    assert main(["demo", str(cfd_photos[0]), "--output", str(tmp_path / "out"), "--detector", "yolo"]) == 2
+
+
 def test_ship_copies_the_seed_chosen_on_validation_without_its_optimizer_state(
     monkeypatch, tmp_path, tiny_model, ckplus_faces
 ):
@@ -382,12 +397,13 @@ def test_max_frames_stops_early(models_dir, tmp_path, cfd_photos):
     assert count_video_frames(summary.annotated_video) == 4
 
 
-def test_face_detector_finds_one_face_per_cfd_photo(cfd_photos):
-    detector = FaceDetector()
+@pytest.mark.parametrize("detector_name", ["hog", "haar"])
+def test_face_detector_finds_one_face_per_cfd_photo(cfd_photos, detector_name):
+    detector = make_face_detector(detector_name)
     for photo in cfd_photos[:3]:
         frame = cv2.imread(str(photo))
         (box,) = detector.detect(frame)
-        face = detector.crop(frame, box)
+        face = crop_face(frame, box)
         assert face.shape == (box[3], box[2], 3) and face.dtype == np.uint8
-        gray_face = detector.crop(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), box)
+        gray_face = crop_face(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), box)
         assert gray_face.shape == (box[3], box[2], 1)
