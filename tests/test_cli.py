@@ -22,7 +22,8 @@ def test_missing_dataset_says_where_to_put_it_and_how_to_get_it(tmp_path, monkey
 
 def test_unknown_profile_lists_the_known_ones(capsys):
     assert main(["run", "chen", "--profile", "nope"]) == 2
-    assert "known profiles: full, ci, quick" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "unknown profile 'nope'; known profiles: full, " in error and ", ci, quick" in error
 
 
 def test_config_override_must_name_a_known_key():
