@@ -208,9 +208,7 @@ def cmd_explain(args) -> int:
         if reason is None:
             log.info("[%s] %s: its latest record is current, skipped", meta.id, profile)
             continue
-        log.info(
-            "[%s] hypothesis %d/%d: %s (%s)", meta.id, number, len(profiles), profile, reason
-        )
+        log.info("[%s] hypothesis %d/%d: %s (%s)", meta.id, number, len(profiles), profile, reason)
         record, path = run_replication(
             replication,
             profile,

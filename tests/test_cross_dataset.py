@@ -24,6 +24,8 @@ from fer_common.cross_dataset import (
     prepare_faces,
     restricted_predictions,
     score_cell,
+    score_matrix,
+    write_outputs,
 )
 from fer_common.data import load_dataset
 from fer_common.data.cfd import EXPRESSIONS as CFD_CLASSES
@@ -31,6 +33,8 @@ from fer_common.data.ckplus48 import CLASS_NAMES as CKPLUS_CLASSES
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.fer2013 import CLASS_NAMES as FER_CLASSES
 from fer_common.errors import FerError
+from fer_common.report import latest_measurements
+from fer_common.tables import render_audits
 
 from .helpers import requires_dataset
 
@@ -263,3 +267,15 @@ def test_the_command_scores_real_subsets_and_writes_record_figure_and_markdown(
     markdown = cross_dataset_markdown(record)
     assert "see the replication's record" in markdown and "chen-random_split" in markdown
     assert "neamtiu-clean_protocol" not in record["missing_models"]  # the shipped copy stands for it
+
+
+def test_the_audits_page_shows_the_latest_matrix_with_its_heat_map(tmp_path):
+    model = fixed_model("ck", "ckplus48", CKPLUS_CLASSES, [0.0, 0.5, 0.0, 0.0, 0.3, 0.2, 0.0])
+    faces = [faces_of(FER_TEST, FER_CLASSES, [3, 3, 4])]
+    record = cross_dataset.build_record([model], faces, score_matrix([model], faces), {}, "fer-replicate cross-dataset")
+    results = tmp_path / "results"
+    record_path = write_outputs(record, results)
+    page = render_audits(latest_measurements(results), results)
+    folder = record_path.parent.relative_to(results).as_posix()
+    assert f"![cross-dataset accuracy]({folder}/heatmap.png)" in page
+    assert "| ck / ckplus48 | 66.7% (" in page and "regenerate with `make cross-dataset`" in page
