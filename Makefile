@@ -75,7 +75,7 @@ cross-dataset: $(STAMP) ## every trained model on the other datasets whose class
 bench-detectors: $(STAMP) ## face detectors (hog, haar): detection rate, false positives and fps, on CFD, CK+48, a video
 	$(FER) bench-detectors
 
-all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/<id>/README.md and the README status table
+all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/audits.md, results/<id>/README.md and the README status table
 	$(FER) tables
 
 check: $(STAMP) ## fail when a full record is dirty, invalid or missing, or breaks its metadata's expectations

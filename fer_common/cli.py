@@ -527,7 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", parents=verbosity, help="list the replications").set_defaults(handler=cmd_list)
     commands.add_parser(
-        "tables", parents=verbosity, help="regenerate results/TABLE.{md,csv,tex} from the records"
+        "tables",
+        parents=verbosity,
+        help="regenerate results/TABLE.{md,csv,tex}, audits.md and the pages from the records",
     ).set_defaults(handler=cmd_tables)
     check = commands.add_parser(
         "check",
