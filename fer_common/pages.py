@@ -1,5 +1,6 @@
-"""One generated page per replication, `results/<id>/README.md`: the paper, its claims, our extra rows grouped
-by purpose, speed, assumptions and figures. Anything unusual (proxy data, a dirty tree, a stale record, a note
+"""One generated page per replication, `results/<id>/README.md`: the paper, its claims, what could explain the
+claims that do not reproduce, our extra rows grouped by purpose, speed, what the data audits say of it,
+assumptions and figures. Anything unusual (proxy data, a dirty tree, a stale record, a note
 every row of a setting repeats) is said once, not on every row.
 """
 
@@ -10,20 +11,27 @@ from pathlib import Path
 
 from .report import (
     TIMING_GROUP,
+    ClaimExplanations,
     PaperResult,
     ResultRow,
     band_text,
     claim_text,
+    explain_command,
+    explanation_heading,
+    explanation_ours_text,
+    heading_anchor,
+    inside_band_text,
     number_text,
     one_paragraph,
     ours_text,
     paper_label,
     stale_text,
     summary_text,
-    verdict_text,
+    verdict_link,
 )
 
 PAGE_NAME = "README.md"
+AUDITS_PAGE = "audits.md"  # beside TABLE.md: the data audits and measurements beyond the replications
 _NOTE_SEPARATOR = "; "
 
 
@@ -145,11 +153,54 @@ def _claims(paper: PaperResult) -> list[str]:
             ours_text(row),
             row.n_test or "—",
             band_text(row),
-            verdict_text(row),
+            verdict_link(paper, row),
         ]
         for row in paper.claims
     ]
     return ["## Paper claims", "", *md_table(header, rows), ""]
+
+
+def _explanations(paper: PaperResult) -> list[str]:
+    return [line for explained in paper.explained for line in _explanation_section(paper, explained)]
+
+
+def _explanation_section(paper: PaperResult, explained: ClaimExplanations) -> list[str]:
+    """One claim's hypotheses: what each profile gives, read against the claim's band."""
+    claim, replication_id = explained.claim, paper.meta.id
+    commands = sorted({explain_command(replication_id, entry.hypothesis.profile) for entry in explained.explanations})
+    intro = (
+        f"The paper reports {number_text(claim.reported, claim.kind)}; ours is {ours_text(claim)}, outside the band "
+        f"{band_text(claim)}. Each row runs the replication another way the paper's text allows (a profile of "
+        f"`replications/{replication_id}/metadata.yaml`) and reads its latest record against that band; "
+        f"{' and '.join(f'`{command}`' for command in commands)} {'make' if len(commands) > 1 else 'makes'} them."
+    )
+    header = ["hypothesis", "profile", "ours: mean ± sd [95% CI]", "the claim's band", "inside the band?", "record"]
+    rows = []
+    for entry in explained.explanations:
+        reads = f" (reads `{entry.measure}`)" if entry.measure != claim.metric else ""
+        record = f"[{entry.record_name}]({entry.record_name})" if entry.record_name else "—"
+        if entry.stale:
+            record += f" *stale: {', '.join(entry.stale)}*"
+        rows.append(
+            [
+                one_paragraph(entry.hypothesis.hypothesis) + reads,
+                f"`{entry.hypothesis.profile}`",
+                explanation_ours_text(replication_id, entry),
+                band_text(claim),
+                inside_band_text(claim, entry),
+                record,
+            ]
+        )
+    return [explanation_heading(claim), "", intro, "", *md_table(header, rows), ""]
+
+
+def _audits(paper: PaperResult) -> list[str]:
+    """What the latest data audit says of this replication, pointing to its numbers."""
+    if not paper.audit_lines:
+        return []
+    said = " ".join(line.removeprefix("- ") for line in paper.audit_lines)
+    link = f"../{AUDITS_PAGE}#{heading_anchor(paper.audit_title)}"
+    return ["## Data audits", "", f"**{paper.audit_title}** ([the audit]({link})): {said}", ""]
 
 
 def _rows_table(paper: PaperResult, rows: list[ResultRow], shared: dict[str, list[str]]) -> list[str]:
@@ -223,8 +274,10 @@ def render_page(paper: PaperResult) -> str:
         _heading(paper),
         _unusual(paper, shared),
         _claims(paper),
+        _explanations(paper),
         _beyond_paper(paper, shared),
         _speed(paper, shared),
+        _audits(paper),
         _protocol(paper),
         _assumptions(paper),
         _figures(paper),

@@ -1,18 +1,23 @@
 """What the generated report shows: each replication's latest `full` record read against its metadata.
 
 `collect_papers` joins a record's rows with the metadata entries they came from (claim, where, which way is
-better, group), and the `*_text` functions put a row into words. `tables` (the headline table, CSV, TeX and
-the README status) and `pages` (one page per replication) render them; neither reads a record itself.
+better, group), reads what the metadata's hypotheses give for each claim that does not reproduce, and the
+`*_text` functions put a row into words. `latest_measurements` reads the newest audit, cross-dataset matrix
+and detector benchmark. `tables` (the headline table, CSV, TeX, the audits page and the README status) and
+`pages` (one page per replication) render them; neither reads a record itself.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import paths
 from .bands import ABOVE, BELOW, NOT_RUN, PROXY, REPRODUCED
-from .metadata import ReplicationMetadata, list_replications, load_metadata
+from .metadata import FULL_PROFILE, Hypothesis, ReplicationMetadata, list_replications, load_metadata
 from .provenance import stale_reasons
 from .records import latest_record
 
@@ -55,13 +60,42 @@ class ResultRow:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """A hypothesis of the metadata and what its profile's latest record gives for it."""
+
+    hypothesis: Hypothesis
+    record_name: str  # "" when the profile has no record yet
+    row: ResultRow | None  # the measure in the claim's setting; None: no record, or no such row in it
+    stale: list[str]
+
+    @property
+    def measure(self) -> str:
+        return self.hypothesis.measure or self.hypothesis.metric
+
+
+@dataclass(frozen=True)
+class ClaimExplanations:
+    """A paper claim that does not reproduce, with the hypotheses that might explain it."""
+
+    claim: ResultRow
+    explanations: list[Explanation]
+
+
+@dataclass(frozen=True)
 class PaperResult:
-    """A replication's metadata, its latest full record (None: not run yet) and the rows to show."""
+    """A replication's metadata, its latest full record (None: not run yet) and the rows to show.
+
+    explained: the claims that do not reproduce and have hypotheses; audit_lines: what the latest data audit
+    says of this replication (markdown list items), under the audit's section `audit_title`.
+    """
 
     meta: ReplicationMetadata
     record: dict | None
     rows: list[ResultRow]
     stale: list[str]
+    explained: list[ClaimExplanations] = field(default_factory=list)
+    audit_lines: list[str] = field(default_factory=list)
+    audit_title: str = ""
 
     @property
     def claims(self) -> list[ResultRow]:
@@ -147,12 +181,155 @@ def paper_result(meta: ReplicationMetadata, record: dict | None) -> PaperResult:
 
 
 def collect_papers(results_dir: Path | None = None, root: Path | None = None) -> list[PaperResult]:
-    """Every replication (sorted by id) with its latest full record."""
+    """Every replication (sorted by id) with its latest full record, what its hypotheses give and what the
+    latest duplicate audit says of it."""
+    audit = latest_measurements(results_dir).duplicate_audit
+    audit_text = _audit_markdown(audit) if audit else ""
     papers = []
     for replication_id in list_replications(root):
         meta = load_metadata(replication_id, root)
-        papers.append(paper_result(meta, latest_record(replication_id, "full", results_dir)))
+        paper = paper_result(meta, latest_record(replication_id, FULL_PROFILE, results_dir))
+        lines = _lines_about(audit_text, replication_id)
+        papers.append(
+            PaperResult(
+                paper.meta,
+                paper.record,
+                paper.rows,
+                paper.stale,
+                explained=explain_claims(paper, results_dir),
+                audit_lines=lines,
+                audit_title=audit_text.splitlines()[0].lstrip("#").strip() if lines else "",
+            )
+        )
     return papers
+
+
+# --- hypotheses -------------------------------------------------------------------------------------------
+
+
+def explain_claims(paper: PaperResult, results_dir: Path | None = None) -> list[ClaimExplanations]:
+    """For each claim that does not reproduce (the first row of its metric and setting), its hypotheses with
+    what their profiles' latest records give."""
+    explained, seen = [], set()
+    for claim in paper.claims:
+        key = (claim.metric, claim.setting)
+        if key in seen:
+            continue
+        seen.add(key)
+        hypotheses = [entry for entry in paper.meta.hypotheses if (entry.metric, entry.setting) == key]
+        if hypotheses and claim.verdict in (BELOW, ABOVE):
+            explanations = [_explanation(paper.meta, entry, results_dir) for entry in hypotheses]
+            explained.append(ClaimExplanations(claim, explanations))
+    return explained
+
+
+def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, results_dir: Path | None) -> Explanation:
+    record = latest_record(meta.id, hypothesis.profile, results_dir)
+    if record is None:
+        return Explanation(hypothesis, "", None, [])
+    measure = hypothesis.measure or hypothesis.metric
+    entry = next(
+        (row for row in record["rows"] if (row["metric"], row["setting"]) == (measure, hypothesis.setting)), None
+    )
+    row = _row(entry, group=None, better=None) if entry else None
+    return Explanation(hypothesis, Path(record["_path"]).name, row, stale_reasons(meta, record))
+
+
+def explain_command(replication_id: str, profile: str) -> str:
+    """The command that makes a hypothesis profile's record."""
+    return f"make replicate-{replication_id}" if profile == FULL_PROFILE else f"make explain-{replication_id}"
+
+
+def explanation_ours_text(replication_id: str, explanation: Explanation) -> str:
+    """Ours for a hypothesis, or why there is nothing to show."""
+    if not explanation.record_name:
+        return f"not run yet: `{explain_command(replication_id, explanation.hypothesis.profile)}`"
+    if explanation.row is None:
+        return f"no `{explanation.measure}` row in the record"
+    if explanation.row.mean is None:
+        return "not run: data missing here"
+    return ours_text(explanation.row)
+
+
+def inside_band_text(claim: ResultRow, explanation: Explanation) -> str:
+    """`yes`, `no (below)` or `no (above)`: where the hypothesis's mean falls against the claim's band."""
+    row = explanation.row
+    if row is None or row.mean is None or claim.band is None:
+        return DASH
+    if claim.band["low"] <= row.mean <= claim.band["high"]:
+        return "yes"
+    return f"no ({'above' if row.mean > claim.band['high'] else 'below'})"
+
+
+def explanation_anchor(claim: ResultRow) -> str:
+    """The anchor of a claim's "What could explain" section on its replication's page."""
+    return heading_anchor(explanation_heading(claim))
+
+
+def verdict_link(paper: PaperResult, row: ResultRow, page: str = "") -> str:
+    """The verdict in words, linked to the claim's "What could explain" section (on `page`) when it has one."""
+    text = verdict_text(row)
+    if any(explained.claim is row for explained in paper.explained):
+        return f"[{text}]({page}#{explanation_anchor(row)})"
+    return text
+
+
+def explanation_heading(claim: ResultRow) -> str:
+    return f"## What could explain {claim_text(claim)}"
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = heading.lstrip("#").strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+# --- audits and measurements ------------------------------------------------------------------------------
+
+# Where the commands that measure beyond the replications write (see records.NOT_RECORD_FOLDERS).
+DUPLICATE_AUDITS = "audits/fer2013-duplicates/*.json"
+CROSS_DATASET_RECORDS = "cross-dataset/*/cross-dataset.json"
+DETECTOR_BENCHES = "bench/detectors-*.json"
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """The newest record of each measurement beyond the replications (None: not made yet); each carries an
+    extra `_path` key, as loaded replication records do."""
+
+    duplicate_audit: dict | None
+    cross_dataset: dict | None
+    detector_bench: dict | None
+
+
+def latest_measurements(results_dir: Path | None = None) -> Measurements:
+    base = Path(results_dir or paths.results_dir())
+    return Measurements(
+        _latest_json(base, DUPLICATE_AUDITS),
+        _latest_json(base, CROSS_DATASET_RECORDS),
+        _latest_json(base, DETECTOR_BENCHES),
+    )
+
+
+def _latest_json(base: Path, pattern: str) -> dict | None:
+    """The newest JSON file matching `pattern` under `base`, by its provenance's creation time."""
+    found = []
+    for path in base.glob(pattern):
+        content = json.loads(path.read_text(encoding="utf-8"))
+        found.append(({**content, "_path": str(path)}, content["provenance"]["created_utc"], path.name))
+    return max(found, key=lambda entry: entry[1:])[0] if found else None
+
+
+def _audit_markdown(record: dict) -> str:
+    # Imported here: the audit module needs numpy and the fairness statistics, which the rest of the report does not.
+    from .audit_duplicates import audit_markdown
+
+    return audit_markdown(record)
+
+
+def _lines_about(markdown: str, replication_id: str) -> list[str]:
+    """The list items of a report section that begin with the replication's id (`- `neamtiu`: ...`)."""
+    return [line for line in markdown.splitlines() if line.startswith(f"- `{replication_id}`")]
 
 
 # --- words ------------------------------------------------------------------------------------------

@@ -4,9 +4,11 @@ import logging
 
 import pytest
 
-from fer_common.cli import build_parser, main
+from fer_common import provenance, records, runner
+from fer_common.cli import build_parser, hypothesis_profiles, main
 from fer_common.errors import MetadataError
 from fer_common.logs import SUITE_LOGGERS
+from fer_common.metadata import load_metadata
 from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
 
@@ -124,3 +126,43 @@ def test_other_libraries_show_only_warnings_with_their_name(suite_logging, capsy
     logging.getLogger("some_library").info("chatter")
     logging.getLogger("some_library").warning("something to know")
     assert capsys.readouterr().err == "some_library: warning: something to know\n"
+
+
+def test_explain_runs_each_hypothesis_profile_once_with_the_run_options(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path))
+    calls = []
+
+    def stub_run(replication, profile, **options):
+        calls.append((replication.id, profile, options["seeds"], options["options"].precision, options["executor"]))
+        return {"profile": profile, "data": "real", "rows": []}, tmp_path / f"{profile}.json"
+
+    monkeypatch.setattr(runner, "run_replication", stub_run)
+    arguments = ["explain", "chen", "--seeds", "0", "--precision", "mixed_bfloat16", "--executor", "process"]
+    assert main([*arguments, "--workers", "2"]) == 0
+    profiles = hypothesis_profiles(load_metadata(REPLICATIONS.get("chen").metadata_file))
+    assert [profile for _, profile, *_ in calls] == profiles and "full" not in profiles and len(profiles) == 6
+    _, _, seeds, precision, executor = calls[0]
+    assert seeds == [0] and precision == "mixed_bfloat16" and (executor.kind, executor.workers) == ("process", 2)
+    assert f"record written: {tmp_path / 'explain_last_epoch.json'}" in capsys.readouterr().out
+
+
+def test_explain_skips_a_profile_whose_latest_record_is_current_unless_forced(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path))
+    current = {"provenance": {"git_dirty": False}}
+    monkeypatch.setattr(
+        records, "latest_record", lambda _, profile: current if profile == "explain_patience_3" else None
+    )
+    monkeypatch.setattr(provenance, "stale_reasons", lambda meta, record: [])
+    ran = []
+    monkeypatch.setattr(runner, "run_replication", lambda _, profile, **__: (ran.append(profile) or {}, None))
+    monkeypatch.setattr(runner, "format_rows", lambda meta, record: "")
+    assert main(["explain", "chen"]) == 0
+    assert "explain_patience_3" not in ran and len(ran) == 5
+    ran.clear()
+    assert main(["explain", "chen", "--force"]) == 0
+    assert "explain_patience_3" in ran and len(ran) == 6
+
+
+def test_explain_needs_a_replication_with_hypotheses(capsys):
+    assert main(["explain", "hong"]) != 0
+    assert "no hypotheses" in capsys.readouterr().err

@@ -10,24 +10,31 @@ from fer_common import bundles, cross_dataset
 from fer_common.bundles import Preprocessing, load_bundle, save_bundle
 from fer_common.cli import main
 from fer_common.cross_dataset import (
+    EMOTION_OF_CLASS,
     TEST_SETS,
     EvaluationSet,
     Faces,
     Model,
     bundle_model,
+    class_groups,
     class_mapping,
     cross_dataset_markdown,
+    expected_bundles,
     missing_bundles,
     prepare_faces,
     restricted_predictions,
     score_cell,
+    score_matrix,
+    write_outputs,
 )
 from fer_common.data import load_dataset
+from fer_common.data.cfd import EXPRESSIONS as CFD_CLASSES
 from fer_common.data.ckplus48 import CLASS_NAMES as CKPLUS_CLASSES
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.fer2013 import CLASS_NAMES as FER_CLASSES
 from fer_common.errors import FerError
-from fer_common.faces import FaceDetector
+from fer_common.report import latest_measurements
+from fer_common.tables import render_audits
 
 from .helpers import requires_dataset
 
@@ -69,8 +76,20 @@ def test_cfd_expressions_map_to_fer2013_emotions():
     }
 
 
+def test_the_class_table_lists_each_datasets_classes_in_its_label_order():
+    # A reference model predicts its training set's classes in this order.
+    assert list(EMOTION_OF_CLASS["fer2013"]) == list(FER_CLASSES)
+    assert list(EMOTION_OF_CLASS["ckplus48"]) == list(CKPLUS_CLASSES)
+    assert list(EMOTION_OF_CLASS["cfd"]) == list(CFD_CLASSES)
+
+
+def test_a_regrouping_replication_states_its_grouping_and_the_others_have_none():
+    assert class_groups("hong") == {"negative": ["A", "F"], "neutral": ["N"], "positive": ["HC", "HO"]}
+    assert class_groups("chen") is None
+
+
 def test_a_hong_model_gets_angry_and_fear_as_negative_and_nothing_for_classes_it_never_saw():
-    mapping = class_mapping("fer2013", "cfd", HONG_CLASSES)
+    mapping = class_mapping("fer2013", "cfd", HONG_CLASSES, class_groups("hong"))
     assert mapping["angry"] == mapping["fear"] == "negative"
     assert mapping["happy"] == "positive" and mapping["neutral"] == "neutral"
     assert mapping["sad"] is None and mapping["surprise"] is None and mapping["disgust"] is None
@@ -127,8 +146,6 @@ class StubDetector:
 
     def detect(self, frame):
         return [(16, 16, 32, 32)] if frame[0, 0, 0] > 127 else []
-
-    crop = staticmethod(FaceDetector.crop)
 
 
 def synthetic_cfd(with_face: list[bool]) -> FaceDataset:
@@ -196,10 +213,20 @@ def test_a_bundles_training_set_comes_from_its_replications_metadata(only_tiny_b
     assert cell.n == 3 and cell.left_out == {"neutral": 1} and 0 <= cell.correct <= 3
 
 
-def test_a_shipped_copy_counts_as_its_expected_bundle(only_tiny_bundles):
-    shipped = bundle_model(load_bundle("neamtiu"), "neamtiu")
+def test_each_replication_with_data_is_expected_to_publish_its_first_claims_bundle():
+    assert expected_bundles() == {
+        "hong-grayscale": "make replicate-hong",
+        "chen-random_split": "make replicate-chen",
+        "boyce-final": "make replicate-boyce",
+        "neamtiu-source_protocol": "make replicate-neamtiu",
+    }  # cmu's AffectNet is missing here: no bundle to expect
+
+
+def test_a_shipped_copy_counts_as_the_bundle_it_was_copied_from():
+    shipped = fixed_model("neamtiu", "fer2013", FER_CLASSES, np.full(7, 1 / 7))
+    shipped.description = {"source": {"shipped_from": "neamtiu-source_protocol-seed1"}}
     missing = missing_bundles(["neamtiu", "chen-tiny"], [shipped])
-    assert "neamtiu-clean_protocol" not in missing and missing["chen-random_split"] == "make replicate-chen"
+    assert "neamtiu-source_protocol" not in missing and missing["chen-random_split"] == "make replicate-chen"
 
 
 @requires_dataset("ckplus48")
@@ -240,3 +267,15 @@ def test_the_command_scores_real_subsets_and_writes_record_figure_and_markdown(
     markdown = cross_dataset_markdown(record)
     assert "see the replication's record" in markdown and "chen-random_split" in markdown
     assert "neamtiu-clean_protocol" not in record["missing_models"]  # the shipped copy stands for it
+
+
+def test_the_audits_page_shows_the_latest_matrix_with_its_heat_map(tmp_path):
+    model = fixed_model("ck", "ckplus48", CKPLUS_CLASSES, [0.0, 0.5, 0.0, 0.0, 0.3, 0.2, 0.0])
+    faces = [faces_of(FER_TEST, FER_CLASSES, [3, 3, 4])]
+    record = cross_dataset.build_record([model], faces, score_matrix([model], faces), {}, "fer-replicate cross-dataset")
+    results = tmp_path / "results"
+    record_path = write_outputs(record, results)
+    page = render_audits(latest_measurements(results), results)
+    folder = record_path.parent.relative_to(results).as_posix()
+    assert f"![cross-dataset accuracy]({folder}/heatmap.png)" in page
+    assert "| ck / ckplus48 | 66.7% (" in page and "regenerate with `make cross-dataset`" in page

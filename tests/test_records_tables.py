@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fer_common import atomic, paths
+from fer_common import atomic, audit_duplicates, paths
 from fer_common.bands import ABOVE, BEYOND_PAPER, NOT_RUN, REPRODUCED
 from fer_common.checks import check_generated_files, check_records, check_value_in_regression_band
 from fer_common.contract import SeedOutcome
@@ -120,7 +120,9 @@ def _settings() -> dict:
 def _record(profile: str = "full") -> dict:
     meta = load_metadata("toy")
     config, seeds = meta.resolve(profile)
-    provenance = collect_provenance(meta, config, seeds, "sha256:toy", 1.5, command="make replicate-toy")
+    provenance = collect_provenance(
+        meta, config, seeds, "sha256:toy", 1.5, command="make replicate-toy", profile=profile
+    )
     return build_record(meta, profile, "real", _settings(), None, provenance)
 
 
@@ -532,6 +534,7 @@ def test_write_tables_returns_paths(root, results):
         "TABLE.tex",
         "absent/README.md",
         "toy/README.md",
+        "audits.md",
     ]
     assert "no record yet" in paths[0].read_text()
 
@@ -693,3 +696,75 @@ def test_check_fails_when_a_generated_file_is_edited(root, results):
     assert any(p.startswith(f"{results / 'TABLE.csv'}: missing") for p in problems), problems
     write_tables(results)
     assert check_records(results).ok
+
+
+# --- what could explain a claim, and the audits page ------------------------------------------------------
+
+
+def _with_hypotheses(root) -> None:
+    """Toy's accuracy reported as 40% (ours 85%: not reproduced) with two hypotheses: `quick`, and a profile
+    that has no record."""
+    data = yaml.safe_load((root / "toy" / "metadata.yaml").read_text())
+    data["reported"][0]["value"] = 0.40
+    data["profiles"]["explain_longer"] = {"config": {"epochs": 40}}
+    data["hypotheses"] = [
+        {"metric": "accuracy", "setting": "random_split", "profile": "quick", "hypothesis": "fewer epochs"},
+        {"metric": "accuracy", "setting": "random_split", "profile": "explain_longer", "hypothesis": "more epochs"},
+    ]
+    _edit_metadata(root, **data)
+
+
+def test_a_claim_that_does_not_reproduce_gets_its_hypotheses_read_against_its_band(root, results):
+    _with_hypotheses(root)
+    write_record(_record(), results)
+    write_record(_record("quick"), results)
+    write_tables(results)
+    (toy,) = [paper for paper in collect_papers(results) if paper.meta.id == "toy"]
+    [explained] = toy.explained
+    assert explained.claim.metric == "accuracy" and explained.claim.verdict == ABOVE
+    quick, longer = explained.explanations
+    assert quick.record_name.startswith("quick-") and quick.row.mean == pytest.approx(0.85) and quick.stale == []
+    assert longer.record_name == "" and longer.row is None
+
+    page = (results / "toy" / "README.md").read_text()
+    section = page[page.index("## What could explain accuracy (random split)") :]
+    assert f"| fewer epochs | `quick` | {ours_text(quick.row)} | {band_text(explained.claim)} | no (above) |" in section
+    assert "| more epochs | `explain_longer` | not run yet: `make explain-toy` |" in section
+    link = "](toy/README.md#what-could-explain-accuracy-random-split) |"
+    table = (results / "TABLE.md").read_text()
+    assert f"| [not reproduced: ours 45.0 points higher{link}" in table
+    assert table.count("#what-could-explain") == 1  # reproduced claims link nowhere
+    assert "[not reproduced: ours 45.0 points higher](#what-could-explain-accuracy-random-split)" in page
+
+
+def test_the_audits_page_says_how_to_make_what_is_missing(root, results):
+    write_tables(results)
+    audits = (results / "audits.md").read_text()
+    for command in ("make audit-duplicates", "make cross-dataset", "make bench-detectors"):
+        assert f"Not made yet: `{command}`." in audits
+    assert "(audits.md)" in (results / "TABLE.md").read_text()
+
+
+def test_the_latest_duplicate_audit_lands_on_the_audits_page_and_its_line_on_the_replications_page(
+    root, results, monkeypatch
+):
+    folder = results / "audits" / "fer2013-duplicates"
+    folder.mkdir(parents=True)
+    for stamp, count in (("2024-01-01T00:00:00Z", 9), ("2025-01-01T00:00:00Z", 3)):
+        record = {"count": count, "provenance": {"created_utc": stamp, "git_commit": "abcdef0123"}}
+        (folder / f"audit-{stamp[:4]}.json").write_text(json.dumps(record))
+
+    def audit_markdown(record):
+        return f"## Duplicates found\n\n- `toy`: {record['count']} of its test images have a copy.\n- `other`: none.\n"
+
+    monkeypatch.setattr(audit_duplicates, "audit_markdown", audit_markdown)
+    write_tables(results)
+    audits = (results / "audits.md").read_text()
+    assert "- `toy`: 3 of its test images" in audits and "9 of its" not in audits
+    assert "[`audits/fer2013-duplicates/audit-2025.json`](audits/fer2013-duplicates/audit-2025.json)" in audits
+    page = (results / "toy" / "README.md").read_text()
+    assert (
+        "**Duplicates found** ([the audit](../audits.md#duplicates-found)): `toy`: 3 of its test images have a copy."
+        in page
+    )
+    assert "`other`" not in page and "## Data audits" not in (results / "absent" / "README.md").read_text()
