@@ -10,13 +10,13 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
-        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu bench \
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu replicate-fer2013_cnn bench \
         audit-duplicates cross-dataset bench-detectors
 
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
 	@echo
-	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9%_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-22s %s\n", $$1, $$2}'
 	@echo
 	@echo "Data is read from FER_DATA_DIR (now: $(FER_DATA_DIR))."
 
@@ -59,6 +59,9 @@ replicate-neamtiu: $(STAMP) ## Neamtiu: FER2013 7 classes, Keras CNN
 
 explain-%: $(STAMP) ## run the hypotheses of a claim that does not reproduce, e.g. explain-chen (then all-tables)
 	$(FER) explain $* $(RUN_ARGS)
+
+replicate-fer2013_cnn: $(STAMP) ## our own FER2013 CNN recipe (not a replication): 3 seeds, resumable (hours on a CPU)
+	$(FER) run fer2013_cnn $(RUN_ARGS)
 
 ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) into the package for predict/demo
 	$(FER) ship neamtiu-clean_protocol --as neamtiu

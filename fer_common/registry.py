@@ -42,6 +42,12 @@ def _neamtiu() -> Replication:
     return Neamtiu()
 
 
+def _fer2013_cnn() -> Replication:
+    from recipes.fer2013_cnn.recipe import Fer2013Cnn  # our own model recipe, not a paper
+
+    return Fer2013Cnn()
+
+
 class Registry:
     """Replication ids -> factories. `with_replication` returns a new registry (a test's extra paper)."""
 
@@ -63,4 +69,6 @@ class Registry:
         return Registry({**self._factories, replication.id: lambda: replication})
 
 
-REPLICATIONS = Registry({"hong": _hong, "cmu": _cmu, "chen": _chen, "boyce": _boyce, "neamtiu": _neamtiu})
+REPLICATIONS = Registry(
+    {"hong": _hong, "cmu": _cmu, "chen": _chen, "boyce": _boyce, "neamtiu": _neamtiu, "fer2013_cnn": _fer2013_cnn}
+)

