@@ -10,7 +10,7 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
-        replicate-hong replicate-cmu replicate-cmu_proxy replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu replicate-fer2013_cnn bench \
+        replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu replicate-fer2013_cnn bench \
         audit-duplicates cross-dataset bench-detectors
 
 help: ## list the targets
@@ -48,9 +48,6 @@ replicate-hong: $(STAMP) ## Hong: CFD proxy, 3 classes, with a bias audit
 
 replicate-cmu: $(STAMP) ## Dikshit et al.: AffectNet-8 baseline CNN vs ResNet18
 	$(FER) run cmu $(RUN_ARGS)
-
-replicate-cmu_proxy: $(STAMP) ## Dikshit et al.'s ResNet18-vs-baseline claim on FER2013 (proxy; ~14 h on 2 busy cores)
-	$(FER) run cmu_proxy $(RUN_ARGS)
 
 replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, 6 models (WEIGHTS=none|<folder>: ImageNet weights)
 	@# WEIGHTS=none trains the transfer models' heads on randomly initialised backbones (rows say so);
