@@ -19,11 +19,11 @@ from replications.boyce import diagnostics, imagenet, models
 from replications.boyce.data import BoyceData, Images, draw_test_files
 from replications.boyce.replication import (
     Boyce,
+    accuracy_on,
     build_extractor,
     compile_model,
     predict_split,
     seed_chosen_on_test,
-    test_accuracy,
     train_end_to_end,
     train_frozen_transfer,
     transfer_preprocessing,
@@ -239,7 +239,7 @@ def test_the_128_test_images_are_scored_after_every_epoch_and_the_selected_epoch
     assert len(training.test_accuracy_by_epoch) == training.fitted.epochs_run
     assert not any("test" in key for key in training.fitted.history)  # the history is a plain run's
     selected = training.test_accuracy_by_epoch[training.fitted.best_epoch - 1]
-    assert selected == test_accuracy(model, preprocessing.apply(data.test.images), data.test.labels)
+    assert selected == accuracy_on(model, preprocessing.apply(data.test.images), data.test.labels)
 
 
 def test_a_perfect_classifier_scores_1_on_every_draw_and_draws_repeat_with_their_seed():

@@ -74,7 +74,7 @@ def epoch_limit(setting: str, config: dict) -> int:
     return int(config["max_epochs"]) if cap is None else min(int(cap), int(config["max_epochs"]))
 
 
-def test_accuracy(model, inputs: np.ndarray, labels: np.ndarray) -> float:
+def accuracy_on(model, inputs: np.ndarray, labels: np.ndarray) -> float:
     return float((predict_probabilities(model, inputs, PREDICT_BATCH_SIZE).argmax(axis=1) == labels).mean())
 
 
@@ -92,7 +92,7 @@ def fit_with_plateau(
         patience=config["reduce_lr"]["patience"],
         min_lr=config["reduce_lr"]["min_learning_rate"],
     )
-    scoring, test_accuracy_by_epoch = diagnostics.accuracy_by_epoch_callback(model, *test, test_accuracy)
+    scoring, test_accuracy_by_epoch = diagnostics.accuracy_by_epoch_callback(model, *test, accuracy_on)
     started = time.perf_counter()
     fitted = fit(
         model,
