@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from fer_common.bundles import Preprocessing
 from fer_common.cli import main
 from fer_common.data import load_dataset
 from fer_common.errors import WeightsError
@@ -14,11 +15,16 @@ from fer_common.metadata import load_metadata
 from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
 from fer_common.train import RuntimeOptions
-from replications.boyce import imagenet, models
+from replications.boyce import diagnostics, imagenet, models
 from replications.boyce.data import BoyceData, Images, draw_test_files
 from replications.boyce.replication import (
+    Boyce,
+    accuracy_on,
     build_extractor,
+    compile_model,
     predict_split,
+    seed_chosen_on_test,
+    train_end_to_end,
     train_frozen_transfer,
     transfer_preprocessing,
 )
@@ -118,23 +124,38 @@ def test_a_weights_file_that_does_not_fit_its_model_is_named(empty_keras_cache):
         imagenet.resolve_weights(str(empty_keras_cache / "not_weights.h5"))
 
 
+SMALL_FIT_CONFIG = {
+    "learning_rate": 0.001,
+    "batch_size": 8,
+    "early_stopping_patience": 1,
+    "reduce_lr": {"factor": 0.2, "patience": 1, "min_learning_rate": 0.00001},
+    "augmentation": {},
+}
+
+
+def random_boyce_data(faces) -> BoyceData:
+    return BoyceData(
+        faces(16),
+        faces(8),
+        faces(8),
+        faces(8),
+        test_source="random",
+        test_has_training_duplicate=np.zeros(8, dtype=bool),
+        weights={},
+    )
+
+
 def test_frozen_transfer_model_predicts_what_its_head_gave_on_the_features_and_reloads(tmp_path):
     rng = np.random.default_rng(0)
 
     def faces(count: int) -> Images:
         return Images(rng.integers(0, 256, (count, 48, 48, 1), dtype=np.uint8), np.arange(count) % 4)
 
-    data = BoyceData(faces(16), faces(8), faces(8), faces(8), test_source="random", weights={})
-    config = {
-        "learning_rate": 0.001,
-        "batch_size": 8,
-        "early_stopping_patience": 1,
-        "reduce_lr": {"factor": 0.2, "patience": 1, "min_learning_rate": 0.00001},
-    }
-    model, fitted, _, probabilities, _ = train_frozen_transfer(
-        "vgg16", data, seed=0, epochs=1, config=config, runtime=RuntimeOptions()
+    data = random_boyce_data(faces)
+    model, training, probabilities, _ = train_frozen_transfer(
+        "vgg16", data, seed=0, epochs=1, config=SMALL_FIT_CONFIG, runtime=RuntimeOptions()
     )
-    assert fitted.epochs_run == 1
+    assert training.fitted.epochs_run == 1
     whole = predict_split(model, data.test, transfer_preprocessing("vgg16"))
     np.testing.assert_allclose(whole, probabilities["test"], atol=1e-5)
     # predict and demo load the saved model without importing this replication: plain layers only.
@@ -176,6 +197,15 @@ def test_quick_profile_runs_every_model_and_labels_random_initialisation():
         assert from_random == (name in TRANSFER_MODELS)
     [final] = [row for row in record["rows"] if row["setting"] == "final" and row["metric"] == "accuracy"]
     assert final["reported"] == 0.93 and final["band"] is not None
+    # The hypotheses' measures (metadata `hypotheses:`) come with every run.
+    seed = record["settings"]["final"]["seeds"]["0"]
+    hypothesis_metrics = {"accuracy_best_epoch_on_test", "draw128_mean", "draw128_p99", "draw128_max"}
+    assert hypothesis_metrics | {"draw128_share_at_least_band_low"} <= set(seed["metrics"])
+    by_epoch = seed["details"]["test_accuracy_by_epoch"]
+    assert by_epoch[seed["details"]["best_epoch"] - 1] == pytest.approx(seed["metrics"]["accuracy"])
+    assert seed["metrics"]["accuracy_best_epoch_on_test"] == max(by_epoch)
+    assert seed["details"]["seed_chosen_on_test"]["seed"] == 0
+    assert seed["details"]["test_draws"]["per_class"] == 25  # the quick profile's PrivateTest: 25 per class
 
 
 @pytest.mark.slow
@@ -190,3 +220,102 @@ def test_boyce_ci_profile_seed_0_lands_in_the_bands_of_its_three_seeds():
     record, _ = run_replication(REPLICATIONS.get("boyce"), "ci", seeds=[0], write=False, make_plots=False)
     problems = check_regression_run(load_metadata("boyce"), "ci", record)
     assert not problems, "\n".join(problems)
+
+
+# --- the hypotheses for the capstone's ~93% ---------------------------------------------------------------
+
+
+def test_the_128_test_images_are_scored_after_every_epoch_and_the_selected_epochs_score_is_the_models():
+    rng = np.random.default_rng(0)
+
+    def faces(count: int) -> Images:
+        return Images(rng.integers(0, 256, (count, 48, 48, 1), dtype=np.uint8), np.arange(count) % 4)
+
+    data = random_boyce_data(faces)
+    model = models.build_custom_model("model1", 4)
+    compile_model(model, 0.001)
+    preprocessing = Preprocessing(size=models.CUSTOM_INPUT_SIZE, channels=3, scale="unit")
+    training = train_end_to_end(model, data, preprocessing, 0, 3, SMALL_FIT_CONFIG, RuntimeOptions())
+    assert len(training.test_accuracy_by_epoch) == training.fitted.epochs_run
+    assert not any("test" in key for key in training.fitted.history)  # the history is a plain run's
+    selected = training.test_accuracy_by_epoch[training.fitted.best_epoch - 1]
+    assert selected == accuracy_on(model, preprocessing.apply(data.test.images), data.test.labels)
+
+
+def test_a_perfect_classifier_scores_1_on_every_draw_and_draws_repeat_with_their_seed():
+    labels = np.repeat(np.arange(4), 50)
+    perfect = diagnostics.draw_accuracies(labels, np.ones(200, bool), per_class=32, count=100, seed=0)
+    assert diagnostics.draw_metrics(perfect, threshold=0.9) == {
+        "draw128_mean": 1.0,
+        "draw128_p99": 1.0,
+        "draw128_max": 1.0,
+        "draw128_share_at_least_band_low": 1.0,
+    }
+    correct = np.random.default_rng(1).random(200) < 0.7
+    first = diagnostics.draw_accuracies(labels, correct, per_class=32, count=100, seed=0)
+    np.testing.assert_array_equal(first, diagnostics.draw_accuracies(labels, correct, 32, 100, seed=0))
+    assert not np.array_equal(first, diagnostics.draw_accuracies(labels, correct, 32, 100, seed=1))
+    assert np.all(np.isin(first * 128, np.arange(129)))  # each draw scores 128 images
+    with pytest.raises(ValueError, match="smallest class"):
+        diagnostics.draw_accuracies(labels, correct, per_class=51, count=1, seed=0)
+
+
+def test_the_draws_threshold_is_the_low_end_of_the_papers_sampling_band():
+    from fer_common.bands import paper_band
+
+    low = diagnostics.paper_band_low(Boyce.metadata_file, "accuracy", "final")
+    assert low == paper_band(0.93, 128, None).low
+    assert 0.88 < low < 0.89
+
+
+def test_near_duplicates_are_the_audits_phash_within_the_threshold():
+    from fer_common.audit_duplicates import perceptual_hashes
+
+    images = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 1), dtype=np.uint8)
+    hashes = diagnostics.perceptual_hashes(images)
+    np.testing.assert_array_equal(hashes, perceptual_hashes(images))
+    one_bit_off = hashes[:2] ^ np.uint64(1)
+    assert diagnostics.near_duplicate_mask(one_bit_off, hashes[2:], threshold=6).tolist() == [False, False]
+    assert diagnostics.near_duplicate_mask(one_bit_off, hashes, threshold=1).tolist() == [True, True]
+    assert diagnostics.near_duplicate_mask(one_bit_off, hashes, threshold=0).tolist() == [False, False]
+    metrics, denominators = diagnostics.accuracy_by_duplicate(
+        np.array([True, False, True, True]), np.array([True, True, False, False])
+    )
+    assert metrics == {"accuracy_test_with_training_duplicate": 0.5, "accuracy_test_without_training_duplicate": 1.0}
+    assert denominators == {"accuracy_test_with_training_duplicate": 2, "accuracy_test_without_training_duplicate": 2}
+
+
+def test_the_seed_chosen_on_the_test_is_the_best_at_its_selected_epoch():
+    by_seed = {
+        0: {"test_accuracy_by_epoch": [0.5, 0.9, 0.6], "best_epoch": 3},
+        1: {"test_accuracy_by_epoch": [0.7, 0.8], "best_epoch": 2},
+    }
+    assert seed_chosen_on_test(by_seed) == {
+        "seed": 1,
+        "accuracy": 0.8,
+        "seed_and_epoch": {"seed": 0, "epoch": 2, "accuracy": 0.9},
+        "seeds": 2,
+    }
+
+
+@requires_dataset("fer2013")
+def test_test_from_training_draws_its_128_from_the_images_the_model_trains_on():
+    config, _ = load_metadata("boyce").resolve("quick")
+    config["test_source"] = "training"
+    data = Boyce().prepare(config).data
+    assert len(data.test) == 128 and np.bincount(data.test.labels).tolist() == [32] * 4
+    train_rows = {image.tobytes(): label for image, label in zip(data.train.images, data.train.labels, strict=True)}
+    assert all(
+        train_rows.get(image.tobytes()) == label
+        for image, label in zip(data.test.images, data.test.labels, strict=True)
+    )
+    assert data.test_has_training_duplicate.all()  # each is its own duplicate
+    assert "training images" in data.test_source
+
+
+@requires_dataset("fer2013")
+def test_validation_with_the_test_pool_holds_publictest_and_privatetest():
+    config, _ = load_metadata("boyce").resolve("quick")
+    config["validation_splits"] = ["PublicTest", "PrivateTest"]
+    data = Boyce().prepare(config).data
+    assert len(data.validation) == 2 * 4 * config["validation_per_class"]

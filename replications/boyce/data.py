@@ -43,6 +43,7 @@ class BoyceData:
     test: Images  # the capstone's 128
     private: Images  # the whole 4-class PrivateTest (a stratified subset in the quick profile)
     test_source: str
+    test_has_training_duplicate: np.ndarray  # bool per test image: a near-duplicate among the train images
     weights: dict[str, imagenet.WeightsFile]  # transfer model -> verified ImageNet weights; {} for `none`
     features: dict[str, TransferFeatures] = field(default_factory=dict)
 
@@ -103,6 +104,36 @@ def locate_test_files(private: FaceDataset, config: dict) -> tuple[np.ndarray, s
     if (counts != per_class).any():
         raise DatasetError(f"config.test_files must hold {per_class} images per class, found {counts.tolist()}")
     return index, f"the {len(listed)} files listed in metadata.yaml (config.test_files)"
+
+
+def test_images(private: FaceDataset, train: Images, config: dict) -> tuple[Images, str]:
+    """The 128-image test and how it was obtained. `test_source: private` (the replication): the listed
+    PrivateTest files. `test_source: training` (a hypothesis, `explain_test_from_training`): the same number
+    per class drawn with `test_seed` from the training images the model trains on."""
+    source = config["test_source"]
+    if source == "private":
+        index, description = locate_test_files(private, config)
+        return Images(private.images[index], private.labels[index]), description
+    if source == "training":
+        index = per_class_sample(train.labels, config["test_per_class"], config["test_seed"])
+        description = (
+            f"{config['test_per_class']} per class drawn with seed {config['test_seed']} from the training images "
+            "the model trains on (test_source: training)"
+        )
+        return Images(train.images[index], train.labels[index]), description
+    raise ValueError(f"config.test_source must be 'private' or 'training', got {source!r}")
+
+
+def validation_images(dataset: FaceDataset, config: dict) -> Images:
+    """The validation images: at most `validation_per_class` per class of each split in `validation_splits`
+    (PublicTest in the replication; PublicTest and PrivateTest in `explain_validation_with_test_pool`)."""
+    splits = config["validation_splits"]
+    if not splits:
+        raise ValueError("config.validation_splits must name at least one FER2013 split")
+    parts = [at_most_per_class(dataset.split(name), config["validation_per_class"]) for name in splits]
+    if len(parts) == 1:
+        return parts[0]
+    return Images(np.concatenate([part.images for part in parts]), np.concatenate([part.labels for part in parts]))
 
 
 def at_most_per_class(dataset: FaceDataset, per_class: int | None) -> Images:
