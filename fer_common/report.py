@@ -25,7 +25,7 @@ DASH = "—"
 TIMING_GROUP = "timing"
 # The verdict of a claim the latest record has no row for (no record yet, or a claim added since).
 NO_RESULT = "no result"
-# A difference smaller than this (in the row's unit) reads as "the same as reported".
+# A difference smaller than this (in the row's unit) reads as "equal to the paper's".
 _SAME = 5e-4
 
 
@@ -49,6 +49,8 @@ class ResultRow:
     verdict: str
     position: str | None
     note: str
+    claim: str = "about"  # or "at_least" / "at_most": a threshold the paper claims
+    reading: str = "primary"  # "alternative": another reading of an ambiguous sentence
 
     @property
     def is_claim(self) -> bool:
@@ -134,6 +136,8 @@ def _row(entry: dict, *, group: str | None, better: str | None, where: str = "")
         verdict=entry.get("verdict", NOT_RUN),
         position=entry.get("position"),
         note=entry.get("note") or "",
+        claim=entry.get("claim", "about"),
+        reading=entry.get("reading", "primary"),
     )
 
 
@@ -156,6 +160,8 @@ def _claim_without_result(meta: ReplicationMetadata, index: int) -> ResultRow:
         verdict=NO_RESULT,
         position=None,
         note="",
+        claim=figure.claim,
+        reading=figure.reading,
     )
 
 
@@ -164,17 +170,21 @@ def paper_result(meta: ReplicationMetadata, record: dict | None) -> PaperResult:
     if record is None:
         claims = [_claim_without_result(meta, i) for i in range(len(meta.reported))]
         return PaperResult(meta, None, claims, [])
-    by_key = {(row["metric"], row["setting"]): row for row in record["rows"]}
+    # A paper may claim one metric twice (about a value and as a threshold, or read two ways).
+    by_key = {
+        (row["metric"], row["setting"], row.get("claim", "about"), row.get("reading", "primary")): row
+        for row in record["rows"]
+    }
     rows = []
     for i, figure in enumerate(meta.reported):
-        entry = by_key.get((figure.metric, figure.setting))
+        entry = by_key.get((figure.metric, figure.setting, figure.claim, figure.reading))
         if entry is None:
             rows.append(_claim_without_result(meta, i))
             continue
         # The metadata's place in the paper, not the record's: it may have been corrected since.
         rows.append(_row(entry, group=None, better=figure.better, where=figure.where))
     for extra in meta.beyond_paper:
-        entry = by_key.get((extra.metric, extra.setting))
+        entry = by_key.get((extra.metric, extra.setting, "about", "primary"))
         if entry is not None:
             rows.append(_row(entry, group=extra.group, better=None))
     return PaperResult(meta, record, rows, stale_reasons(meta, record))
@@ -371,11 +381,11 @@ def band_text(row: ResultRow) -> str:
 
 
 def difference_text(row: ResultRow) -> str:
-    """`7.8 points higher`, `0.241 lower`, or `same as reported`; `(lower = better)` where that holds."""
+    """`7.8 points higher`, `0.241 lower`, or `equal to the paper's`; `(lower = better)` where that holds."""
     difference = row.mean - row.reported
     scale = 100.0 if row.kind == "proportion" else 1.0
     if abs(difference * scale) < (0.05 if row.kind == "proportion" else _SAME):
-        text = "same as reported"
+        text = "equal to the paper's"
     else:
         size = f"{abs(difference) * scale:.1f} points" if row.kind == "proportion" else f"{abs(difference):.3f}"
         text = f"{size} {'higher' if difference > 0 else 'lower'}"
@@ -390,7 +400,7 @@ def verdict_text(row: ResultRow) -> str:
         return "not run: data missing here" if row.verdict == NOT_RUN else row.verdict
     difference = difference_text(row)
     if row.verdict == REPRODUCED:
-        return f"reproduced ({difference})"
+        return f"reproduced: ours {difference}"
     if row.verdict in (BELOW, ABOVE):
         return f"not reproduced: ours {difference}"
     if row.verdict == PROXY:
@@ -398,9 +408,14 @@ def verdict_text(row: ResultRow) -> str:
     return row.verdict
 
 
+_CLAIM_WORDS = {"at_least": ", claimed at least", "at_most": ", claimed at most", "about": ""}
+
+
 def claim_text(row: ResultRow) -> str:
-    """`recall of anger (random split)`: the metric and the setting in words."""
-    return f"{metric_words(row.metric)} ({row.setting.replace('_', ' ')})"
+    """`recall of anger (random split)`: the metric and the setting in words, and whether the paper claims a
+    threshold or this is the other reading of an ambiguous sentence."""
+    text = f"{metric_words(row.metric)} ({row.setting.replace('_', ' ')}){_CLAIM_WORDS.get(row.claim, '')}"
+    return text + (", other reading" if row.reading == "alternative" else "")
 
 
 def metric_words(metric: str) -> str:

@@ -503,7 +503,7 @@ def test_table_rows_and_files(root, results):
     accuracy, loss = toy.claims[:2]
     assert re.fullmatch(r"85\.0 ± 7\.1% \[\d+\.\d, \d+\.\d\]", ours_text(accuracy)), ours_text(accuracy)
     assert band_text(accuracy).endswith("(sampling)") and accuracy.verdict == REPRODUCED
-    assert verdict_text(accuracy) == "reproduced (same as reported)"
+    assert verdict_text(accuracy) == "reproduced: ours equal to the paper's"
     assert accuracy.n_seeds == 2 and toy.record["data"] == "real" and toy.stale == []
     assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", ours_text(loss)), ours_text(loss)
     assert papers["absent"].record is None and summary_text(papers["absent"]).startswith("no record yet")

@@ -31,7 +31,7 @@ def _row(**changes) -> ResultRow:
 
 def test_verdict_gives_direction_and_size_in_points():
     assert verdict_text(_row()) == "not reproduced: ours 7.7 points higher"
-    assert verdict_text(_row(mean=0.825, verdict=REPRODUCED)) == "reproduced (0.8 points lower)"
+    assert verdict_text(_row(mean=0.825, verdict=REPRODUCED)) == "reproduced: ours 0.8 points lower"
 
 
 def test_verdict_of_a_loss_says_lower_is_better():
