@@ -33,6 +33,9 @@ from fer_common.train import RuntimeOptions, predict_probabilities, to_model_inp
 from recipes.fer2013_cnn.augmentation import Augmentation, epoch_batches, flip_horizontally
 from recipes.fer2013_cnn.model import build_model
 
+# The same stratified, seed-independent subsets (train_limit / eval_limit) as the Neamtiu replication.
+from replications.neamtiu.replication import stratified_subset
+
 log = logging.getLogger(__name__)
 
 RECIPE_ID = "fer2013_cnn"
@@ -40,7 +43,6 @@ SINGLE_VIEW = "single_view"
 FLIP_TTA = "flip_tta"
 SETTINGS = (SINGLE_VIEW, FLIP_TTA)
 SELECTION_RULE = "highest PublicTest accuracy (the first such epoch on ties); PrivateTest unused"
-SUBSET_SEED = 0  # train_limit / eval_limit subsets are the same for every seed, so seeds stay comparable
 EVAL_BATCH_SIZE = 256  # also the batch of the inference timing, as the `fer` reference is timed
 PREPROCESSING = Preprocessing(size=48, channels=1, scale="unit")
 
@@ -59,16 +61,6 @@ class RecipeData:
     private_images: np.ndarray
     private_labels: np.ndarray
     run_identity: dict  # data checksum and code hash: part of every run key
-
-
-def stratified_subset(labels: np.ndarray, limit: int | None, seed: int = SUBSET_SEED) -> np.ndarray:
-    """Sorted indices of `limit` images drawn with the class proportions of `labels`; all when limit is None."""
-    if limit is None or limit >= len(labels):
-        return np.arange(len(labels))
-    from sklearn.model_selection import train_test_split
-
-    chosen, _ = train_test_split(np.arange(len(labels)), train_size=int(limit), stratify=labels, random_state=seed)
-    return np.sort(chosen)
 
 
 def _limited(dataset: FaceDataset, limit: int | None) -> FaceDataset:
