@@ -590,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument(
         "bundle",
         help="a bundle in FER_MODELS_DIR, e.g. <id>-<setting>: the bundle of that name, else the "
-        "<bundle>-seed<N> with the highest recorded accuracy",
+        "<bundle>-seed<N> with the highest selection score (measured on validation data, never the test set)",
     )
     ship.add_argument("--as", dest="as_name", help="name in the package (default: the part before the first -)")
     ship.set_defaults(handler=cmd_ship)
