@@ -142,6 +142,7 @@ def random_boyce_data(faces) -> BoyceData:
         test_source="random",
         test_has_training_duplicate=np.zeros(8, dtype=bool),
         weights={},
+        run_identity={"data": "random", "code": "test"},
     )
 
 
@@ -235,7 +236,9 @@ def test_the_128_test_images_are_scored_after_every_epoch_and_the_selected_epoch
     model = models.build_custom_model("model1", 4)
     compile_model(model, 0.001)
     preprocessing = Preprocessing(size=models.CUSTOM_INPUT_SIZE, channels=3, scale="unit")
-    training = train_end_to_end(model, data, preprocessing, 0, 3, SMALL_FIT_CONFIG, RuntimeOptions())
+    training = train_end_to_end(
+        model, data, preprocessing, 0, 3, SMALL_FIT_CONFIG, RuntimeOptions(), run_key="boyce-test-epochs"
+    )
     assert len(training.test_accuracy_by_epoch) == training.fitted.epochs_run
     assert not any("test" in key for key in training.fitted.history)  # the history is a plain run's
     selected = training.test_accuracy_by_epoch[training.fitted.best_epoch - 1]

@@ -1,6 +1,6 @@
 """What could explain the capstone's ~93% on 128 images (metadata `hypotheses:`), measured in every run.
 
-- the epoch chosen on the test: the 128 images are scored after every epoch (`accuracy_by_epoch_callback`);
+- the epoch chosen on the test: the 128 images are scored after every epoch (`TestAccuracyByEpoch`);
 - a lucky draw of 128: many stratified 32-per-class draws from the whole scored PrivateTest (`draw_accuracies`);
 - test images with a near-duplicate among the training images (`near_duplicate_mask`): the same 64-bit
   pHash (imagehash) and Hamming threshold as the duplicate audit (`fer_common.audit_duplicates`), computed
@@ -16,6 +16,7 @@ import numpy as np
 
 from fer_common.bands import paper_band
 from fer_common.metadata import load_metadata
+from fer_common.resume import EpochCallback
 
 HASH_BITS = 64
 
@@ -23,18 +24,23 @@ HASH_BITS = 64
 # --- the epoch chosen on the test -------------------------------------------------------------------------
 
 
-def accuracy_by_epoch_callback(model, inputs: np.ndarray, labels: np.ndarray, accuracy_of: Callable):
-    """A Keras callback that appends the model's accuracy on (inputs, labels) after every epoch to the list
-    it returns beside itself. It only predicts: no weights, no random state and no `logs` entry change, so
-    the training and its history are those of a run without it."""
-    import keras
+class TestAccuracyByEpoch(EpochCallback):
+    """Appends the model's accuracy on (inputs, labels) after every epoch to `accuracies` (checkpointed with
+    the run). It only predicts: no weights, no random state and no `logs` entry change, so the training and
+    its history are those of a run without it."""
 
-    accuracies: list[float] = []
+    def __init__(self, inputs: np.ndarray, labels: np.ndarray, accuracy_of: Callable) -> None:
+        self.inputs, self.labels, self.accuracy_of = inputs, labels, accuracy_of
+        self.accuracies: list[float] = []
 
-    def score(epoch: int, logs: dict | None = None) -> None:
-        accuracies.append(accuracy_of(model, inputs, labels))
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.accuracies.append(self.accuracy_of(self.model, self.inputs, self.labels))
 
-    return keras.callbacks.LambdaCallback(on_epoch_end=score), accuracies
+    def resume_state(self) -> tuple[dict, list[np.ndarray]]:
+        return {"accuracies": list(self.accuracies)}, []
+
+    def restore_resume_state(self, info: dict, arrays: list[np.ndarray]) -> None:
+        self.accuracies = list(info["accuracies"])
 
 
 # --- a lucky draw of 128 ----------------------------------------------------------------------------------

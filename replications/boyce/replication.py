@@ -28,7 +28,10 @@ from fer_common.augment import AugmentConfig
 from fer_common.bundles import Preprocessing
 from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
-from fer_common.train import FitResult, RuntimeOptions, fit, make_dataset, predict_probabilities
+from fer_common.metadata import code_hash
+from fer_common.resumable_callbacks import EpochTimes, ResumableEarlyStopping, ResumablePlateau
+from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
+from fer_common.train import FitResult, RuntimeOptions, make_dataset, predict_probabilities
 from replications.boyce import diagnostics, imagenet
 from replications.boyce.data import (
     BoyceData,
@@ -79,31 +82,38 @@ def accuracy_on(model, inputs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit_with_plateau(
-    model, train, validation, test: tuple[np.ndarray, np.ndarray], epochs: int, config: dict, runtime: RuntimeOptions
+    model,
+    make_train: Callable[[int], Any],
+    validation,
+    test: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    config: dict,
+    runtime: RuntimeOptions,
+    *,
+    seed: int,
+    run_key: str,
 ) -> Training:
-    """The suite's fit (EarlyStopping on validation loss, best weights restored) plus the capstone-style
-    ReduceLROnPlateau. `test` (model inputs, labels) is scored after every epoch, for the hypothesis that the
-    capstone chose its epoch on its test; nothing is chosen on it here."""
-    import keras
-
-    plateau = keras.callbacks.ReduceLROnPlateau(
-        monitor="val_loss",
-        factor=config["reduce_lr"]["factor"],
-        patience=config["reduce_lr"]["patience"],
-        min_lr=config["reduce_lr"]["min_learning_rate"],
+    """Train resumably (a checkpoint after every epoch) with the capstone-style ReduceLROnPlateau and
+    EarlyStopping on validation loss, best weights restored. `test` (model inputs, labels) is scored after
+    every epoch, for the hypothesis that the capstone chose its epoch on its test; nothing is chosen on it here."""
+    timer = EpochTimes()
+    plateau = ResumablePlateau(
+        config["reduce_lr"]["factor"], config["reduce_lr"]["patience"], config["reduce_lr"]["min_learning_rate"]
     )
-    scoring, test_accuracy_by_epoch = diagnostics.accuracy_by_epoch_callback(model, *test, accuracy_on)
-    started = time.perf_counter()
-    fitted = fit(
+    scoring = diagnostics.TestAccuracyByEpoch(*test, accuracy_on)
+    stopping = ResumableEarlyStopping(config["early_stopping_patience"])
+    history = fit_resumable(
         model,
-        train,
+        make_train,
         validation,
         epochs=epochs,
+        run_key=run_key,
+        seed=seed,
         options=runtime,
-        early_stopping_patience=config["early_stopping_patience"],
-        extra_callbacks=[plateau, scoring],
+        callbacks=[timer, plateau, scoring, stopping],
     )
-    return Training(fitted, (time.perf_counter() - started) / fitted.epochs_run, test_accuracy_by_epoch)
+    fitted = FitResult(history=history, best_epoch=stopping.best_epoch, epochs_run=len(history["loss"]))
+    return Training(fitted, float(np.mean(timer.seconds)), scoring.accuracies)
 
 
 def compile_model(model, learning_rate: float) -> None:
@@ -124,23 +134,51 @@ def train_end_to_end(
     epochs: int,
     config: dict,
     runtime: RuntimeOptions,
+    run_key: str,
 ):
     """Fit a whole model on augmented training images (custom models, and `train_backbone: true`)."""
     num_classes = model.output_shape[-1]
-    train = make_dataset(
-        preprocessing.apply(data.train.images),
-        data.train.labels,
-        num_classes,
-        config["batch_size"],
-        shuffle=True,
-        seed=seed,
-        augment=AugmentConfig(**config["augmentation"]),
-    )
+    train_inputs = preprocessing.apply(data.train.images)
+    augmentation = AugmentConfig(**config["augmentation"])
     validation = make_dataset(
         preprocessing.apply(data.validation.images), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
     )
     test = (preprocessing.apply(data.test.images), data.test.labels)
-    return fit_with_plateau(model, train, validation, test, epochs, config, runtime)
+    return fit_with_plateau(
+        model,
+        lambda epoch: epoch_dataset(
+            train_inputs,
+            data.train.labels,
+            num_classes,
+            config["batch_size"],
+            seed=seed,
+            epoch=epoch,
+            augment=augmentation,
+        ),
+        validation,
+        test,
+        epochs,
+        config,
+        runtime,
+        seed=seed,
+        run_key=run_key,
+    )
+
+
+def training_run_key(setting: str, data: BoyceData, seed: int, config: dict, runtime: RuntimeOptions) -> str:
+    """The checkpoint key of one model's training run: its config (less `save_models`, which does not change
+    the training), the data and code, and the ImageNet weights it starts from."""
+    training_config = {key: value for key, value in config.items() if key != "save_models"}
+    weights = data.weights.get(setting)
+    return make_run_key(
+        "boyce",
+        setting,
+        seed,
+        training_config,
+        runtime,
+        **data.run_identity,
+        weights=weights.sha256 if weights is not None else None,
+    )
 
 
 def predict_split(model, images: Images, preprocessing: Preprocessing) -> np.ndarray:
@@ -201,19 +239,24 @@ def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int,
     train_features = features.splits["train"]
     head = build_head(train_features.mean(axis=0), train_features.var(axis=0), num_classes)
     compile_model(head, config["learning_rate"])
-    train = make_dataset(
-        features.splits["train"].astype(np.float32),
-        data.train.labels,
-        num_classes,
-        config["batch_size"],
-        shuffle=True,
-        seed=seed,
-    )
+    train_features = train_features.astype(np.float32)
     validation = make_dataset(
         features.splits["validation"].astype(np.float32), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
     )
     test = (features.splits["test"], data.test.labels)
-    training = fit_with_plateau(head, train, validation, test, epochs, config, runtime)
+    training = fit_with_plateau(
+        head,
+        lambda epoch: epoch_dataset(
+            train_features, data.train.labels, num_classes, config["batch_size"], seed=seed, epoch=epoch
+        ),
+        validation,
+        test,
+        epochs,
+        config,
+        runtime,
+        seed=seed,
+        run_key=training_run_key(setting, data, seed, config, runtime),
+    )
     probabilities = {
         name: predict_probabilities(head, features.splits[name], PREDICT_BATCH_SIZE) for name in ("test", "private")
     }
@@ -231,7 +274,8 @@ def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, 
     model = assemble_transfer_model(setting, extractor, head)
     compile_model(model, config["backbone_learning_rate"])
     preprocessing = transfer_preprocessing(setting)
-    training = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime)
+    run_key = training_run_key(setting, data, seed, config, runtime)
+    training = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime, run_key)
     probabilities = {name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")}
     return model, training, probabilities, 0.0
 
@@ -369,6 +413,7 @@ class Boyce(Replication):
                 config["duplicate_threshold_bits"],
             ),
             weights=weights,
+            run_identity={"data": dataset.checksum, "code": code_hash("boyce")},
         )
         return Prepared(
             data=data,
@@ -397,7 +442,8 @@ class Boyce(Replication):
             preprocessing = Preprocessing(size=CUSTOM_INPUT_SIZE, channels=3, scale="unit")
             model = build_custom_model(setting, len(prepared.class_names))
             compile_model(model, config["learning_rate"])
-            training = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime)
+            run_key = training_run_key(setting, data, seed, config, runtime)
+            training = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime, run_key)
             probabilities = {
                 name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")
             }
