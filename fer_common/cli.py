@@ -642,8 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The subcommands that run TensorFlow; they load it at once, without its load-time notices.
+# Commands that run models, or load replication modules (tables and check do: a module may import Keras).
 USES_TENSORFLOW = (
     cmd_run,
+    cmd_tables,
+    cmd_check,
     cmd_explain,
     cmd_bench,
     cmd_predict,

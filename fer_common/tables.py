@@ -120,7 +120,9 @@ def render_markdown(papers: list[PaperResult]) -> str:
     lines += [*md_table(header, rows), ""]
     for paper in papers:
         if paper.record and paper.record.get("missing"):
-            lines += [f"**Not run: {paper_label(paper.meta)}.** {one_paragraph(paper.record['missing'])}", ""]
+            # The metadata says what to supply; the loader's own message (with it on the page) would repeat it.
+            what_to_supply = paper.meta.missing or paper.record["missing"]
+            lines += [f"**Not run: {paper_label(paper.meta)}.** {one_paragraph(what_to_supply)}", ""]
     lines.append(HOW_TO_READ if papers else "No replications found.")
     lines += ["", AUDITS_LINK]
     return "\n".join(lines).rstrip() + "\n"

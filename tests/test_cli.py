@@ -166,3 +166,20 @@ def test_explain_skips_a_profile_whose_latest_record_is_current_unless_forced(tm
 def test_explain_needs_a_replication_with_hypotheses(capsys):
     assert main(["explain", "hong"]) != 0
     assert "no hypotheses" in capsys.readouterr().err
+
+
+def test_check_prints_no_tensorflow_banner():
+    """check loads every replication module with the committed records, and one imports Keras: TensorFlow's
+    loading lines stay hidden."""
+    import os
+    import subprocess
+    import sys
+
+    from .helpers import REPO_ROOT
+
+    environment = {**os.environ, "FER_RESULTS_DIR": str(REPO_ROOT / "results")}
+    environment.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    finished = subprocess.run(
+        [sys.executable, "-m", "fer_common", "check"], capture_output=True, text=True, env=environment, timeout=300
+    )
+    assert "absl::InitializeLog" not in finished.stderr and "oneDNN" not in finished.stderr, finished.stderr
