@@ -10,14 +10,15 @@ from collections import defaultdict
 from pathlib import Path
 
 from .report import (
+    DASH,
+    EXPLANATIONS_HEADING,
     TIMING_GROUP,
-    ClaimExplanations,
+    Explanation,
     PaperResult,
     ResultRow,
     band_text,
     claim_text,
     explain_command,
-    explanation_heading,
     explanation_ours_text,
     heading_anchor,
     inside_band_text,
@@ -161,37 +162,67 @@ def _claims(paper: PaperResult) -> list[str]:
 
 
 def _explanations(paper: PaperResult) -> list[str]:
-    return [line for explained in paper.explained for line in _explanation_section(paper, explained)]
-
-
-def _explanation_section(paper: PaperResult, explained: ClaimExplanations) -> list[str]:
-    """One claim's hypotheses: what each profile gives, read against the claim's band."""
-    claim, replication_id = explained.claim, paper.meta.id
-    commands = sorted({explain_command(replication_id, entry.hypothesis.profile) for entry in explained.explanations})
+    """One matrix for every claim that does not reproduce: a column per claim (the paper's value and band), a
+    row per hypothesis (what its profile's latest record gives, and whether that lands inside the band)."""
+    if not paper.explained:
+        return []
+    replication_id = paper.meta.id
+    claims = [explained.claim for explained in paper.explained]
+    # A hypothesis reads each claim's own metric unless it names a `measure`: one row may span several claims.
+    hypotheses: dict[tuple[str, str, str | None], dict[int, Explanation]] = {}
+    for column, explained in enumerate(paper.explained):
+        for entry in explained.explanations:
+            key = (entry.hypothesis.hypothesis, entry.hypothesis.profile, entry.hypothesis.measure)
+            hypotheses.setdefault(key, {})[column] = entry
+    profiles = {profile for _, profile, _ in hypotheses}
+    commands = sorted({explain_command(replication_id, profile) for profile in profiles})
     intro = (
-        f"The paper reports {number_text(claim.reported, claim.kind)}; ours is {ours_text(claim)}, outside the band "
-        f"{band_text(claim)}. Each row runs the replication another way the paper's text allows (a profile of "
-        f"`replications/{replication_id}/metadata.yaml`) and reads its latest record against that band; "
-        f"{' and '.join(f'`{command}`' for command in commands)} {'make' if len(commands) > 1 else 'makes'} them."
+        "Each row runs the replication another way the paper's text allows (a profile of "
+        f"`replications/{replication_id}/metadata.yaml`; {' and '.join(f'`{command}`' for command in commands)} make "
+        "them). Each column is a claim that does not reproduce: the paper's value and its band. A cell is what the "
+        "profile's latest record gives (mean ± sd over seeds) and where that falls against the band; **bold** "
+        "lands inside it, and would explain the paper's number."
     )
-    header = ["hypothesis", "profile", "ours: mean ± sd [95% CI]", "the claim's band", "inside the band?", "record"]
-    rows = []
-    for entry in explained.explanations:
-        reads = f" (reads `{entry.measure}`)" if entry.measure != claim.metric else ""
-        record = f"[{entry.record_name}]({entry.record_name})" if entry.record_name else "—"
-        if entry.stale:
-            record += f" *stale: {', '.join(entry.stale)}*"
-        rows.append(
-            [
-                one_paragraph(entry.hypothesis.hypothesis) + reads,
-                f"`{entry.hypothesis.profile}`",
-                explanation_ours_text(replication_id, entry),
-                band_text(claim),
-                inside_band_text(claim, entry),
-                record,
-            ]
-        )
-    return [explanation_heading(claim), "", intro, "", *md_table(header, rows), ""]
+    header = [
+        "hypothesis",
+        *(
+            f"{claim_text(claim)}: {number_text(claim.reported, claim.kind)}, band {band_text(claim)}"
+            for claim in claims
+        ),
+        "record",
+    ]
+    rows = [["the replication as run (`full`)", *(_cell(claim, claim) for claim in claims), "this page's record"]]
+    for (text, profile, measure), by_column in hypotheses.items():
+        entries = list(by_column.values())
+        reads = f" (reads `{measure}`)" if measure else ""
+        record = next((entry for entry in entries if entry.record_name), None)
+        command = explain_command(replication_id, profile)
+        record_cell = f"[{record.record_name}]({record.record_name})" if record else f"not run yet: `{command}`"
+        if record and record.stale:
+            record_cell += f" *stale: {', '.join(record.stale)}*"
+        cells = [
+            _explanation_cell(replication_id, claims[column], by_column[column]) if column in by_column else DASH
+            for column in range(len(claims))
+        ]
+        rows.append([f"{one_paragraph(text)}{reads}; `{profile}`", *cells, record_cell])
+    return [EXPLANATIONS_HEADING, "", intro, "", *md_table(header, rows), ""]
+
+
+def _explanation_cell(replication_id: str, claim: ResultRow, entry: Explanation) -> str:
+    if not entry.record_name:
+        return "not run yet"
+    if entry.row is None or entry.row.mean is None:
+        return explanation_ours_text(replication_id, entry)
+    return _cell(claim, entry.row)
+
+
+def _cell(claim: ResultRow, row: ResultRow) -> str:
+    """`89.1 ± 2.8% (above)`, or bold when the value lands inside the claim's band."""
+    place = inside_band_text(claim, row)
+    spread = f" ± {number_text(row.sd, row.kind, unit=False)}" if row.n_seeds > 1 and row.sd else ""
+    unit = "%" if row.kind == "proportion" else ""
+    text = f"{number_text(row.mean, row.kind, unit=False)}{spread}{unit} ({place})"
+    return f"**{text}**" if place == "inside" else text
 
 
 def _audits(paper: PaperResult) -> list[str]:

@@ -23,6 +23,7 @@ from .records import latest_record
 
 DASH = "—"
 TIMING_GROUP = "timing"
+EXPLANATIONS_HEADING = "## What could explain the gaps"
 # The verdict of a claim the latest record has no row for (no record yet, or a claim added since).
 NO_RESULT = "no result"
 # A difference smaller than this (in the row's unit) reads as "equal to the paper's".
@@ -261,19 +262,18 @@ def explanation_ours_text(replication_id: str, explanation: Explanation) -> str:
     return ours_text(explanation.row)
 
 
-def inside_band_text(claim: ResultRow, explanation: Explanation) -> str:
-    """`yes`, `no (below)` or `no (above)`: where the hypothesis's mean falls against the claim's band."""
-    row = explanation.row
+def inside_band_text(claim: ResultRow, row: ResultRow | None) -> str:
+    """`inside`, `below` or `above`: where a row's mean (a hypothesis's) falls against the claim's band."""
     if row is None or row.mean is None or claim.band is None:
         return DASH
     if claim.band["low"] <= row.mean <= claim.band["high"]:
-        return "yes"
-    return f"no ({'above' if row.mean > claim.band['high'] else 'below'})"
+        return "inside"
+    return "above" if row.mean > claim.band["high"] else "below"
 
 
 def explanation_anchor(claim: ResultRow) -> str:
-    """The anchor of a claim's "What could explain" section on its replication's page."""
-    return heading_anchor(explanation_heading(claim))
+    """The anchor of the "What could explain" section (one per replication page, a column per claim)."""
+    return heading_anchor(EXPLANATIONS_HEADING)
 
 
 def verdict_link(paper: PaperResult, row: ResultRow, page: str = "") -> str:
@@ -282,10 +282,6 @@ def verdict_link(paper: PaperResult, row: ResultRow, page: str = "") -> str:
     if any(explained.claim is row for explained in paper.explained):
         return f"[{text}]({page}#{explanation_anchor(row)})"
     return text
-
-
-def explanation_heading(claim: ResultRow) -> str:
-    return f"## What could explain {claim_text(claim)}"
 
 
 def heading_anchor(heading: str) -> str:

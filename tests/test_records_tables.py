@@ -727,14 +727,33 @@ def test_a_claim_that_does_not_reproduce_gets_its_hypotheses_read_against_its_ba
     assert longer.record_name == "" and longer.row is None
 
     page = (results / "toy" / "README.md").read_text()
-    section = page[page.index("## What could explain accuracy (random split)") :]
-    assert f"| fewer epochs | `quick` | {ours_text(quick.row)} | {band_text(explained.claim)} | no (above) |" in section
-    assert "| more epochs | `explain_longer` | not run yet: `make explain-toy` |" in section
-    link = "](toy/README.md#what-could-explain-accuracy-random-split) |"
+    section = page[page.index("## What could explain the gaps") :]
+    assert f"| accuracy (random split): 40.0%, band {band_text(explained.claim)} | record |" in section
+    assert "| the replication as run (`full`) | 85.0 ± 7.1% (above) |" in section
+    assert f"| fewer epochs; `quick` | 85.0 ± 7.1% (above) | [{quick.record_name}]({quick.record_name}) |" in section
+    assert "| more epochs; `explain_longer` | not run yet | not run yet: `make explain-toy` |" in section
+    link = "](toy/README.md#what-could-explain-the-gaps) |"
     table = (results / "TABLE.md").read_text()
     assert f"| [not reproduced: ours 45.0 points higher{link}" in table
     assert table.count("#what-could-explain") == 1  # reproduced claims link nowhere
-    assert "[not reproduced: ours 45.0 points higher](#what-could-explain-accuracy-random-split)" in page
+    assert "[not reproduced: ours 45.0 points higher](#what-could-explain-the-gaps)" in page
+
+
+def test_a_hypothesis_inside_the_band_is_bold_and_one_row_spans_the_claims_it_explains(root, results):
+    _with_hypotheses(root)
+    data = yaml.safe_load((root / "toy" / "metadata.yaml").read_text())
+    data["reported"][1]["value"] = 0.05  # the loss: ours about 0.43, not reproduced
+    data["beyond_paper"].append({"metric": "recall/neg", "setting": "random_split"})  # ours 70%
+    data["hypotheses"].append({**data["hypotheses"][0], "metric": "loss"})
+    data["hypotheses"].append({**data["hypotheses"][0], "measure": "recall/neg", "hypothesis": "another metric"})
+    _edit_metadata(root, **data)
+    write_record(_record(), results)
+    write_record(_record("quick"), results)
+    write_tables(results)
+    section = (results / "toy" / "README.md").read_text().split("## What could explain the gaps")[1]
+    rows = [line for line in section.splitlines() if line.startswith("| fewer epochs")]
+    assert len(rows) == 1 and rows[0].count("(above)") == 2, rows  # both claims, one row
+    assert "| another metric (reads `recall/neg`); `quick` | **70.0 ± 14.1% (inside)** | — |" in section
 
 
 def test_the_audits_page_says_how_to_make_what_is_missing(root, results):
