@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import paths
 from .atomic import write_text_atomically
+from .claims_figure import FIGURE_NAME, claims_svg, plotted_claims
 from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
 from .report import (
     DASH,
@@ -115,6 +116,12 @@ def render_markdown(papers: list[PaperResult]) -> str:
         *(_summary_line(paper) for paper in papers),
         "",
     ]
+    if plotted_claims(papers):
+        lines += [
+            f"![Each claim that is a percentage: the paper's value (black tick) and band (grey), ours (dot, 95% "
+            f"interval) green where it lands in the band, red where it does not, blue on proxy data]({FIGURE_NAME})",
+            "",
+        ]
     header = ["paper", "claim", "where", "reported", "ours: mean ± sd [95% CI]", "n_test", "band", "verdict"]
     rows = [_claim_cells(paper, row, links=True) for paper in papers for row in paper.claims]
     lines += [*md_table(header, rows), ""]
@@ -348,6 +355,9 @@ def generated_files(results_dir: Path | None = None, *, root: Path | None = None
         out / "TABLE.csv": render_csv(papers),
         out / "TABLE.tex": render_latex(papers),
     }
+    figure = claims_svg(papers)
+    if figure is not None:
+        files[out / FIGURE_NAME] = figure
     files.update({out / paper.meta.id / PAGE_NAME: render_page(paper) for paper in papers})
     files[out / AUDITS_PAGE] = render_audits(latest_measurements(out), out)
     readme = readme_path(out)

@@ -29,7 +29,7 @@ from fer_common.report import band_text, collect_papers, ours_text, summary_text
 from fer_common.rows import build_rows, summarize_seeds
 from fer_common.runner import evaluate_outcome
 from fer_common.schema import Provenance
-from fer_common.tables import STATUS_END, STATUS_START, write_tables
+from fer_common.tables import STATUS_END, STATUS_START, generated_files, write_tables
 
 CLASSES = ["neg", "pos"]
 TOY_YAML = """\
@@ -787,3 +787,15 @@ def test_the_latest_duplicate_audit_lands_on_the_audits_page_and_its_line_on_the
         in page
     )
     assert "`other`" not in page and "## Data audits" not in (results / "absent" / "README.md").read_text()
+
+
+def test_the_claims_figure_is_generated_with_the_tables_byte_for_byte_and_checked_like_them(root, results):
+    write_tables(results)
+    assert not (results / "claims.svg").exists()  # no record, nothing to plot
+    write_record(_record(), results)
+    write_tables(results)
+    figure = results / "claims.svg"
+    assert figure.read_text().startswith("<?xml") and "(claims.svg)" in (results / "TABLE.md").read_text()
+    assert generated_files(results)[figure] == figure.read_text()  # no date, fixed ids: the same bytes again
+    figure.write_text(figure.read_text().replace("<svg", "<svg data-edited='1'", 1))
+    assert any(p.startswith(f"{figure}: differs") for p in check_generated_files(results))

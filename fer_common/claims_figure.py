@@ -1,0 +1,87 @@
+"""The headline figure: every paper claim that is a proportion, ours against the paper's value and band.
+
+One row per claim: the band as a grey bar, the paper's value as a black tick, ours as a dot (mean over seeds)
+with its 95% interval, coloured by verdict. A reader sees at once which claims land in their band and how far
+the others miss. The figure is SVG text, generated with the tables and checked like them, so it carries no
+date and its element ids come from a fixed salt: the same records give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+from .bands import ABOVE, BELOW, PROXY, REPRODUCED
+from .report import PaperResult, ResultRow, claim_text, paper_label
+
+FIGURE_NAME = "claims.svg"
+_COLOURS = {REPRODUCED: "#1a9850", BELOW: "#d73027", ABOVE: "#d73027", PROXY: "#4575b4"}
+_VERDICT_WORDS = {REPRODUCED: "reproduced", BELOW: "not reproduced", PROXY: "proxy data: no verdict"}
+
+
+def plotted_claims(papers: list[PaperResult]) -> list[tuple[PaperResult, ResultRow]]:
+    """The claims the figure shows: proportions with a result, a band and a verdict (values such as a loss
+    or an epoch count have scales of their own and stay in the table)."""
+    return [
+        (paper, row)
+        for paper in papers
+        for row in paper.claims
+        if row.kind == "proportion" and row.mean is not None and row.band is not None and row.verdict in _COLOURS
+    ]
+
+
+def claims_svg(papers: list[PaperResult]) -> str | None:
+    """The figure as SVG text; None when no claim can be plotted (no records yet)."""
+    claims = plotted_claims(papers)
+    if not claims:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context({"svg.hashsalt": "fer-replicate", "svg.fonttype": "path", "font.size": 8}):
+        figure, axes = plt.subplots(figsize=(8.0, 1.0 + 0.24 * len(claims)))
+        for position, (_, row) in enumerate(claims):
+            _draw_claim(axes, position, row)
+        axes.set_yticks(range(len(claims)), [_label(paper, row) for paper, row in claims])
+        axes.set_ylim(len(claims) - 0.5, -0.5)
+        axes.set_xlim(0, 100)
+        axes.set_xlabel("percent")
+        axes.grid(axis="x", color="#dddddd", linewidth=0.5)
+        axes.set_axisbelow(True)
+        axes.legend(handles=_legend_handles(), loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=3, frameon=False)
+        figure.tight_layout()
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+        plt.close(figure)
+    return buffer.getvalue()
+
+
+def _draw_claim(axes, position: int, row: ResultRow) -> None:
+    low, high = 100 * row.band["low"], 100 * row.band["high"]
+    axes.barh(position, high - low, left=low, height=0.6, color="#e0e0e0", edgecolor="none")
+    axes.plot([100 * row.reported] * 2, [position - 0.3, position + 0.3], color="black", linewidth=1.2)
+    colour = _COLOURS[row.verdict]
+    if row.ci:
+        axes.plot([100 * row.ci[0], 100 * row.ci[1]], [position] * 2, color=colour, linewidth=1)
+    axes.plot(100 * row.mean, position, "o", color=colour, markersize=4)
+
+
+def _label(paper: PaperResult, row: ResultRow) -> str:
+    author = paper_label(paper.meta).split(" (")[0]
+    return f"{author}: {claim_text(row)}"
+
+
+def _legend_handles() -> list:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    dots = [
+        Line2D([], [], marker="o", linestyle="-", color=_COLOURS[verdict], markersize=4, label=f"ours: {words}")
+        for verdict, words in _VERDICT_WORDS.items()
+    ]
+    return [
+        Patch(color="#e0e0e0", label="band"),
+        Line2D([], [], color="black", linewidth=1.2, label="paper"),
+        *dots,
+    ]
