@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pytest
 
 from fer_common.bundles import load_bundle
@@ -9,6 +10,7 @@ from fer_common.demo import predict_images
 from fer_common.records import load_record
 from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
+from replications.cmu.replication import class_balance
 
 from .helpers import requires_dataset, shared_data_dir
 from .test_affectnet import make_list_file_edition
@@ -63,6 +65,11 @@ def test_fixture_run_trains_both_models_and_records_every_row(isolated_dirs, edi
     # No weights in FER_WEIGHTS_DIR: ResNet18 trained from scratch, and every row of it says so.
     assert all("from scratch" in row["note"] for row in resnet_rows)
     assert (path.with_suffix("") / "baseline-confusion.png").stat().st_size > 0
+    # The paper's claims about its data, counted on the seed's training split.
+    [split] = [seed["details"]["sizes"]["train"] for seed in record["settings"]["baseline"]["seeds"].values()]
+    claims = {row["metric"]: row for row in record["rows"] if row["setting"] == "baseline"}
+    assert claims["share/happy_and_neutral"]["reported"] == 0.5 and 0 < claims["share/happy_and_neutral"]["mean"] < 1
+    assert split > 0
     # Static2Live: each setting's best model is a bundle the demo and `predict` select by name.
     photo = sorted((SHARED_DATA / "cfd").glob("CFD-*-N.jpg"))[0]
     for setting in ("baseline", "resnet18"):
@@ -72,9 +79,17 @@ def test_fixture_run_trains_both_models_and_records_every_row(isolated_dirs, edi
         assert len(result["faces"]) == 1 and result["faces"][0]["label"] in bundle.class_names
 
 
-def test_without_affectnet_the_run_records_not_run_with_instructions(isolated_dirs, capsys):
-    record, path = run_replication(REPLICATIONS.get("cmu"))
+def test_the_data_claims_count_happy_per_contempt_and_the_share_of_happy_and_neutral():
+    names = ["neutral", "happy", "sad", "contempt"]
+    labels = np.array([0] * 3 + [1] * 6 + [2] * 1 + [3] * 2)
+    assert class_balance(labels, names) == {"share/happy_and_neutral": 9 / 12, "happy_per_contempt": 3.0}
+    assert "happy_per_contempt" not in class_balance(labels[labels != 3], names)  # no contempt: no ratio
+
+
+def test_without_affectnet_the_run_records_not_run_with_instructions(isolated_dirs, caplog):
+    with caplog.at_level("WARNING", logger="fer_common"):
+        record, path = run_replication(REPLICATIONS.get("cmu"))
     assert record["data"] == "missing" and path.exists()
     assert {row["verdict"] for row in record["rows"]} == {"not run"}
     assert all("mohammadmahoor.com/affectnet" in row["note"] for row in record["rows"])
-    assert "resnet18_imagenet_torchvision.npz" in capsys.readouterr().err
+    assert "resnet18_imagenet_torchvision.npz" in caplog.text
