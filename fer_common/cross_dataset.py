@@ -38,6 +38,7 @@ from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
 from fer_common.errors import FerError
 from fer_common.faces import FaceDetector, crop_face, make_face_detector
+from fer_common.fairness import rate_with_interval
 from fer_common.metadata import load_metadata
 from fer_common.metrics import wilson_interval
 from fer_common.provenance import machine_provenance
@@ -93,12 +94,13 @@ class EvaluationSet:
     split: str | None  # an official split (`meta['split']`), None for every image
     label: str
     needs_face_crop: bool
+    group_attributes: tuple[str, ...] = ()  # demographic columns of `meta` to report accuracy by (a bias audit)
 
 
 TEST_SETS = (
     EvaluationSet("fer2013", "PrivateTest", "FER2013 PrivateTest", needs_face_crop=False),
     EvaluationSet("ckplus48", None, "CK+48 (all 981)", needs_face_crop=False),
-    EvaluationSet("cfd", None, "CFD (all 823, face-cropped)", needs_face_crop=True),
+    EvaluationSet("cfd", None, "CFD (all 823, face-cropped)", needs_face_crop=True, group_attributes=("race", "sex")),
 )
 
 
@@ -113,6 +115,8 @@ class Model:
     description: dict = field(default_factory=dict)  # bundle metadata, for the record
     # {model class: [training set classes]} when the classes group the training set's; None when they are its own
     class_groups: dict[str, list[str]] | None = None
+    # A reference has no replication record: its own dataset's test split is scored here (it never trained on it)
+    scores_own_dataset: bool = False
 
 
 @dataclass
@@ -124,6 +128,7 @@ class Faces:
     labels: np.ndarray
     class_names: list[str]
     checksum: str
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # attribute -> each image's group
 
     @property
     def not_found(self) -> int:
@@ -147,6 +152,8 @@ class Cell:
     face_misses: int = 0  # of the n, images in which no face was found
     left_out: dict[str, int] = field(default_factory=dict)  # test classes with no counterpart: images left out
     scored_classes: list[str] = field(default_factory=list)  # the model classes the argmax is restricted to
+    # "<attribute>=<group>" -> correct, n, value and Wilson 95% interval of the accuracy on that group's images
+    groups: dict[str, dict] = field(default_factory=dict)
     note: str = ""
 
 
@@ -233,7 +240,7 @@ def restricted_predictions(probabilities: np.ndarray, columns: Sequence[int]) ->
 def score_cell(model: Model, faces: Faces) -> Cell:
     """`model` on the images of `faces` whose class it knows; argmax over the classes the test set has."""
     test_set = faces.test_set
-    if model.training_dataset == test_set.dataset:
+    if model.training_dataset == test_set.dataset and not model.scores_own_dataset:
         return Cell(model.name, test_set.label, "within-dataset", note=WITHIN_DATASET_NOTE)
     mapping = class_mapping(test_set.dataset, model.training_dataset, model.class_names, model.class_groups)
     scored_classes = [name for name in model.class_names if name in mapping.values()]
@@ -243,7 +250,18 @@ def score_cell(model: Model, faces: Faces) -> Cell:
     y_pred = _predict_kept(model, [faces.crops[index] for index in kept], scored_classes)
     cell = _metrics(model.name, test_set.label, y_true, y_pred, scored_classes)
     cell.left_out = _left_out(faces, mapping)
+    cell.groups = group_accuracies(y_true, y_pred, {name: values[kept] for name, values in faces.groups.items()})
     return cell
+
+
+def group_accuracies(y_true: np.ndarray, y_pred: np.ndarray, groups: Mapping[str, np.ndarray]) -> dict[str, dict]:
+    """Accuracy with its Wilson interval per group of each attribute (`race=B`, `sex=F`); misses are wrong."""
+    correct = y_true == y_pred
+    return {
+        f"{attribute}={group}": rate_with_interval(int(correct[values == group].sum()), int(np.sum(values == group)))
+        for attribute, values in groups.items()
+        for group in sorted(set(values.tolist()))
+    }
 
 
 def _predict_kept(model: Model, crops: Sequence[np.ndarray | None], scored_classes: Sequence[str]) -> np.ndarray:
@@ -303,7 +321,8 @@ def prepare_faces(test_set: EvaluationSet, dataset: FaceDataset, detector: FaceD
         crops = [largest_face(image, detector) for image in chosen.images]
     else:
         crops = list(chosen.images)
-    faces = Faces(test_set, crops, chosen.labels, list(chosen.class_names), dataset.checksum)
+    groups = {attribute: chosen.meta[attribute].to_numpy(dtype=str) for attribute in test_set.group_attributes}
+    faces = Faces(test_set, crops, chosen.labels, list(chosen.class_names), dataset.checksum, groups)
     if test_set.needs_face_crop:
         log.info("%s: no face found in %d of %d photos", test_set.label, faces.not_found, len(crops))
     return faces
@@ -385,7 +404,9 @@ def _reference_model(reference: BenchReference, training_dataset: str) -> Model:
 
     description = {"source": {"reference": reference.name, "label": reference.label}}
     class_names = list(_emotion_table(training_dataset))
-    return Model(f"{reference.name} (reference)", training_dataset, class_names, predict, description)
+    return Model(
+        f"{reference.name} (reference)", training_dataset, class_names, predict, description, scores_own_dataset=True
+    )
 
 
 def _gray(face: np.ndarray) -> np.ndarray:
@@ -428,7 +449,7 @@ def build_record(
             )
             for model in models
             for test_faces in faces
-            if model.training_dataset != test_faces.test_set.dataset
+            if model.training_dataset != test_faces.test_set.dataset or model.scores_own_dataset
         },
         "cells": [asdict(cell) for cell in cells],
     }
@@ -521,6 +542,7 @@ def cross_dataset_markdown(record: dict) -> str:
     lines = ["## Cross-dataset accuracy", "", record["rule"], ""]
     lines += _matrix_markdown(record) + [""]
     lines += _recall_markdown(record) + [""]
+    lines += _groups_markdown(record)
     lines += ["Test sets:", ""]
     for entry in record["test_sets"]:
         found = "" if entry["faces_not_found"] is None else f"; no face found in {entry['faces_not_found']}"
@@ -564,6 +586,36 @@ def _recall_markdown(record: dict) -> list[str]:
             )
             lines.append(f"- {cell['model']} on {cell['test_set']}: {recalls}")
     return lines
+
+
+def _groups_markdown(record: dict) -> list[str]:
+    """Accuracy by demographic group where a test set has groups (CFD: race and sex), and the widest gap."""
+    scored = [cell for cell in record["cells"] if cell["status"] == "scored" and cell.get("groups")]
+    if not scored:
+        return []
+    lines = [
+        "Accuracy by group (a bias audit; 95% Wilson intervals; the widest gap between groups of an attribute):",
+        "",
+    ]
+    for cell in scored:
+        parts = []
+        for attribute in sorted({key.split("=")[0] for key in cell["groups"]}):
+            members = {
+                key.split("=")[1]: rate for key, rate in cell["groups"].items() if key.startswith(f"{attribute}=")
+            }
+            values = {group: rate["value"] for group, rate in members.items() if rate["value"] is not None}
+            rates = ", ".join(f"{group} {_percent(rate)}" for group, rate in members.items())
+            gap = (max(values.values()) - min(values.values())) if len(values) > 1 else 0.0
+            parts.append(f"{attribute}: {rates}; gap {100 * gap:.1f} points")
+        lines.append(f"- {cell['model']} on {cell['test_set']}: " + "; ".join(parts))
+    return [*lines, ""]
+
+
+def _percent(rate: Mapping) -> str:
+    if rate["value"] is None:
+        return "—"
+    low, high = rate["wilson_95"]
+    return f"{100 * rate['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={rate['n']})"
 
 
 def plot_heatmap(record: dict, path: Path) -> Path:

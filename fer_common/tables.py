@@ -16,6 +16,7 @@ from pathlib import Path
 from . import paths
 from .atomic import write_text_atomically
 from .claims_figure import FIGURE_NAME, claims_svg, plotted_claims
+from .model_card import shipped_cards
 from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
 from .report import (
     DASH,
@@ -359,7 +360,12 @@ def generated_files(results_dir: Path | None = None, *, root: Path | None = None
     if figure is not None:
         files[out / FIGURE_NAME] = figure
     files.update({out / paper.meta.id / PAGE_NAME: render_page(paper) for paper in papers})
-    files[out / AUDITS_PAGE] = render_audits(latest_measurements(out), out)
+    measurements = latest_measurements(out)
+    files[out / AUDITS_PAGE] = render_audits(measurements, out)
+    # The shipped models' cards, where the results folder is the repository's (beside the package).
+    shipped_dir = out.parent / "fer_common" / "pretrained"
+    if shipped_dir.is_dir():
+        files.update(shipped_cards(shipped_dir, out, measurements))
     readme = readme_path(out)
     if readme.is_file() and STATUS_START in readme.read_text(encoding="utf-8"):
         files[readme] = with_status(readme.read_text(encoding="utf-8"), render_status(papers))

@@ -1,6 +1,7 @@
 """`fer-replicate cross-dataset`: class mappings, restricted scoring, CFD face-crop misses, the record."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,14 @@ def test_a_cell_of_the_models_own_dataset_is_left_to_the_replications_record():
     assert cell.status == "within-dataset" and "record" in cell.note and cell.n == 0
 
 
+def test_a_reference_model_is_scored_on_its_own_datasets_test_split_which_no_record_holds():
+    happy = FER_CLASSES.index("happy")
+    reference = fixed_model("fer (reference)", "fer2013", FER_CLASSES, np.eye(7)[happy])
+    reference.scores_own_dataset = True
+    cell = score_cell(reference, faces_of(FER_TEST, FER_CLASSES, [happy, happy, 0]))
+    assert cell.status == "scored" and (cell.correct, cell.n) == (2, 3)
+
+
 class StubDetector:
     """Finds a face (the centre square) only in photos whose top-left pixel is bright."""
 
@@ -152,7 +161,15 @@ def synthetic_cfd(with_face: list[bool]) -> FaceDataset:
     images = np.zeros((len(with_face), 64, 64, 3), dtype=np.uint8)
     images[np.array(with_face), 0, 0] = 255
     labels = np.zeros(len(with_face), dtype=np.int64)  # every photo neutral (N)
-    meta = pd.DataFrame({"path": [f"{i}.jpg" for i in range(len(with_face))], "split": "all"})
+    races = ["B", "W"] * len(with_face)
+    meta = pd.DataFrame(
+        {
+            "path": [f"{i}.jpg" for i in range(len(with_face))],
+            "split": "all",
+            "race": races[: len(with_face)],  # B, W, B, W, ...
+            "sex": "F",
+        }
+    )
     return FaceDataset("cfd", images, labels, ["N", "HC", "HO", "A", "F"], meta, checksum="synthetic")
 
 
@@ -162,6 +179,31 @@ def test_cfd_photos_without_a_face_are_misses_counted_apart_not_dropped():
     model = fixed_model("fer", "fer2013", FER_CLASSES, [0, 0, 0, 0, 0, 0, 1.0])  # always neutral
     cell = score_cell(model, faces)
     assert cell.n == 5 and cell.face_misses == 3 and cell.correct == 2 and cell.recall == {"neutral": 0.4}
+
+
+def test_cfd_accuracy_is_reported_by_race_and_sex_with_wilson_intervals():
+    # Faces found in photos 0 and 2 (race B) only: B 2 of 3 right, W 0 of 2, all five F.
+    faces = prepare_faces(CFD_TEST, synthetic_cfd([True, False, True, False, False]), StubDetector())
+    cell = score_cell(fixed_model("fer", "fer2013", FER_CLASSES, [0, 0, 0, 0, 0, 0, 1.0]), faces)
+    assert {key: (rate["correct"], rate["n"]) for key, rate in cell.groups.items()} == {
+        "race=B": (2, 3),
+        "race=W": (0, 2),
+        "sex=F": (2, 5),
+    }
+    low, high = cell.groups["race=B"]["wilson_95"]
+    assert low < 2 / 3 < high
+    section = cross_dataset_markdown(
+        {
+            "rule": "",
+            "cells": [asdict(cell)],
+            "test_sets": [],
+            "mappings": {},
+            "missing_models": {},
+            "provenance": {"git_commit": "abc", "created_utc": "now"},
+            "models": {},
+        }
+    )
+    assert "race: B 66.7% [" in section and "gap 66.7 points" in section
 
 
 # --- bundles and the record --------------------------------------------------------------------------------
