@@ -95,12 +95,20 @@ class EvaluationSet:
     label: str
     needs_face_crop: bool
     group_attributes: tuple[str, ...] = ()  # demographic columns of `meta` to report accuracy by (a bias audit)
+    group_legend: str = ""  # what the group codes stand for
 
 
 TEST_SETS = (
     EvaluationSet("fer2013", "PrivateTest", "FER2013 PrivateTest", needs_face_crop=False),
     EvaluationSet("ckplus48", None, "CK+48 (all 981)", needs_face_crop=False),
-    EvaluationSet("cfd", None, "CFD (all 823, face-cropped)", needs_face_crop=True, group_attributes=("race", "sex")),
+    EvaluationSet(
+        "cfd",
+        None,
+        "CFD (all 823, face-cropped)",
+        needs_face_crop=True,
+        group_attributes=("race", "sex"),
+        group_legend="CFD's codes: race A Asian, B Black, I Indian, L Latino, M Multiracial, W White; sex F, M",
+    ),
 )
 
 
@@ -608,7 +616,8 @@ def _groups_markdown(record: dict) -> list[str]:
             gap = (max(values.values()) - min(values.values())) if len(values) > 1 else 0.0
             parts.append(f"{attribute}: {rates}; gap {100 * gap:.1f} points")
         lines.append(f"- {cell['model']} on {cell['test_set']}: " + "; ".join(parts))
-    return [*lines, ""]
+    legends = [entry["group_legend"] for entry in record["test_sets"] if entry.get("group_legend")]
+    return [*lines, "", *(f"({legend}.)" for legend in legends), ""]
 
 
 def _percent(rate: Mapping) -> str:

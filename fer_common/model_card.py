@@ -165,7 +165,10 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
             )
     if not lines:
         lines.append("- Not measured yet: run the replication and `make cross-dataset`.")
-    return lines
+    legends = [
+        entry["group_legend"] for entry in (cross_dataset or {}).get("test_sets", []) if entry.get("group_legend")
+    ]
+    return [*lines, *(f"\n({legend}.)" for legend in legends)]
 
 
 def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_dir: Path) -> list[str]:
