@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .metadata import load_metadata
 from .records import latest_record
+from .registry import REPLICATIONS
 from .report import Measurements, paper_label
 
 CARD_SUFFIX = ".md"
@@ -44,7 +45,7 @@ def shipped_cards(bundles_dir: Path, results_dir: Path, measurements: Measuremen
 
 def render_card(name: str, description: Mapping, size_mb: float, results_dir: Path, measurements: Measurements) -> str:
     source = description["source"]
-    meta = load_metadata(source["replication"])
+    meta = load_metadata(REPLICATIONS.get(source["replication"]).metadata_file)  # a recipe's too
     record = latest_record(meta.id, "full", results_dir)
     seeds = record["settings"][source["setting"]] if record else None
     shipped = seeds["seeds"].get(str(source["seed"])) if seeds else None
