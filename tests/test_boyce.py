@@ -17,17 +17,9 @@ from fer_common.runner import run_replication
 from fer_common.train import RuntimeOptions
 from replications.boyce import diagnostics, imagenet, models
 from replications.boyce.data import BoyceData, Images, draw_test_files
-from replications.boyce.replication import (
-    Boyce,
-    accuracy_on,
-    build_extractor,
-    compile_model,
-    predict_split,
-    seed_chosen_on_test,
-    train_end_to_end,
-    train_frozen_transfer,
-    transfer_preprocessing,
-)
+from replications.boyce.replication import Boyce, seed_chosen_on_test
+from replications.boyce.training import accuracy_on, compile_model, predict_split, train_end_to_end
+from replications.boyce.transfer import build_extractor, train_frozen_transfer, transfer_preprocessing
 
 from .helpers import requires_dataset
 

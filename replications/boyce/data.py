@@ -36,6 +36,9 @@ class TransferFeatures:
     seconds: float  # wall time of computing them
 
 
+SPLITS = ("train", "validation", "test", "private")
+
+
 @dataclass
 class BoyceData:
     train: Images

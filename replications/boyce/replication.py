@@ -7,289 +7,46 @@ per class, as the capstone's folder held), validation from PublicTest, and the c
 (`config.test_files`). The 128-image test is the scored set (the paper's ~93%); the whole 4-class PrivateTest
 (2,515 images) is scored beside it, since the 95% interval of 128 images is ±4 to ±8 points wide.
 
-Custom models train end to end with augmentation. Transfer models keep their backbone frozen (the capstone
-used "the pre-trained feature-extraction layers"), so the backbone's features are computed once per run and
-only the head trains; `train_backbone: true` trains everything instead, at 10-30x the cost.
+Custom models train end to end with augmentation (training.py). Transfer models keep their backbone frozen
+(the capstone used "the pre-trained feature-extraction layers"; transfer.py). This module holds one seed's
+run of a setting and the measures of the hypotheses for the capstone's ~93% (diagnostics.py).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fer_common import metrics
-from fer_common.augment import AugmentConfig
 from fer_common.bundles import Preprocessing
 from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
 from fer_common.metadata import code_hash
-from fer_common.resumable_callbacks import EpochTimes, ResumableEarlyStopping, ResumablePlateau
-from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
-from fer_common.train import FitResult, RuntimeOptions, make_dataset, predict_probabilities
+from fer_common.train import RuntimeOptions
 from replications.boyce import diagnostics, imagenet
-from replications.boyce.data import (
-    BoyceData,
-    Images,
-    TransferFeatures,
-    at_most_per_class,
-    test_images,
-    validation_images,
+from replications.boyce.data import SPLITS, BoyceData, at_most_per_class, test_images, validation_images
+from replications.boyce.models import CUSTOM_INPUT_SIZE, build_custom_model, is_transfer
+from replications.boyce.training import (
+    Training,
+    compile_model,
+    epoch_limit,
+    predict_split,
+    train_end_to_end,
+    training_run_key,
 )
-from replications.boyce.models import (
-    BACKBONES,
-    CUSTOM_INPUT_SIZE,
-    assemble_transfer_model,
-    backbone_of,
-    build_custom_model,
-    build_feature_extractor,
-    build_head,
-    is_transfer,
+from replications.boyce.transfer import (
+    initialisation_note,
+    train_frozen_transfer,
+    train_whole_transfer,
+    transfer_preprocessing,
 )
 
-BACKBONE_INIT_SEED = 0  # a frozen random backbone is the same for every seed, as an ImageNet one would be
-PREDICT_BATCH_SIZE = 256
-SPLITS = ("train", "validation", "test", "private")
 SCORED_SET = "the capstone's 128-image test (32 per class, drawn from PrivateTest)"
 log = logging.getLogger(__name__)
-
-
-# --- training ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Training:
-    """One fit: its result, its wall time per epoch, and the 128-image test's accuracy after every epoch."""
-
-    fitted: FitResult
-    seconds_per_epoch: float
-    test_accuracy_by_epoch: list[float]
-
-
-def epoch_limit(setting: str, config: dict) -> int:
-    """The setting's maximum epochs: `max_epochs`, or its cap in `max_epochs_by_model` when that is lower."""
-    cap = config["max_epochs_by_model"].get(setting)
-    return int(config["max_epochs"]) if cap is None else min(int(cap), int(config["max_epochs"]))
-
-
-def accuracy_on(model, inputs: np.ndarray, labels: np.ndarray) -> float:
-    return float((predict_probabilities(model, inputs, PREDICT_BATCH_SIZE).argmax(axis=1) == labels).mean())
-
-
-def fit_with_plateau(
-    model,
-    make_train: Callable[[int], Any],
-    validation,
-    test: tuple[np.ndarray, np.ndarray],
-    epochs: int,
-    config: dict,
-    runtime: RuntimeOptions,
-    *,
-    seed: int,
-    run_key: str,
-) -> Training:
-    """Train resumably (a checkpoint after every epoch) with the capstone-style ReduceLROnPlateau and
-    EarlyStopping on validation loss, best weights restored. `test` (model inputs, labels) is scored after
-    every epoch, for the hypothesis that the capstone chose its epoch on its test; nothing is chosen on it here."""
-    timer = EpochTimes()
-    plateau = ResumablePlateau(
-        config["reduce_lr"]["factor"], config["reduce_lr"]["patience"], config["reduce_lr"]["min_learning_rate"]
-    )
-    scoring = diagnostics.TestAccuracyByEpoch(*test, accuracy_on)
-    stopping = ResumableEarlyStopping(config["early_stopping_patience"])
-    history = fit_resumable(
-        model,
-        make_train,
-        validation,
-        epochs=epochs,
-        run_key=run_key,
-        seed=seed,
-        options=runtime,
-        callbacks=[timer, plateau, scoring, stopping],
-    )
-    fitted = FitResult(history=history, best_epoch=stopping.best_epoch, epochs_run=len(history["loss"]))
-    return Training(fitted, float(np.mean(timer.seconds)), scoring.accuracies)
-
-
-def compile_model(model, learning_rate: float) -> None:
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-
-
-def train_end_to_end(
-    model,
-    data: BoyceData,
-    preprocessing: Preprocessing,
-    seed: int,
-    epochs: int,
-    config: dict,
-    runtime: RuntimeOptions,
-    run_key: str,
-):
-    """Fit a whole model on augmented training images (custom models, and `train_backbone: true`)."""
-    num_classes = model.output_shape[-1]
-    train_inputs = preprocessing.apply(data.train.images)
-    augmentation = AugmentConfig(**config["augmentation"])
-    validation = make_dataset(
-        preprocessing.apply(data.validation.images), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
-    )
-    test = (preprocessing.apply(data.test.images), data.test.labels)
-    return fit_with_plateau(
-        model,
-        lambda epoch: epoch_dataset(
-            train_inputs,
-            data.train.labels,
-            num_classes,
-            config["batch_size"],
-            seed=seed,
-            epoch=epoch,
-            augment=augmentation,
-        ),
-        validation,
-        test,
-        epochs,
-        config,
-        runtime,
-        seed=seed,
-        run_key=run_key,
-    )
-
-
-def training_run_key(setting: str, data: BoyceData, seed: int, config: dict, runtime: RuntimeOptions) -> str:
-    """The checkpoint key of one model's training run: its config (less `save_models`, which does not change
-    the training), the data and code, and the ImageNet weights it starts from."""
-    training_config = {key: value for key, value in config.items() if key != "save_models"}
-    weights = data.weights.get(setting)
-    return make_run_key(
-        "boyce",
-        setting,
-        seed,
-        training_config,
-        runtime,
-        **data.run_identity,
-        weights=weights.sha256 if weights is not None else None,
-    )
-
-
-def predict_split(model, images: Images, preprocessing: Preprocessing) -> np.ndarray:
-    """Softmax outputs as float64, in chunks so a 75x75 PrivateTest never sits in memory as floats at once."""
-    outputs = [
-        predict_probabilities(model, preprocessing.apply(images.images[start : start + 1024]), PREDICT_BATCH_SIZE)
-        for start in range(0, len(images), 1024)
-    ]
-    return np.concatenate(outputs)
-
-
-# --- transfer models --------------------------------------------------------------------------------------
-
-
-def transfer_preprocessing(setting: str) -> Preprocessing:
-    """0..255 RGB at the backbone's size: its preprocess_input runs inside the model."""
-    return Preprocessing(size=BACKBONES[setting].input_size, channels=3, scale="raw")
-
-
-def build_extractor(setting: str, weights: imagenet.WeightsFile | None, trainable: bool):
-    """The setting's feature extractor, with ImageNet weights loaded (and shape-checked) when given."""
-    from fer_common.weights import load_weights_file
-
-    extractor = build_feature_extractor(setting)
-    if weights is not None:
-        backbone = BACKBONES[setting]
-        load_weights_file(
-            backbone_of(extractor),
-            weights.path,
-            expected_name=f"ImageNet {backbone.application} weights ({backbone.weights_file})",
-            how_to_get=f"Download it from {backbone.weights_url}.",
-        )
-    extractor.trainable = trainable
-    return extractor
-
-
-def frozen_features(setting: str, data: BoyceData, seed: int) -> TransferFeatures:
-    """The frozen backbone's features of every split: computed by the first seed, reused by the others."""
-    import keras
-
-    if setting not in data.features:
-        # A random backbone is drawn from a fixed seed, so every seed trains its head on the same features,
-        # as with ImageNet weights; the job's seed is restored for the head.
-        keras.utils.set_random_seed(BACKBONE_INIT_SEED)
-        extractor = build_extractor(setting, data.weights.get(setting), trainable=False)
-        keras.utils.set_random_seed(seed)
-        preprocessing = transfer_preprocessing(setting)
-        started = time.perf_counter()
-        splits = {name: predict_split(extractor, data.split(name), preprocessing) for name in SPLITS}
-        data.features[setting] = TransferFeatures(extractor, splits, time.perf_counter() - started)
-    return data.features[setting]
-
-
-def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions):
-    """Train the head on frozen features (no augmentation: the features are computed once)."""
-    features = frozen_features(setting, data, seed)
-    num_classes = int(data.train.labels.max()) + 1
-    train_features = features.splits["train"]
-    head = build_head(train_features.mean(axis=0), train_features.var(axis=0), num_classes)
-    compile_model(head, config["learning_rate"])
-    train_features = train_features.astype(np.float32)
-    validation = make_dataset(
-        features.splits["validation"].astype(np.float32), data.validation.labels, num_classes, PREDICT_BATCH_SIZE
-    )
-    test = (features.splits["test"], data.test.labels)
-    training = fit_with_plateau(
-        head,
-        lambda epoch: epoch_dataset(
-            train_features, data.train.labels, num_classes, config["batch_size"], seed=seed, epoch=epoch
-        ),
-        validation,
-        test,
-        epochs,
-        config,
-        runtime,
-        seed=seed,
-        run_key=training_run_key(setting, data, seed, config, runtime),
-    )
-    probabilities = {
-        name: predict_probabilities(head, features.splits[name], PREDICT_BATCH_SIZE) for name in ("test", "private")
-    }
-    model = assemble_transfer_model(setting, features.extractor, head)
-    return model, training, probabilities, features.seconds
-
-
-def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions):
-    """Train backbone and head together (`train_backbone: true`), on augmented images."""
-    extractor = build_extractor(setting, data.weights.get(setting), trainable=True)
-    num_classes = int(data.train.labels.max()) + 1
-    # Trained together, the features change as the backbone learns: the head starts without standardising.
-    feature_count = extractor.output_shape[-1]
-    head = build_head(np.zeros(feature_count), np.ones(feature_count), num_classes)
-    model = assemble_transfer_model(setting, extractor, head)
-    compile_model(model, config["backbone_learning_rate"])
-    preprocessing = transfer_preprocessing(setting)
-    run_key = training_run_key(setting, data, seed, config, runtime)
-    training = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime, run_key)
-    probabilities = {name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")}
-    return model, training, probabilities, 0.0
-
-
-def initialisation_note(setting: str, data: BoyceData, config: dict) -> str:
-    """How a transfer model started, in the words its table rows carry ("" when nothing needs saying)."""
-    if setting not in data.weights:
-        trained = "trained end to end" if config["train_backbone"] else "frozen backbone, only the head trained"
-        return f"random initialisation (--weights none): no ImageNet features; {trained}"
-    fine_tuned = "fine-tuned end to end from ImageNet weights" if config["train_backbone"] else ""
-    return "; ".join(filter(None, [data.weights[setting].row_note, fine_tuned]))
-
-
-# --- one seed ---------------------------------------------------------------------------------------------
 
 
 def hypothesis_measures(
