@@ -229,12 +229,14 @@ def explain_claims(paper: PaperResult, results_dir: Path | None = None) -> list[
         seen.add(key)
         hypotheses = [entry for entry in paper.meta.hypotheses if (entry.metric, entry.setting) == key]
         if hypotheses and claim.verdict in (BELOW, ABOVE):
-            explanations = [_explanation(paper.meta, entry, results_dir) for entry in hypotheses]
+            explanations = [_explanation(paper.meta, entry, claim.kind, results_dir) for entry in hypotheses]
             explained.append(ClaimExplanations(claim, explanations))
     return explained
 
 
-def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, results_dir: Path | None) -> Explanation:
+def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, kind: str, results_dir: Path | None) -> Explanation:
+    """What the hypothesis's profile's latest record gives: the measure's row, or, for a measure the record has
+    no row for (one only a hypothesis reads), its summary over seeds, in the claim's kind."""
     record = latest_record(meta.id, hypothesis.profile, results_dir)
     if record is None:
         return Explanation(hypothesis, "", None, [])
@@ -242,6 +244,9 @@ def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, results_dir:
     entry = next(
         (row for row in record["rows"] if (row["metric"], row["setting"]) == (measure, hypothesis.setting)), None
     )
+    summary = record["settings"].get(hypothesis.setting, {}).get("summary", {}).get(measure)
+    if entry is None and summary is not None:
+        entry = {"metric": measure, "setting": hypothesis.setting, "kind": kind, **summary}
     row = _row(entry, group=None, better=None) if entry else None
     return Explanation(hypothesis, Path(record["_path"]).name, row, stale_reasons(meta, record))
 
@@ -256,7 +261,7 @@ def explanation_ours_text(replication_id: str, explanation: Explanation) -> str:
     if not explanation.record_name:
         return f"not run yet: `{explain_command(replication_id, explanation.hypothesis.profile)}`"
     if explanation.row is None:
-        return f"no `{explanation.measure}` row in the record"
+        return f"no `{explanation.measure}` in the record"
     if explanation.row.mean is None:
         return "not run: data missing here"
     return ours_text(explanation.row)
