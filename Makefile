@@ -11,7 +11,7 @@ RUN_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint all-tables check check-strict data clean \
         replicate-hong replicate-cmu replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu replicate-fer2013_cnn bench \
-        audit-duplicates cross-dataset bench-detectors
+        audit-duplicates cross-dataset bench-detectors progress
 
 help: ## list the targets
 	@echo "fer-replicate — replications of five facial-emotion-recognition papers"
@@ -80,6 +80,9 @@ bench-detectors: $(STAMP) ## face detectors (hog, haar): detection rate, false p
 
 all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/audits.md, results/<id>/README.md and the README status table
 	$(FER) tables
+
+progress: $(STAMP) ## where unfinished long runs stand: finished jobs and each training checkpoint's epochs
+	$(FER) progress
 
 check: $(STAMP) ## fail when a full record is dirty, invalid or missing, or breaks its metadata's expectations
 	$(FER) check

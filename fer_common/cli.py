@@ -266,6 +266,13 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_progress(args) -> int:
+    from fer_common.progress import checkpoints, progress_text, unfinished_runs
+
+    print(progress_text(unfinished_runs(), checkpoints()))
+    return 0
+
+
 def cmd_tables(args) -> int:
     from fer_common.tables import write_tables
 
@@ -526,6 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=cmd_bench)
 
     commands.add_parser("list", parents=verbosity, help="list the replications").set_defaults(handler=cmd_list)
+    commands.add_parser(
+        "progress",
+        parents=verbosity,
+        help="where unfinished runs stand: their finished jobs and training checkpoints (nothing is started)",
+    ).set_defaults(handler=cmd_progress)
     commands.add_parser(
         "tables",
         parents=verbosity,
