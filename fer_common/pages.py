@@ -19,7 +19,6 @@ from .report import (
     band_text,
     claim_text,
     explain_command,
-    explanation_ours_text,
     heading_anchor,
     inside_band_text,
     number_text,
@@ -201,18 +200,21 @@ def _explanations(paper: PaperResult) -> list[str]:
         if record and record.stale:
             record_cell += f" *stale: {', '.join(record.stale)}*"
         cells = [
-            _explanation_cell(replication_id, claims[column], by_column[column]) if column in by_column else DASH
+            _explanation_cell(claims[column], by_column[column]) if column in by_column else DASH
             for column in range(len(claims))
         ]
         rows.append([f"{one_paragraph(text)}{reads}; `{profile}`", *cells, record_cell])
     return [EXPLANATIONS_HEADING, "", intro, "", *md_table(header, rows), ""]
 
 
-def _explanation_cell(replication_id: str, claim: ResultRow, entry: Explanation) -> str:
+def _explanation_cell(claim: ResultRow, entry: Explanation) -> str:
+    """What a hypothesis gives for one claim, or why there is nothing to show."""
     if not entry.record_name:
         return "not run yet"
-    if entry.row is None or entry.row.mean is None:
-        return explanation_ours_text(replication_id, entry)
+    if entry.row is None:
+        return f"no `{entry.measure}` in the record"
+    if entry.row.mean is None:
+        return "not run: data missing here"
     return _cell(claim, entry.row)
 
 

@@ -256,17 +256,6 @@ def explain_command(replication_id: str, profile: str) -> str:
     return f"make replicate-{replication_id}" if profile == FULL_PROFILE else f"make explain-{replication_id}"
 
 
-def explanation_ours_text(replication_id: str, explanation: Explanation) -> str:
-    """Ours for a hypothesis, or why there is nothing to show."""
-    if not explanation.record_name:
-        return f"not run yet: `{explain_command(replication_id, explanation.hypothesis.profile)}`"
-    if explanation.row is None:
-        return f"no `{explanation.measure}` in the record"
-    if explanation.row.mean is None:
-        return "not run: data missing here"
-    return ours_text(explanation.row)
-
-
 def inside_band_text(claim: ResultRow, row: ResultRow | None) -> str:
     """`inside`, `below` or `above`: where a row's mean (a hypothesis's) falls against the claim's band."""
     if row is None or row.mean is None or claim.band is None:
@@ -276,16 +265,11 @@ def inside_band_text(claim: ResultRow, row: ResultRow | None) -> str:
     return "above" if row.mean > claim.band["high"] else "below"
 
 
-def explanation_anchor(claim: ResultRow) -> str:
-    """The anchor of the "What could explain" section (one per replication page, a column per claim)."""
-    return heading_anchor(EXPLANATIONS_HEADING)
-
-
 def verdict_link(paper: PaperResult, row: ResultRow, page: str = "") -> str:
     """The verdict in words, linked to the claim's "What could explain" section (on `page`) when it has one."""
     text = verdict_text(row)
     if any(explained.claim is row for explained in paper.explained):
-        return f"[{text}]({page}#{explanation_anchor(row)})"
+        return f"[{text}]({page}#{heading_anchor(EXPLANATIONS_HEADING)})"
     return text
 
 
