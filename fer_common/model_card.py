@@ -68,7 +68,9 @@ def render_card(name: str, description: Mapping, size_mb: float, results_dir: Pa
         "",
         f"**Training and choice.** {meta.settings[source['setting']]} Shipped: seed {source['seed']}"
         + (f", epoch {source['epoch']}" if source.get("epoch") else "")
-        + f", chosen by {source.get('chosen_by') or source.get('selected_on', 'its validation score')}.",
+        + f", chosen by {source.get('chosen_by') or source.get('selected_on', 'its validation score')}"
+        + (f" ({source['selected_on']} {source['selection_score']:.1%})" if source.get("selection_score") else "")
+        + ".",
         "",
         "## How well it does",
         "",
