@@ -161,6 +161,10 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
     return [*lines, *(f"\n({entry['group_legend']}.)" for entry in test_sets if entry.get("group_legend"))]
 
 
+# A record states the switch it ran with; `auto` resolves by the CPU's bf16 support (fer_common.train).
+PRECISION_WORDS = {"auto": "auto (bf16 compute where the CPU has native bf16, else float32)"}
+
+
 def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_dir: Path) -> list[str]:
     lines = []
     for what, entry in (("Its replication's record", record), ("The cross-dataset record", cross_dataset)):
@@ -171,7 +175,7 @@ def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_d
         precision = (provenance.get("runtime") or {}).get("precision")
         lines.append(
             f"- {what}: `results/{path}` (commit `{str(provenance['git_commit'])[:7]}`, {provenance.get('cpu', '?')}"
-            + (f", {precision}" if precision else "")
+            + (f", precision {PRECISION_WORDS.get(precision, precision)}" if precision else "")
             + ")."
         )
     return lines or ["- No records yet."]
