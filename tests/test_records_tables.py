@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fer_common import atomic, audit_duplicates, paths
+from fer_common import atomic, audit_duplicates
 from fer_common.bands import ABOVE, BEYOND_PAPER, NOT_RUN, REPRODUCED
 from fer_common.checks import check_generated_files, check_records, check_value_in_regression_band
 from fer_common.contract import SeedOutcome
@@ -461,14 +461,18 @@ def test_schema(root):
         validate_record(bad)
 
 
-def test_committed_version_1_records_still_load():
-    version_1 = [record for record in load_records(paths.REPO_ROOT / "results") if record["schema_version"] == 1]
-    assert version_1, "the committed records under results/ are schema version 1"
-    # Version 2 seed entries have no `extras`: the version decides which shape is checked.
-    content = next(record for record in version_1 if record["settings"])
-    as_version_2 = {key: value for key, value in content.items() if key != "_path"} | {"schema_version": 2}
+def test_version_1_records_still_load_and_their_shape_is_not_version_2(root):
+    # Records made before version 2 (a user's own results/, say) kept scored_set, denominators, notes and
+    # details in one `extras` mapping per seed entry.
+    version_1 = _record()
+    version_1["schema_version"] = 1
+    for setting in version_1["settings"].values():
+        for seed, entry in setting["seeds"].items():
+            moved = {key: entry.pop(key) for key in ("scored_set", "denominators", "notes", "details")}
+            setting["seeds"][seed] = {**entry, "extras": moved}
+    validate_record(version_1)
     with pytest.raises(RecordError, match=r"settings\.\w+\.seeds\.\d+\.\w+"):
-        validate_record(as_version_2)
+        validate_record({**version_1, "schema_version": 2})
 
 
 def test_latest_record_picks_newest_of_profile(root, results):
