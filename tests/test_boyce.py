@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fer_common.bundles import Preprocessing
-from fer_common.cli import main
+from fer_common.cli import hypothesis_profiles, main
 from fer_common.data import load_dataset
 from fer_common.errors import WeightsError
 from fer_common.metadata import load_metadata
@@ -84,6 +84,17 @@ def test_missing_imagenet_weights_stop_the_run_at_once_saying_what_to_put_where(
     assert f"Put each file in {empty_keras_cache.resolve()}" in error
     assert "--weights none" in error and "make replicate-boyce WEIGHTS=none" in error
     assert "Traceback" not in error
+
+
+def test_the_explain_profiles_need_no_imagenet_weights(empty_keras_cache):
+    # They train the final model only: `make explain-boyce` must not stop for missing transfer weights.
+    meta = load_metadata(Boyce.metadata_file)
+    profiles = hypothesis_profiles(meta)
+    assert profiles
+    for profile in profiles:
+        config, _ = meta.resolve(profile)
+        assert set(meta.settings_for(profile)) == {"final"}, profile
+        assert imagenet.resolve_weights(config["weights"]) == {}, profile
 
 
 def test_a_weights_file_in_the_keras_cache_is_found_verified_and_loaded(empty_keras_cache):
