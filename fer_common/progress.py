@@ -5,14 +5,11 @@ from its last). A run of hours on a CPU spans sessions; this says where each one
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from fer_common.jobs import jobs_dir
-from fer_common.resume import STATE_FILE, checkpoints_dir
+from fer_common.resume import STATE_FILE, checkpoints_dir, read_npz
 
 
 @dataclass(frozen=True)
@@ -51,8 +48,7 @@ def checkpoints(root: Path | None = None) -> list[Checkpoint]:
     """Every training checkpoint under `root` (default: the cache's), sorted by run key."""
     found = []
     for state in sorted(Path(root or checkpoints_dir()).glob(f"*/{STATE_FILE}")):
-        with np.load(state, allow_pickle=False) as loaded:  # only the info: the weights stay on disk
-            info = json.loads(str(loaded["__info__"]))
+        info, _ = read_npz(state)  # a corrupt file: CheckpointError, naming it
         last = {key: values[-1] for key, values in info["history"].items() if values}
         found.append(Checkpoint(info["run_key"], int(info["epochs_done"]), bool(info["stopped"]), last))
     return found

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fer_common.progress import checkpoints, progress_text, unfinished_runs
+from fer_common.resume import STATE_FILE, CheckpointError
 
 from .test_resume import EPOCHS, NUM_CLASSES, build_model, train
 
@@ -26,3 +28,11 @@ def test_progress_lists_finished_jobs_and_each_checkpoints_epochs(tmp_path):
     assert "boyce --profile full: 1 finished (model1-seed0)" in text
     assert f"test-run: {EPOCHS} epochs done (val_accuracy" in text
     assert progress_text([], []).startswith("No unfinished runs")
+
+
+def test_a_corrupt_checkpoint_is_named_not_a_traceback(tmp_path):
+    state = tmp_path / "some-run" / STATE_FILE
+    state.parent.mkdir()
+    state.write_bytes(b"not an npz")
+    with pytest.raises(CheckpointError, match="some-run.*delete it to start afresh"):
+        checkpoints(tmp_path)
