@@ -20,6 +20,7 @@ from .report import (
     claim_text,
     explain_command,
     heading_anchor,
+    hypotheses_by_row,
     inside_band_text,
     number_text,
     one_paragraph,
@@ -167,12 +168,7 @@ def _explanations(paper: PaperResult) -> list[str]:
         return []
     replication_id = paper.meta.id
     claims = [explained.claim for explained in paper.explained]
-    # A hypothesis reads each claim's own metric unless it names a `measure`: one row may span several claims.
-    hypotheses: dict[tuple[str, str, str | None], dict[int, Explanation]] = {}
-    for column, explained in enumerate(paper.explained):
-        for entry in explained.explanations:
-            key = (entry.hypothesis.hypothesis, entry.hypothesis.profile, entry.hypothesis.measure)
-            hypotheses.setdefault(key, {})[column] = entry
+    hypotheses = hypotheses_by_row(paper)
     profiles = {profile for _, profile, _ in hypotheses}
     commands = sorted({explain_command(replication_id, profile) for profile in profiles})
     intro = (

@@ -251,6 +251,37 @@ def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, kind: str, r
     return Explanation(hypothesis, Path(record["_path"]).name, row, stale_reasons(meta, record))
 
 
+HypothesisKey = tuple[str, str, str | None]  # (its text, its profile, the measure it reads)
+
+
+def hypotheses_by_row(paper: PaperResult) -> dict[HypothesisKey, dict[int, Explanation]]:
+    """Each distinct hypothesis with what it gives per claim column (the index in `paper.explained`): one
+    hypothesis may explain several claims, and reads each claim's own metric unless it names a `measure`."""
+    hypotheses: dict[HypothesisKey, dict[int, Explanation]] = {}
+    for column, explained in enumerate(paper.explained):
+        for entry in explained.explanations:
+            key = (entry.hypothesis.hypothesis, entry.hypothesis.profile, entry.hypothesis.measure)
+            hypotheses.setdefault(key, {})[column] = entry
+    return hypotheses
+
+
+def hypotheses_text(paper: PaperResult) -> str:
+    """How far the search for what explains the claims that do not reproduce has got, e.g. "3 of 7 hypotheses
+    computed; 1 lands inside a band: `explain_last_epoch` for loss (random split)" ("" without hypotheses)."""
+    hypotheses = hypotheses_by_row(paper)
+    if not hypotheses:
+        return ""
+    computed = sum(any(entry.record_name for entry in by_column.values()) for by_column in hypotheses.values())
+    landing = []  # named by the measure it reads, else by its profile
+    for (_, profile, measure), by_column in hypotheses.items():
+        claims = [(paper.explained[column].claim, entry) for column, entry in by_column.items()]
+        inside = [claim_text(claim) for claim, entry in claims if inside_band_text(claim, entry.row) == "inside"]
+        if inside:
+            landing.append(f"`{measure or profile}` for {' and '.join(inside)}")
+    found = f"{len(landing)} land{'s' if len(landing) == 1 else ''} inside a band: {'; '.join(landing)}"
+    return f"{computed} of {len(hypotheses)} hypotheses computed; " + (found if landing else "none lands inside a band")
+
+
 def explain_command(replication_id: str, profile: str) -> str:
     """The command that makes a hypothesis profile's record."""
     return f"make replicate-{replication_id}" if profile == FULL_PROFILE else f"make explain-{replication_id}"

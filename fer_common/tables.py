@@ -20,12 +20,15 @@ from .model_card import shipped_cards
 from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
 from .report import (
     DASH,
+    EXPLANATIONS_HEADING,
     Measurements,
     PaperResult,
     ResultRow,
     band_text,
     claim_text,
     collect_papers,
+    heading_anchor,
+    hypotheses_text,
     latest_measurements,
     number_text,
     one_paragraph,
@@ -88,7 +91,12 @@ def _page_link(paper: PaperResult, prefix: str = "") -> str:
 def _summary_line(paper: PaperResult) -> str:
     stale = " · *stale*" if paper.stale else ""
     data = f", {paper.record['data']} data" if paper.record else ""
-    return f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}){data}): {summary_text(paper)}{stale}"
+    searched = hypotheses_text(paper)
+    if searched:
+        anchor = heading_anchor(EXPLANATIONS_HEADING)
+        searched = f"; [what could explain the gaps]({_page_link(paper)}#{anchor}): {searched}"
+    line = f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}){data}): {summary_text(paper)}{searched}"
+    return line + stale
 
 
 def _claim_cells(paper: PaperResult, row: ResultRow, *, links: bool = False) -> list[str]:

@@ -739,7 +739,11 @@ def test_a_claim_that_does_not_reproduce_gets_its_hypotheses_read_against_its_ba
     link = "](toy/README.md#what-could-explain-the-gaps) |"
     table = (results / "TABLE.md").read_text()
     assert f"| [not reproduced: ours 45.0 points higher{link}" in table
-    assert table.count("#what-could-explain") == 1  # reproduced claims link nowhere
+    assert table.count("#what-could-explain") == 2  # the summary line and the claim; reproduced claims link nowhere
+    assert (
+        "[what could explain the gaps](toy/README.md#what-could-explain-the-gaps): "
+        "1 of 2 hypotheses computed; none lands inside a band" in table
+    )
     assert "[not reproduced: ours 45.0 points higher](#what-could-explain-the-gaps)" in page
 
 
@@ -758,6 +762,8 @@ def test_a_hypothesis_inside_the_band_is_bold_and_one_row_spans_the_claims_it_ex
     assert len(rows) == 1 and rows[0].count("(above)") == 2, rows  # both claims, one row
     # recall/neg has no row (no claim, not beyond the paper): the hypothesis reads the record's summary (70%).
     assert "| another metric (reads `recall/neg`); `quick` | **70.0 ± 14.1% (inside)** | — |" in section
+    summary = "2 of 3 hypotheses computed; 1 lands inside a band: `recall/neg` for accuracy (random split)"
+    assert summary in (results / "TABLE.md").read_text()
 
 
 def test_the_audits_page_says_how_to_make_what_is_missing(root, results):
