@@ -21,6 +21,7 @@ from .report import (
     explain_command,
     heading_anchor,
     hypotheses_by_row,
+    hypotheses_text,
     inside_band_text,
     number_text,
     one_paragraph,
@@ -107,7 +108,9 @@ def _heading(paper: PaperResult) -> list[str]:
         f"commit `{commit}`",
         provenance["created_utc"][:10],
     ]
-    return [*lines, " · ".join(facts), ""]
+    searched = hypotheses_text(paper)
+    searched_line = [f"[What could explain the gaps](#{heading_anchor(EXPLANATIONS_HEADING)}): {searched}.", ""]
+    return [*lines, " · ".join(facts), "", *(searched_line if searched else [])]
 
 
 def _settings_by_note(shared: dict[str, list[str]]) -> dict[str, list[str]]:

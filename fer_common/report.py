@@ -277,7 +277,8 @@ def hypotheses_text(paper: PaperResult) -> str:
         claims = [(paper.explained[column].claim, entry) for column, entry in by_column.items()]
         inside = [claim_text(claim) for claim, entry in claims if inside_band_text(claim, entry.row) == "inside"]
         if inside:
-            landing.append(f"`{measure or profile}` for {' and '.join(inside)}")
+            listed = inside[0] if len(inside) == 1 else f"{', '.join(inside[:-1])} and {inside[-1]}"
+            landing.append(f"`{measure or profile}` for {listed}")
     found = f"{len(landing)} land{'s' if len(landing) == 1 else ''} inside a band: {'; '.join(landing)}"
     return f"{computed} of {len(hypotheses)} hypotheses computed; " + (found if landing else "none lands inside a band")
 

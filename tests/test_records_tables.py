@@ -764,6 +764,10 @@ def test_a_hypothesis_inside_the_band_is_bold_and_one_row_spans_the_claims_it_ex
     assert "| another metric (reads `recall/neg`); `quick` | **70.0 ± 14.1% (inside)** | — |" in section
     summary = "2 of 3 hypotheses computed; 1 lands inside a band: `recall/neg` for accuracy (random split)"
     assert summary in (results / "TABLE.md").read_text()
+    assert (
+        f"[What could explain the gaps](#what-could-explain-the-gaps): {summary}."
+        in (results / "toy" / "README.md").read_text()
+    )
 
 
 def test_the_audits_page_says_how_to_make_what_is_missing(root, results):
