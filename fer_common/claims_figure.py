@@ -1,4 +1,6 @@
-"""The headline figure: every paper claim that is a proportion, ours against the paper's value and band.
+"""The figures of claims against their bands: the headline figure (every paper claim that is a proportion,
+ours against the paper's value and band) and each page's hypotheses figure (what each hypothesis gives for
+each claim that does not reproduce).
 
 One row per claim: the band as a grey bar, the paper's value as a black tick, ours as a dot (mean over seeds)
 with its 95% interval, coloured by verdict. A reader sees at once which claims land in their band and how far
@@ -9,12 +11,15 @@ date and its element ids come from a fixed salt: the same records give the same 
 from __future__ import annotations
 
 import io
+import textwrap
 
 from .bands import ABOVE, BELOW, PROXY, REPRODUCED
-from .report import PaperResult, ResultRow, claim_text, paper_label
+from .report import PaperResult, ResultRow, claim_text, hypotheses_by_row, inside_band_text, paper_label
 
 FIGURE_NAME = "claims.svg"
+HYPOTHESES_FIGURE_NAME = "hypotheses.svg"  # on each replication's page, beside its README
 _COLOURS = {REPRODUCED: "#1a9850", BELOW: "#d73027", ABOVE: "#d73027", PROXY: "#4575b4"}
+_INSIDE, _OUTSIDE = _COLOURS[REPRODUCED], _COLOURS[BELOW]  # a hypothesis's value inside its claim's band or not
 _VERDICT_WORDS = {REPRODUCED: "reproduced", BELOW: "not reproduced", PROXY: "proxy data: no verdict"}
 
 
@@ -39,7 +44,7 @@ def claims_svg(papers: list[PaperResult]) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with matplotlib.rc_context({"svg.hashsalt": "fer-replicate", "svg.fonttype": "path", "font.size": 8}):
+    with matplotlib.rc_context(_SVG_STYLE):
         figure, axes = plt.subplots(figsize=(8.0, 1.0 + 0.24 * len(claims)))
         for position, (_, row) in enumerate(claims):
             _draw_claim(axes, position, row)
@@ -50,10 +55,20 @@ def claims_svg(papers: list[PaperResult]) -> str | None:
         axes.grid(axis="x", color="#dddddd", linewidth=0.5)
         axes.set_axisbelow(True)
         axes.legend(handles=_legend_handles(), loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=3, frameon=False)
-        figure.tight_layout()
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-        plt.close(figure)
+        return _svg_text(figure)
+
+
+# Fixed element ids and no date: the same records give the same bytes.
+_SVG_STYLE = {"svg.hashsalt": "fer-replicate", "svg.fonttype": "path", "font.size": 8}
+
+
+def _svg_text(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(figure)
     return buffer.getvalue()
 
 
@@ -85,3 +100,51 @@ def _legend_handles() -> list:
         Line2D([], [], color="black", linewidth=1.2, label="paper"),
         *dots,
     ]
+
+
+def has_hypotheses_figure(paper: PaperResult) -> bool:
+    """Whether the page gets a hypotheses figure: a claim that does not reproduce has a computed hypothesis."""
+    return any(entry.row is not None and entry.row.mean is not None for _, entry in _hypothesis_cells(paper))
+
+
+def _hypothesis_cells(paper: PaperResult):
+    for by_column in hypotheses_by_row(paper).values():
+        yield from by_column.items()
+
+
+def hypotheses_svg(paper: PaperResult) -> str | None:
+    """One panel per claim that does not reproduce (its band grey, the paper's value a black line), one row per
+    hypothesis: its mean over seeds ± sd, green inside the band, red outside; the first row is the run as made."""
+    if not has_hypotheses_figure(paper):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hypotheses = hypotheses_by_row(paper)
+    labels = ["as run", *(measure or profile for _, profile, measure in hypotheses)]
+    claims = [explained.claim for explained in paper.explained]
+    with matplotlib.rc_context(_SVG_STYLE):
+        figure, panels = plt.subplots(
+            1, len(claims), sharey=True, squeeze=False, figsize=(1.0 + 2.3 * len(claims), 1.2 + 0.3 * len(labels))
+        )
+        for column, (axes, claim) in enumerate(zip(panels[0], claims, strict=True)):
+            rows = [claim, *(by_column.get(column) for by_column in hypotheses.values())]
+            scale = 100 if claim.kind == "proportion" else 1
+            axes.axvspan(scale * claim.band["low"], scale * claim.band["high"], color="#e0e0e0", linewidth=0)
+            axes.axvline(scale * claim.reported, color="black", linewidth=1.2)
+            for position, entry in enumerate(rows):
+                row = entry if isinstance(entry, ResultRow) else (entry.row if entry else None)
+                if row is None or row.mean is None:
+                    continue
+                colour = _INSIDE if inside_band_text(claim, row) == "inside" else _OUTSIDE
+                spread = scale * row.sd if row.n_seeds > 1 and row.sd else 0
+                axes.errorbar(scale * row.mean, position, xerr=spread, fmt="o", color=colour, markersize=4)
+            axes.set_title(textwrap.fill(claim_text(claim), 30), fontsize=7)
+            axes.set_xlabel("percent" if scale == 100 else "value")
+            axes.grid(axis="x", color="#dddddd", linewidth=0.5)
+            axes.set_axisbelow(True)
+        panels[0][0].set_yticks(range(len(labels)), labels)
+        panels[0][0].set_ylim(len(labels) - 0.5, -0.5)
+        return _svg_text(figure)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from .claims_figure import HYPOTHESES_FIGURE_NAME, has_hypotheses_figure
 from .report import (
     DASH,
     EXPLANATIONS_HEADING,
@@ -203,7 +204,12 @@ def _explanations(paper: PaperResult) -> list[str]:
             for column in range(len(claims))
         ]
         rows.append([f"{one_paragraph(text)}{reads}; `{profile}`", *cells, record_cell])
-    return [EXPLANATIONS_HEADING, "", intro, "", *md_table(header, rows), ""]
+    figure = (
+        [f"![Each hypothesis against each claim's band: green inside, red outside]({HYPOTHESES_FIGURE_NAME})", ""]
+        if has_hypotheses_figure(paper)
+        else []
+    )
+    return [EXPLANATIONS_HEADING, "", intro, "", *figure, *md_table(header, rows), ""]
 
 
 def _explanation_cell(claim: ResultRow, entry: Explanation) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import paths
 from .atomic import write_text_atomically
-from .claims_figure import FIGURE_NAME, claims_svg, plotted_claims
+from .claims_figure import FIGURE_NAME, HYPOTHESES_FIGURE_NAME, claims_svg, hypotheses_svg, plotted_claims
 from .model_card import shipped_cards
 from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
 from .report import (
@@ -368,6 +368,10 @@ def generated_files(results_dir: Path | None = None, *, root: Path | None = None
     if figure is not None:
         files[out / FIGURE_NAME] = figure
     files.update({out / paper.meta.id / PAGE_NAME: render_page(paper) for paper in papers})
+    for paper in papers:
+        hypotheses_figure = hypotheses_svg(paper)
+        if hypotheses_figure is not None:
+            files[out / paper.meta.id / HYPOTHESES_FIGURE_NAME] = hypotheses_figure
     measurements = latest_measurements(out)
     files[out / AUDITS_PAGE] = render_audits(measurements, out)
     # The shipped models' cards, where the results folder is the repository's (beside the package).

@@ -745,6 +745,16 @@ def test_a_claim_that_does_not_reproduce_gets_its_hypotheses_read_against_its_ba
         "1 of 2 hypotheses computed; none lands inside a band" in table
     )
     assert "[not reproduced: ours 45.0 points higher](#what-could-explain-the-gaps)" in page
+    # quick's record gives a number, so the page has its figure; without that record it would have none
+    assert (results / "toy" / "hypotheses.svg").is_file()
+
+
+def test_hypotheses_not_computed_yet_give_no_figure(root, results):
+    _with_hypotheses(root)
+    write_record(_record(), results)
+    write_tables(results)
+    assert not (results / "toy" / "hypotheses.svg").exists()
+    assert "hypotheses.svg" not in (results / "toy" / "README.md").read_text()
 
 
 def test_a_hypothesis_inside_the_band_is_bold_and_one_row_spans_the_claims_it_explains(root, results):
@@ -762,6 +772,11 @@ def test_a_hypothesis_inside_the_band_is_bold_and_one_row_spans_the_claims_it_ex
     assert len(rows) == 1 and rows[0].count("(above)") == 2, rows  # both claims, one row
     # recall/neg has no row (no claim, not beyond the paper): the hypothesis reads the record's summary (70%).
     assert "| another metric (reads `recall/neg`); `quick` | **70.0 ± 14.1% (inside)** | — |" in section
+    figure = results / "toy" / "hypotheses.svg"
+    assert "](hypotheses.svg)" in section and figure.read_text().startswith("<?xml")
+    first = figure.read_bytes()
+    write_tables(results)
+    assert figure.read_bytes() == first  # the same records give the same bytes
     summary = "2 of 3 hypotheses computed; 1 lands inside a band: `recall/neg` for accuracy (random split)"
     assert summary in (results / "TABLE.md").read_text()
     assert (
