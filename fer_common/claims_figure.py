@@ -104,12 +104,11 @@ def _legend_handles() -> list:
 
 def has_hypotheses_figure(paper: PaperResult) -> bool:
     """Whether the page gets a hypotheses figure: a claim that does not reproduce has a computed hypothesis."""
-    return any(entry.row is not None and entry.row.mean is not None for _, entry in _hypothesis_cells(paper))
-
-
-def _hypothesis_cells(paper: PaperResult):
-    for by_column in hypotheses_by_row(paper).values():
-        yield from by_column.items()
+    return any(
+        entry.row is not None and entry.row.mean is not None
+        for by_column in hypotheses_by_row(paper).values()
+        for entry in by_column.values()
+    )
 
 
 def hypotheses_svg(paper: PaperResult) -> str | None:
@@ -130,12 +129,12 @@ def hypotheses_svg(paper: PaperResult) -> str | None:
             1, len(claims), sharey=True, squeeze=False, figsize=(1.0 + 2.3 * len(claims), 1.2 + 0.3 * len(labels))
         )
         for column, (axes, claim) in enumerate(zip(panels[0], claims, strict=True)):
-            rows = [claim, *(by_column.get(column) for by_column in hypotheses.values())]
+            given = (by_column[column].row if column in by_column else None for by_column in hypotheses.values())
+            rows = [claim, *given]  # the run as made, then what each hypothesis gives for this claim
             scale = 100 if claim.kind == "proportion" else 1
             axes.axvspan(scale * claim.band["low"], scale * claim.band["high"], color="#e0e0e0", linewidth=0)
             axes.axvline(scale * claim.reported, color="black", linewidth=1.2)
-            for position, entry in enumerate(rows):
-                row = entry if isinstance(entry, ResultRow) else (entry.row if entry else None)
+            for position, row in enumerate(rows):
                 if row is None or row.mean is None:
                     continue
                 colour = _INSIDE if inside_band_text(claim, row) == "inside" else _OUTSIDE
