@@ -265,9 +265,10 @@ def hypotheses_by_row(paper: PaperResult) -> dict[HypothesisKey, dict[int, Expla
     return hypotheses
 
 
-def hypotheses_text(paper: PaperResult) -> str:
+def hypotheses_text(paper: PaperResult, *, names: bool = True) -> str:
     """How far the search for what explains the claims that do not reproduce has got, e.g. "3 of 7 hypotheses
-    computed; 1 lands inside a band: `explain_last_epoch` for loss (random split)" ("" without hypotheses)."""
+    computed; 1 lands inside a band: `explain_last_epoch` for loss (random split)", without what follows the
+    colon when not `names` ("" without hypotheses)."""
     hypotheses = hypotheses_by_row(paper)
     if not hypotheses:
         return ""
@@ -279,7 +280,8 @@ def hypotheses_text(paper: PaperResult) -> str:
         if inside:
             listed = inside[0] if len(inside) == 1 else f"{', '.join(inside[:-1])} and {inside[-1]}"
             landing.append(f"`{measure or profile}` for {listed}")
-    found = f"{len(landing)} land{'s' if len(landing) == 1 else ''} inside a band: {'; '.join(landing)}"
+    found = f"{len(landing)} land{'s' if len(landing) == 1 else ''} inside a band"
+    found += f": {'; '.join(landing)}" if names else ""
     return f"{computed} of {len(hypotheses)} hypotheses computed; " + (found if landing else "none lands inside a band")
 
 

@@ -91,12 +91,17 @@ def _page_link(paper: PaperResult, prefix: str = "") -> str:
 def _summary_line(paper: PaperResult) -> str:
     stale = " · *stale*" if paper.stale else ""
     data = f", {paper.record['data']} data" if paper.record else ""
-    searched = hypotheses_text(paper)
-    if searched:
-        anchor = heading_anchor(EXPLANATIONS_HEADING)
-        searched = f"; [what could explain the gaps]({_page_link(paper)}#{anchor}): {searched}"
-    line = f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}){data}): {summary_text(paper)}{searched}"
-    return line + stale
+    line = f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}){data}): {summary_text(paper)}"
+    return line + _gaps_text(paper) + stale
+
+
+def _gaps_text(paper: PaperResult, prefix: str = "", *, names: bool = True) -> str:
+    """`; [what could explain the gaps](<page>#...): 3 of 7 hypotheses computed; ...`, or "" without any."""
+    searched = hypotheses_text(paper, names=names)
+    if not searched:
+        return ""
+    section = f"{_page_link(paper, prefix)}#{heading_anchor(EXPLANATIONS_HEADING)}"
+    return f"; [what could explain the gaps]({section}): {searched}"
 
 
 def _claim_cells(paper: PaperResult, row: ResultRow, *, links: bool = False) -> list[str]:
@@ -317,7 +322,8 @@ def _status(paper: PaperResult) -> str:
     if paper.record is None:
         return summary_text(paper)
     prefix = "" if paper.record.get("missing") else "full run recorded: "
-    return prefix + summary_text(paper) + (" (stale)" if paper.stale else "")
+    gaps = _gaps_text(paper, "results/", names=False)
+    return prefix + summary_text(paper) + gaps + (" (stale)" if paper.stale else "")
 
 
 def render_status(papers: list[PaperResult]) -> str:

@@ -29,7 +29,7 @@ from fer_common.report import band_text, collect_papers, ours_text, summary_text
 from fer_common.rows import build_rows, summarize_seeds
 from fer_common.runner import evaluate_outcome
 from fer_common.schema import Provenance
-from fer_common.tables import STATUS_END, STATUS_START, generated_files, write_tables
+from fer_common.tables import STATUS_END, STATUS_START, generated_files, render_status, write_tables
 
 CLASSES = ["neg", "pos"]
 TOY_YAML = """\
@@ -783,6 +783,9 @@ def test_a_hypothesis_inside_the_band_is_bold_and_one_row_spans_the_claims_it_ex
         f"[What could explain the gaps](#what-could-explain-the-gaps): {summary}."
         in (results / "toy" / "README.md").read_text()
     )
+    (toy,) = [paper for paper in collect_papers(results) if paper.meta.id == "toy"]
+    link = "(results/toy/README.md#what-could-explain-the-gaps)"
+    assert f"{link}: 2 of 3 hypotheses computed; 1 lands inside a band |" in render_status([toy])
 
 
 def test_the_audits_page_says_how_to_make_what_is_missing(root, results):
