@@ -23,6 +23,20 @@ _INSIDE, _OUTSIDE = _COLOURS[REPRODUCED], _COLOURS[BELOW]  # a hypothesis's valu
 _VERDICT_WORDS = {REPRODUCED: "reproduced", BELOW: "not reproduced", PROXY: "proxy data: no verdict"}
 
 
+# Fixed element ids and no date: the same records give the same bytes.
+_SVG_STYLE = {"svg.hashsalt": "fer-replicate", "svg.fonttype": "path", "font.size": 8}
+
+
+def _svg_text(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
 def plotted_claims(papers: list[PaperResult]) -> list[tuple[PaperResult, ResultRow]]:
     """The claims the figure shows: proportions with a result, a band and a verdict (values such as a loss
     or an epoch count have scales of their own and stay in the table)."""
@@ -56,20 +70,6 @@ def claims_svg(papers: list[PaperResult]) -> str | None:
         axes.set_axisbelow(True)
         axes.legend(handles=_legend_handles(), loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=3, frameon=False)
         return _svg_text(figure)
-
-
-# Fixed element ids and no date: the same records give the same bytes.
-_SVG_STYLE = {"svg.hashsalt": "fer-replicate", "svg.fonttype": "path", "font.size": 8}
-
-
-def _svg_text(figure) -> str:
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 def _draw_claim(axes, position: int, row: ResultRow) -> None:

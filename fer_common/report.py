@@ -275,8 +275,8 @@ def hypotheses_text(paper: PaperResult, *, names: bool = True) -> str:
     computed = sum(any(entry.record_name for entry in by_column.values()) for by_column in hypotheses.values())
     landing = []  # named by the measure it reads, else by its profile
     for (_, profile, measure), by_column in hypotheses.items():
-        claims = [(paper.explained[column].claim, entry) for column, entry in by_column.items()]
-        inside = [claim_text(claim) for claim, entry in claims if inside_band_text(claim, entry.row) == "inside"]
+        answers = [(paper.explained[column].claim, entry) for column, entry in by_column.items()]
+        inside = [claim_text(claim) for claim, entry in answers if inside_band_text(claim, entry.row) == "inside"]
         if inside:
             listed = inside[0] if len(inside) == 1 else f"{', '.join(inside[:-1])} and {inside[-1]}"
             landing.append(f"`{measure or profile}` for {listed}")
