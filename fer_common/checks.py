@@ -2,11 +2,13 @@
 still give what a reviewed run gave (`expected:`), and does a fresh run of a short profile (e.g. `ci`) land
 in the bands its own seeds gave (`regression:`)?
 
-Problems (failures): a runnable replication (metadata `dataset.data` not `missing`) has no full record; a
-record does not follow the schema; the latest full record was made from a dirty tree; a verdict changed, a
-mean left its regression band (our mean ± max(2·sd, floor)) or an expected row is absent. Warnings: a record
-that is stale because the metadata or the code changed since it was made (a problem with `strict`, as
-`fer-replicate check --strict` runs before a release), or a replication without data that has no record.
+Problems (failures): a record does not follow the schema; the latest full record was made from a dirty tree;
+a verdict changed, a mean left its regression band (our mean ± max(2·sd, floor)) or an expected row is absent.
+Warnings: a runnable replication (metadata `dataset.data` not `missing`) that has no full record yet, or a
+record that is stale because the metadata or the code changed since it was made (both problems with
+`strict`, as `fer-replicate check --strict` runs before a release), or a replication without data that has no
+record. A full record names a clean commit of main, so a replication's code lands before its first full run
+can exist: until then the report shows it as not run, with the command that runs it.
 """
 
 from __future__ import annotations
@@ -89,18 +91,18 @@ def check_replication(
     except RecordError as error:  # it names the file and the field
         return CheckReport([f"{meta.id}: {error}"], [])
     if record is None:
-        return _no_full_record(meta)
+        return _no_full_record(meta, strict)
     problems = _dirty_record(meta, record)
     stale = _stale_record(meta, record, repo_root)
     problems.extend(_check_one(meta, record))
     return CheckReport(problems + stale, []) if strict else CheckReport(problems, stale)
 
 
-def _no_full_record(meta: ReplicationMetadata) -> CheckReport:
+def _no_full_record(meta: ReplicationMetadata, strict: bool) -> CheckReport:
     message = f"{meta.id}: no full record yet — run `make replicate-{meta.id}`"
     if meta.dataset.data == "missing":  # nothing can be run here: its `not run` record is welcome, not required
         return CheckReport([], [message] if meta.expected else [])
-    return CheckReport([message], [])
+    return CheckReport([message], []) if strict else CheckReport([], [message])
 
 
 def _record_label(meta: ReplicationMetadata, record: dict) -> str:

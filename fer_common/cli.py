@@ -292,7 +292,7 @@ def cmd_check(args) -> int:
     if problems:
         print(f"{len(problems)} problem(s)")
         return 1
-    print("every full record is present, valid, clean and meets its metadata's expectations")
+    print("every full record there is valid, clean and meets its metadata's expectations")
     return 0
 
 
@@ -546,10 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         parents=verbosity,
-        help="fail when a full record is dirty, invalid or missing, or breaks its metadata's expectations",
+        help="fail when a full record is dirty or invalid, or breaks its metadata's expectations (missing or "
+        "stale records: warnings)",
     )
     check.add_argument(
-        "--strict", action="store_true", help="also fail on stale records (code or metadata changed since)"
+        "--strict", action="store_true", help="also fail on missing and stale records (code or metadata changed since)"
     )
     check.set_defaults(handler=cmd_check)
 

@@ -24,6 +24,12 @@ def _cmu() -> Replication:
     return Cmu()
 
 
+def _cmu_proxy() -> Replication:
+    from replications.cmu_proxy.replication import CmuProxy
+
+    return CmuProxy()
+
+
 def _chen() -> Replication:
     from replications.chen.replication import Chen
 
@@ -70,5 +76,13 @@ class Registry:
 
 
 REPLICATIONS = Registry(
-    {"hong": _hong, "cmu": _cmu, "chen": _chen, "boyce": _boyce, "neamtiu": _neamtiu, "fer2013_cnn": _fer2013_cnn}
+    {
+        "hong": _hong,
+        "cmu": _cmu,
+        "cmu_proxy": _cmu_proxy,
+        "chen": _chen,
+        "boyce": _boyce,
+        "neamtiu": _neamtiu,
+        "fer2013_cnn": _fer2013_cnn,
+    }
 )
