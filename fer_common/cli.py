@@ -412,9 +412,11 @@ def cmd_audit_duplicates(args) -> int:
 
 def cmd_cross_dataset(args) -> int:
     from fer_common.cross_dataset import format_results, run_cross_dataset, write_outputs
+    from fer_common.report import latest_measurements
 
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
-    record = run_cross_dataset(models, reference=not args.no_reference, command=shlex.join(sys.argv))
+    previous = None if args.no_carry else latest_measurements().cross_dataset
+    record = run_cross_dataset(models, reference=not args.no_reference, command=shlex.join(sys.argv), previous=previous)
     print(format_results(record))
     if not args.no_record:
         print(f"record written: {write_outputs(record)}")
@@ -638,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
         "without per-seed copies)",
     )
     cross.add_argument("--no-reference", action="store_true", help="leave out the `fer` package's reference row")
+    cross.add_argument(
+        "--no-carry",
+        action="store_true",
+        help="leave out the rows of models not scored now, instead of carrying them over unchanged from the "
+        "latest matrix (when its test sets are the same)",
+    )
     cross.add_argument("--no-record", action="store_true", help="print the matrix, write nothing")
     cross.set_defaults(handler=cmd_cross_dataset)
 

@@ -50,6 +50,10 @@ RECORD_FILE = "cross-dataset.json"
 FIGURE_FILE = "heatmap.png"
 NO_FACE = -1  # the predicted index of an image in which the detector found no face: always a miss
 WITHIN_DATASET_NOTE = "within-dataset: see the replication's record"
+CARRIED_NOTE = (
+    "A row marked *scored at <commit>* is carried over unchanged from the earlier matrix that scored it, on the "
+    "same test sets (same checksums): its model was not on the machine that made this one."
+)
 # The OpenCV cascade the committed matrix was made with (`fer-replicate bench-detectors` compares it with hog).
 FACE_DETECTOR = "haar"
 
@@ -494,8 +498,17 @@ def _json_value(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def run_cross_dataset(model_names: Sequence[str] | None = None, *, reference: bool = True, command: str = "") -> dict:
-    """Load the models and test sets and score every cell; returns the record (not yet written)."""
+def run_cross_dataset(
+    model_names: Sequence[str] | None = None,
+    *,
+    reference: bool = True,
+    command: str = "",
+    previous: dict | None = None,
+) -> dict:
+    """Load the models and test sets and score every cell; returns the record (not yet written).
+
+    previous: an earlier record whose rows of models not scored now are carried over unchanged (see
+    `carry_rows`), so that a matrix grows one model at a time without retraining every replication."""
     available = list_bundles()
     names = list(model_names) if model_names else default_model_names(available)
     if not names:
@@ -503,14 +516,51 @@ def run_cross_dataset(model_names: Sequence[str] | None = None, *, reference: bo
     models = load_models(names) + (reference_models() if reference else [])
     faces = [prepare_faces(test_set, load_dataset(test_set.dataset)) for test_set in TEST_SETS]
     cells = score_matrix(models, faces)
-    return build_record(models, faces, cells, missing_bundles(names, models), command or "fer-replicate cross-dataset")
+    record = build_record(models, faces, cells, {}, command or "fer-replicate cross-dataset")
+    if previous is not None:
+        carry_rows(record, previous)
+    carried_names = [name for name, entry in record["models"].items() if entry.get("carried_from")]
+    record["missing_models"] = missing_bundles(names + carried_names, models)
+    return record
+
+
+def carry_rows(record: dict, previous: dict) -> list[str]:
+    """Copy into `record` the rows of `previous` whose model it does not score (cells, mappings and model
+    entry unchanged), each model entry naming the record its cells were scored in (`carried_from`).
+
+    Only where every test set is the same (label, dataset, split and checksum): cells scored on other images
+    are not comparable, so then nothing is carried and a warning says why. Returns the carried model names."""
+
+    def identity(entry: Mapping) -> tuple:
+        return entry["label"], entry["dataset"], entry["split"], entry["checksum"]
+
+    if [identity(entry) for entry in previous["test_sets"]] != [identity(entry) for entry in record["test_sets"]]:
+        log.warning("rows of %s not carried over: its test sets or their checksums differ", previous.get("_path"))
+        return []
+    carried = [name for name in previous["models"] if name not in record["models"]]
+    origin = {  # the record's place under results/
+        "record": f"{OUTPUT_FOLDER}/{Path(previous['_path']).parent.name}/{RECORD_FILE}",
+        "git_commit": previous["provenance"].get("git_commit"),
+        "created_utc": previous["provenance"]["created_utc"],
+    }
+    for name in carried:
+        entry = previous["models"][name]
+        record["models"][name] = {**entry, "carried_from": entry.get("carried_from") or origin}
+        record["cells"].extend(cell for cell in previous["cells"] if cell["model"] == name)
+        record["mappings"].update(
+            {pair: mapping for pair, mapping in previous["mappings"].items() if pair.endswith(f" -> {name}")}
+        )
+    return carried
 
 
 # --- presentation --------------------------------------------------------------------------------------
 
 
 def _row_label(record: dict, model: str) -> str:
-    return f"{model} / {record['models'][model]['training_dataset']}"
+    entry = record["models"][model]
+    carried = entry.get("carried_from")
+    scored_at = f" (scored at {str(carried['git_commit'])[:7]})" if carried else ""
+    return f"{model} / {entry['training_dataset']}{scored_at}"
 
 
 def format_results(record: dict) -> str:
@@ -549,6 +599,8 @@ def cross_dataset_markdown(record: dict) -> str:
     """The report's section: the matrix, per-class recall, the mappings, the rule, faces not found, gaps."""
     lines = ["## Cross-dataset accuracy", "", record["rule"], ""]
     lines += _matrix_markdown(record) + [""]
+    if any(entry.get("carried_from") for entry in record["models"].values()):
+        lines += [CARRIED_NOTE, ""]
     lines += _recall_markdown(record) + [""]
     lines += _groups_markdown(record)
     lines += ["Test sets:", ""]

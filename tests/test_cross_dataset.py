@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from fer_common.cross_dataset import (
     Faces,
     Model,
     bundle_model,
+    carry_rows,
     class_groups,
     class_mapping,
     cross_dataset_markdown,
@@ -261,6 +263,7 @@ def test_each_replication_with_data_is_expected_to_publish_its_first_claims_bund
         "chen-random_split": "make replicate-chen",
         "boyce-final": "make replicate-boyce",
         "neamtiu-source_protocol": "make replicate-neamtiu",
+        "cmu_proxy-baseline": "make replicate-cmu_proxy",
     }  # cmu's AffectNet is missing here: no bundle to expect
 
 
@@ -321,3 +324,48 @@ def test_the_audits_page_shows_the_latest_matrix_with_its_heat_map(tmp_path):
     folder = record_path.parent.relative_to(results).as_posix()
     assert f"![cross-dataset accuracy]({folder}/heatmap.png)" in page
     assert "| ck / ckplus48 | 66.7% (" in page and "regenerate with `make cross-dataset`" in page
+
+
+def _written_matrix(results, models, test_set_checksum="test"):
+    """A matrix of `models` on three FER2013 faces, written under `results` and read back as the report does."""
+    faces = [faces_of(FER_TEST, FER_CLASSES, [3, 3, 4])]
+    faces[0].checksum = test_set_checksum
+    record = cross_dataset.build_record(models, faces, score_matrix(models, faces), {}, "fer-replicate cross-dataset")
+    write_outputs(record, results)
+    return latest_measurements(results).cross_dataset
+
+
+def test_rows_of_models_not_scored_now_are_carried_over_unchanged_naming_where_they_were_scored(tmp_path):
+    ck = fixed_model("ck", "ckplus48", CKPLUS_CLASSES, [0.0, 0.5, 0.0, 0.0, 0.3, 0.2, 0.0])
+    previous = _written_matrix(tmp_path / "earlier", [ck])
+    other = fixed_model("other", "ckplus48", CKPLUS_CLASSES, [0.0, 0.0, 0.0, 0.0, 0.9, 0.1, 0.0])
+    faces = [faces_of(FER_TEST, FER_CLASSES, [3, 3, 4])]
+    record = cross_dataset.build_record([other], faces, score_matrix([other], faces), {}, "now")
+    assert carry_rows(record, previous) == ["ck"]
+    assert [cell for cell in record["cells"] if cell["model"] == "ck"] == previous["cells"]
+    origin = record["models"]["ck"]["carried_from"]
+    folder = Path(previous["_path"]).parent.name
+    assert origin == {
+        "record": f"cross-dataset/{folder}/cross-dataset.json",
+        "git_commit": previous["provenance"]["git_commit"],
+        "created_utc": previous["provenance"]["created_utc"],
+    }
+    assert "fer2013 -> ck" in record["mappings"] and "carried_from" not in record["models"]["other"]
+    markdown = cross_dataset_markdown(record)
+    assert f"| ck / ckplus48 (scored at {str(origin['git_commit'])[:7]}) | 66.7% (" in markdown
+    assert cross_dataset.CARRIED_NOTE in markdown
+    # Carried again, a row still names the matrix that scored it.
+    later = cross_dataset.build_record([], faces, [], {}, "later")
+    later_previous = {**record, "_path": str(tmp_path / "cross-dataset" / "x" / "cross-dataset.json")}
+    assert carry_rows(later, later_previous) == ["other", "ck"]
+    assert later["models"]["ck"]["carried_from"] == origin
+
+
+def test_no_row_is_carried_over_from_a_matrix_made_on_other_test_images(tmp_path, caplog):
+    ck = fixed_model("ck", "ckplus48", CKPLUS_CLASSES, [0.0, 0.5, 0.0, 0.0, 0.3, 0.2, 0.0])
+    previous = _written_matrix(tmp_path, [ck], test_set_checksum="another")
+    faces = [faces_of(FER_TEST, FER_CLASSES, [3, 3, 4])]
+    record = cross_dataset.build_record([], faces, [], {}, "now")
+    assert carry_rows(record, previous) == [] and record["models"] == {} and record["cells"] == []
+    assert "checksums differ" in caplog.text
+    assert cross_dataset.CARRIED_NOTE not in cross_dataset_markdown(record)
