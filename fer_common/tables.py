@@ -90,7 +90,7 @@ def _page_link(paper: PaperResult, prefix: str = "") -> str:
 
 def _summary_line(paper: PaperResult) -> str:
     stale = " · *stale*" if paper.stale else ""
-    data = f", {paper.record['data']} data" if paper.record else ""
+    data = f", {paper.record['data'] if paper.record else paper.meta.dataset.data} data"
     line = f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}){data}): {summary_text(paper)}"
     return line + _gaps_text(paper) + stale
 

@@ -514,6 +514,8 @@ def test_table_rows_and_files(root, results):
 
     markdown = (results / "TABLE.md").read_text()
     assert "- **Example et al. (2024)** ([page](toy/README.md), real data): 3 of 3 claims reproduced" in markdown
+    # Without a record, the kind of data comes from the metadata.
+    assert "- **Nobody (2023)** ([page](absent/README.md), missing data): no record yet" in markdown
     assert (
         "| Nobody (2023) | accuracy (main) | Sec. 4 | 70.0% | — | 1000 | — | no result yet: run the replication |"
         in markdown
