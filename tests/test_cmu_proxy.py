@@ -4,8 +4,11 @@ estimate. The quick profile runs end to end on a 1,000-image subset of the real 
 import numpy as np
 import pytest
 
+from fer_common.contract import Prepared
 from fer_common.registry import REPLICATIONS
+from fer_common.resume import checkpoint_folder
 from fer_common.runner import run_replication
+from fer_common.train import RuntimeOptions
 from replications.cmu_proxy import replication as cmu_proxy
 from replications.cmu_proxy.cost import full_run_hours
 
@@ -71,3 +74,42 @@ def test_full_run_hours_add_both_models_epochs_and_seeds():
     sizes = {"train": 3600, "validation": 1800, "test": 1800}
     # per model and seed: 2 epochs x (36 s + 1.8 s) + 3.6 s final scoring = 79.2 s; x 2 models x 3 seeds
     assert full_run_hours(rates, sizes, epochs=2, seeds=3) == {"48px": 0.13, "96px": 0.13}
+
+
+def test_a_job_stopped_after_the_baseline_resumes_without_training_it_again(monkeypatch, tmp_path, caplog):
+    """The job is both models: a session that ends while ResNet18 trains must not cost the baseline's hours."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    generator = np.random.default_rng(0)
+    labels = np.repeat(np.arange(7), 20)
+    images = generator.integers(0, 256, (len(labels), 48, 48, 1), dtype=np.uint8)
+    data = cmu_proxy.Fer2013Data(images, labels, {"data": "synthetic", "code": "test"})
+    prepared = Prepared(data, [f"class{index}" for index in range(7)], "synthetic", "proxy")
+    config = {
+        "validation_fraction": 0.1,
+        "test_fraction": 0.1,
+        "epochs": 1,
+        "batch_size": 32,
+        "learning_rate": 5e-4,
+        "baseline_channels": [2, 2, 2, 2, 2],
+    }
+    runtime = RuntimeOptions()
+    keys = {setting: cmu_proxy.run_key(data, setting, 0, config, runtime) for setting in ("baseline", "resnet18")}
+    original = cmu_proxy.fit_resumable
+
+    def stop_at_resnet18(*args, run_key, **kwargs):
+        if run_key == keys["resnet18"]:
+            raise KeyboardInterrupt  # the session ends
+        return original(*args, run_key=run_key, **kwargs)
+
+    monkeypatch.setattr(cmu_proxy, "fit_resumable", stop_at_resnet18)
+    with pytest.raises(KeyboardInterrupt):
+        cmu_proxy.CmuProxy().run_job(prepared, ("baseline", "resnet18"), 0, config, runtime)
+    assert checkpoint_folder(keys["baseline"]).is_dir(), "the finished baseline's checkpoint is kept"
+
+    monkeypatch.setattr(cmu_proxy, "fit_resumable", original)
+    with caplog.at_level("INFO", logger="fer_common.resume"):
+        outcomes = cmu_proxy.CmuProxy().run_job(prepared, ("baseline", "resnet18"), 0, config, runtime)
+    assert f"[resume] {keys['baseline']}: continuing after epoch 1/1" in caplog.text
+    assert f"[resume] {keys['resnet18']}" not in caplog.text
+    assert "accuracy_minus_baseline" in outcomes["resnet18"].metrics
+    assert not any(checkpoint_folder(key).exists() for key in keys.values()), "a finished job leaves none"

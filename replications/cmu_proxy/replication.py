@@ -6,7 +6,8 @@ two models (`replications.cmu.models`), class-weighted loss, Adam 5e-4, batch 64
 accuracy reported and the held-out test split beside it. Both models train in one job per seed, on the same
 split, so the job reports ResNet18's validation accuracy minus the baseline's (`accuracy_minus_baseline`),
 whose spread over seeds gives the difference its band. ResNet18 starts from random weights (no ImageNet
-weights here), where the paper fine-tunes from ImageNet.
+weights here), where the paper fine-tunes from ImageNet. Training resumes from its last epoch: the full run
+takes hours on a CPU and spans sessions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import numpy as np
 from fer_common.bundles import Preprocessing
 from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset, splits
-from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities
+from fer_common.metadata import code_hash
+from fer_common.resume import epoch_dataset, fit_resumable, make_run_key, remove_checkpoint
+from fer_common.train import RuntimeOptions, make_dataset, predict_probabilities
 from replications.cmu.models import build_baseline, build_resnet18, class_weights, weighted_categorical_crossentropy
 from replications.cmu.replication import three_way_split
 
@@ -37,6 +40,7 @@ PREPROCESSING = Preprocessing(size=48, channels=3, scale="raw")
 class Fer2013Data:
     images: np.ndarray  # uint8 (N, 48, 48, 1): converted to model input one split at a time, to save memory
     labels: np.ndarray
+    run_identity: dict  # data checksum and code hash: part of every checkpoint key
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,17 @@ def compile_model(model, train_labels: np.ndarray, num_classes: int, config: dic
     )
 
 
+def run_key(data: Fer2013Data, setting: str, seed: int, config: dict, runtime: RuntimeOptions) -> str:
+    return make_run_key("cmu_proxy", setting, seed, config, runtime, **data.run_identity)
+
+
 def train_setting(
     data: Fer2013Data, split: Split, setting: str, num_classes: int, seed: int, config: dict, runtime: RuntimeOptions
 ) -> SeedOutcome:
-    """Train one model on the split's train part and score it on validation (reported) and test (beside it)."""
+    """Train one model on the split's train part and score it on validation (reported) and test (beside it).
+
+    Its checkpoint is kept after the last epoch: the job is done only when the other model is too, and a job
+    resumed after the first model finished must not train it again (`run_job` removes both)."""
     import keras
 
     # Each model starts from the seed, so its numbers do not depend on the other model having trained first.
@@ -86,20 +97,23 @@ def train_setting(
     validation_images = PREPROCESSING.apply(data.images[split.validation])
     test_images = PREPROCESSING.apply(data.images[split.test])
     batch = config["batch_size"]
-    result = fit(
+    train_labels = data.labels[split.train]
+    history = fit_resumable(
         model,
-        make_dataset(train_images, data.labels[split.train], num_classes, batch, shuffle=True, seed=seed),
+        lambda epoch: epoch_dataset(train_images, train_labels, num_classes, batch, seed=seed, epoch=epoch),
         make_dataset(validation_images, data.labels[split.validation], num_classes, batch),
         epochs=config["epochs"],
+        run_key=run_key(data, setting, seed, config, runtime),
+        seed=seed,
         options=runtime,
-        verbose=2,
+        keep_checkpoint=True,
     )
     test_accuracy = float(np.mean(predict_probabilities(model, test_images).argmax(1) == data.labels[split.test]))
     return SeedOutcome(
         y_true=data.labels[split.validation],
         probabilities=predict_probabilities(model, validation_images),
         scored_set="validation split (as the paper reports)",
-        history=result.history,
+        history=history,
         metrics={"test_accuracy": test_accuracy},
         denominators={"test_accuracy": len(split.test)},
         notes=(RANDOM_WEIGHTS_NOTE,) if setting == RESNET18 else (),
@@ -138,7 +152,9 @@ class CmuProxy(Replication):
         training = dataset.split("Training")
         training = training.subset(subset_indices(training.labels, config["subset_size"]))
         return Prepared(
-            data=Fer2013Data(training.images, training.labels),
+            data=Fer2013Data(
+                training.images, training.labels, {"data": dataset.checksum, "code": code_hash("cmu_proxy")}
+            ),
             class_names=list(training.class_names),
             checksum=dataset.checksum,
             data_kind="proxy",
@@ -161,4 +177,6 @@ class CmuProxy(Replication):
         }
         if {BASELINE, RESNET18} <= set(outcomes):
             add_difference(outcomes, len(split.validation), len(split.test))
+        for setting in settings:
+            remove_checkpoint(run_key(data, setting, seed, config, runtime))
         return outcomes
