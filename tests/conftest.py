@@ -9,6 +9,7 @@ from .helpers import shared_data_dir
 
 os.environ.setdefault("FER_DATA_DIR", str(shared_data_dir()))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `fer-replicate` runs (fer_common/cli.py)
 
 
 @pytest.fixture(autouse=True, scope="session")
