@@ -10,7 +10,9 @@ model (same layers, optimizer, batch size) on the same images:
              where the CPU has native bf16; the command line can change any switch);
 - parallel:  the optimised way as a multi-seed run uses the machine with `--executor process`: one job per
              core, each with 1 TensorFlow thread, measured as that many processes training at once (the
-             figure is their summed images per second).
+             figure is their summed images per second);
+- no oneDNN: the default way with TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's Eigen kernels: what TensorFlow
+             itself runs on CPUs older than AVX512-VNNI, where `fer-replicate` turns oneDNN on.
 
 Each way runs in a fresh Python process (thread pools can only be sized once per process, and one way's
 warm caches must not help another), interleaved plain, default, optimised, plain, ...; training time is
@@ -55,9 +57,11 @@ from fer_common.train import (
 
 log = logging.getLogger(__name__)
 
-PLAIN, DEFAULT, OPTIMISED, PARALLEL = "plain", "default", "optimised", "parallel"
+PLAIN, DEFAULT, OPTIMISED, PARALLEL, NO_ONEDNN = "plain", "default", "optimised", "parallel", "no_onednn"
 WAYS = (PLAIN, DEFAULT, OPTIMISED)  # one training process each
-TRAINING_WAYS = (*WAYS, PARALLEL)  # PARALLEL: the optimised way as jobs of a multi-seed run share the cores
+# Fresh processes only: PARALLEL, the optimised way as jobs of a multi-seed run share the cores; NO_ONEDNN,
+# the default way with oneDNN off (TensorFlow reads the switch once, at import).
+TRAINING_WAYS = (*WAYS, PARALLEL, NO_ONEDNN)
 BENCH_FOLDER = "bench"
 RESULT_PREFIX = "BENCH-RESULT "  # the line a measuring process prints its result on
 NUM_CLASSES = 7  # the bench's faces are FER2013's, and every bench model classifies 7 emotions
@@ -138,6 +142,7 @@ class TrainTask:
     chunks: int
     data_file: str
     workers: int = 1  # processes training at once (the parallel way); their images per second are summed
+    onednn: bool = True  # False: the measuring process runs with TF_ENABLE_ONEDNN_OPTS=0
 
 
 @dataclass(frozen=True)
@@ -370,6 +375,7 @@ def _measure_here(task: TrainTask | InferenceTask) -> dict:
 
 def _start_process(task: TrainTask | InferenceTask) -> subprocess.Popen:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    environment["TF_ENABLE_ONEDNN_OPTS"] = "1" if getattr(task, "onednn", True) else "0"
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), environment.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "fer_common.bench", _task_to_json(task)],
@@ -492,10 +498,12 @@ def _run_tasks(tasks: Sequence, measure: Callable[[object], dict], label: Callab
 def training_tasks(
     plan: BenchPlan, models: Sequence[Benched], options: dict[str, RuntimeOptions | None], data_file: str
 ) -> list[TrainTask]:
-    """Interleaved: run r of every model and way before run r + 1 of any. The parallel way needs fresh
-    processes (isolate) and more than one core."""
+    """Interleaved: run r of every model and way before run r + 1 of any. The parallel and no-oneDNN ways
+    need fresh processes (isolate); the parallel way also more than one core."""
     workers = os.cpu_count() or 1
-    ways = TRAINING_WAYS if plan.isolate and workers > 1 else WAYS
+    ways = WAYS
+    if plan.isolate:
+        ways = (*WAYS, PARALLEL, NO_ONEDNN) if workers > 1 else (*WAYS, NO_ONEDNN)
     tasks = []
     for _ in range(plan.repeats):
         for entry in models:
@@ -507,6 +515,8 @@ def training_tasks(
                 if way == PARALLEL:
                     parallel = replace(options[OPTIMISED], threads=1)
                     tasks.append(TrainTask(*common, parallel, steps, plan.chunks, data_file, workers=workers))
+                elif way == NO_ONEDNN:
+                    tasks.append(TrainTask(*common, options[DEFAULT], steps, plan.chunks, data_file, onednn=False))
                 else:
                     tasks.append(TrainTask(*common, options[way], steps, plan.chunks, data_file))
     return tasks
@@ -566,6 +576,10 @@ def _training_rows(models: Sequence[Benched], plan: BenchPlan, collected: dict[t
         )
         row["ratio_parallel_to_plain"] = (
             parallel["images_per_second"] / plain["images_per_second"] if plain and parallel else None
+        )
+        eigen = row[NO_ONEDNN]
+        row["ratio_default_to_no_onednn"] = (
+            default["images_per_second"] / eigen["images_per_second"] if default and eigen else None
         )
         row["float32_ceiling"] = _float32_ceiling(collected.get((name, PLAIN)), plain)
         rows.append(row)
@@ -806,13 +820,17 @@ def run_bench(
         "quick": plan.quick,
         "plan": asdict(plan),
         "ways": {
-            PLAIN: "model.fit(x_numpy, y_numpy, batch_size) in float32; no tf.data, no switches",
+            PLAIN: "model.fit(x_numpy, y_numpy, batch_size) in float32; no tf.data, no switches (oneDNN on, as in "
+            "every way but no_onednn)",
             DEFAULT: describe_options(options[DEFAULT]),
             OPTIMISED: describe_options(options[OPTIMISED]),
             PARALLEL: f"the optimised way in {os.cpu_count()} processes at once, 1 TensorFlow thread each (as "
             f"`fer-replicate run --executor process` runs the seeds of a replication); summed images/s"
             if plan.isolate and (os.cpu_count() or 1) > 1
             else "not measured (needs fresh processes and more than one core)",
+            NO_ONEDNN: "the default way with TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's Eigen kernels)"
+            if plan.isolate
+            else "not measured (needs fresh processes)",
         },
         "data": {"source": data.source, "note": data.note},
         "training": training,
@@ -894,15 +912,17 @@ def format_report(record: dict) -> str:
         f"  default   = the suite's defaults: {_describe(ways[DEFAULT])}",
         f"  optimised = {_describe(ways[OPTIMISED])}",
         f"  parallel  = {ways[PARALLEL]}",
+        f"  no oneDNN = {ways.get(NO_ONEDNN, 'not measured')}",
         f"{'model':<18} {'batch':>5} {'plain fit':>10} {'default':>8} {'optimised':>10} {'opt/plain':>10} "
-        f"{'opt/default':>12} {'parallel':>9} {'par/plain':>10}",
+        f"{'opt/default':>12} {'parallel':>9} {'par/plain':>10} {'no oneDNN':>10} {'default/no':>11}",
     ]
     for row in record["training"]:
         lines.append(
             f"{row['model']:<18} {row['batch_size']:>5} {_rate(row[PLAIN]):>10} {_rate(row[DEFAULT]):>8} "
             f"{_rate(row[OPTIMISED]):>10} {_ratio(row['ratio_optimised_to_plain']):>10} "
             f"{_ratio(row['ratio_optimised_to_default']):>12} {_rate(row[PARALLEL]):>9} "
-            f"{_ratio(row['ratio_parallel_to_plain']):>10}"
+            f"{_ratio(row['ratio_parallel_to_plain']):>10} {_rate(row.get(NO_ONEDNN)):>10} "
+            f"{_ratio(row.get('ratio_default_to_no_onednn')):>11}"
         )
     lines += ["", "Inference, images/s (preprocessing + prediction, batch 256)"]
     for row in record["inference"]:

@@ -293,6 +293,40 @@ def test_the_full_bench_trains_each_model_as_its_replication_declares():
     assert quick == {2}
 
 
+def test_the_no_onednn_way_trains_the_default_way_in_a_process_with_onednn_off(monkeypatch):
+    from fer_common import bench
+
+    models = bench.bench_models()
+    options = bench.way_options(bench.OPTIMISED_OPTIONS)
+    tasks = bench.training_tasks(bench.FULL_PLAN, models, options, "x.npz")
+    eigen = [task for task in tasks if task.way == bench.NO_ONEDNN]
+    assert {task.model for task in eigen} == {entry.model.name for entry in models}
+    assert all(task.options == options[bench.DEFAULT] and not task.onednn for task in eigen)
+    assert all(task.onednn for task in tasks if task.way != bench.NO_ONEDNN)
+    assert not any(task.way == bench.NO_ONEDNN for task in bench.training_tasks(bench.QUICK_PLAN, models, options, "x"))
+
+    started = []
+    monkeypatch.setattr(bench.subprocess, "Popen", lambda *args, env, **kwargs: started.append(env) or None)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    bench._start_process(eigen[0])
+    bench._start_process(next(task for task in tasks if task.way == bench.DEFAULT))
+    assert [env["TF_ENABLE_ONEDNN_OPTS"] for env in started] == ["0", "1"]
+
+
+def test_the_default_to_no_onednn_ratio_is_reported_side_by_side():
+    from fer_common import bench
+
+    models = bench.bench_models()[:1]
+    name = models[0].model.name
+    collected = {
+        (name, bench.DEFAULT): bench.Collected(rates=[300.0]),
+        (name, bench.NO_ONEDNN): bench.Collected(rates=[100.0]),
+    }
+    row = bench._training_rows(models, bench.FULL_PLAN, collected)[0]
+    assert row["ratio_default_to_no_onednn"] == pytest.approx(3.0)
+    assert row["ratio_optimised_to_default"] is None  # the optimised way was not measured here
+
+
 def test_inference_is_timed_for_the_models_that_ask_and_the_available_references():
     from fer_common import bench
 
