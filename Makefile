@@ -49,7 +49,7 @@ replicate-hong: $(STAMP) ## Hong: CFD proxy, 3 classes, with a bias audit
 replicate-cmu: $(STAMP) ## Dikshit et al.: AffectNet-8 baseline CNN vs ResNet18
 	$(FER) run cmu $(RUN_ARGS)
 
-replicate-cmu_proxy: $(STAMP) ## Dikshit et al.'s ResNet18-vs-baseline claim on FER2013 (proxy; ~4.5 h on 2 cores, bf16; resumable)
+replicate-cmu_proxy: $(STAMP) ## Dikshit et al.'s ResNet18-vs-baseline claim on FER2013 (proxy; resumable; 2 cores: ~4.5 h bf16 AVX512, ~14 h float32 AVX2)
 	$(FER) run cmu_proxy $(RUN_ARGS)
 
 replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, 6 models (WEIGHTS=none|<folder>: ImageNet weights)
