@@ -15,8 +15,8 @@ from fer_common.logs import TENSORFLOW_LOG_LEVEL, configure_logging, import_tens
 # that the processes this one starts inherit it too.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TENSORFLOW_LOG_LEVEL)
 # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX512-VNNI or newer. On an AVX2-only
-# AMD EPYC they train ResNet18 4x and the recipe's CNN 1.6x faster than the Eigen kernels it falls back to
-# (results/bench/cmu_proxy-cost-*), and every CPU then runs the same kernel family. TF_ENABLE_ONEDNN_OPTS=0
+# AMD EPYC they train ResNet18 3.5x faster than the Eigen kernels it falls back to
+# (results/bench/cmu_proxy-cost-20261202T15*; `fer-replicate bench` shows the others), and every CPU then runs the same kernel family. TF_ENABLE_ONEDNN_OPTS=0
 # still turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 log = logging.getLogger(__name__)
