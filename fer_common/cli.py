@@ -15,9 +15,9 @@ from fer_common.logs import TENSORFLOW_LOG_LEVEL, configure_logging, import_tens
 # that the processes this one starts inherit it too.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TENSORFLOW_LOG_LEVEL)
 # TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX512-VNNI or newer. On an AVX2-only
-# AMD EPYC they train ResNet18 3.5x faster than the Eigen kernels it falls back to
-# (results/bench/cmu_proxy-cost-20261202T15*; `fer-replicate bench` shows the others), and every CPU then runs the same kernel family. TF_ENABLE_ONEDNN_OPTS=0
-# still turns them off.
+# AMD EPYC they train 1.1-1.8x faster than the Eigen kernels it falls back to, and ResNet18 3.5x
+# (results/bench/bench-20261202T155907Z-d4f238b.json, cmu_proxy-cost-20261202T15*); every CPU then runs
+# the same kernel family. TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 log = logging.getLogger(__name__)
 
