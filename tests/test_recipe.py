@@ -27,9 +27,9 @@ def test_recipe_is_registered_and_claims_no_paper_figure():
     assert "NOT A REPLICATION" in recipe_meta.protocol
 
 
-def test_model_has_295575_parameters_and_a_file_under_10_megabytes():
+def test_model_has_1183255_parameters_and_a_file_under_10_megabytes():
     model = recipe.model_from_config(CONFIG)
-    assert model.count_params() == 295_575
+    assert model.count_params() == 1_183_255
     assert model.input_shape == (None, 48, 48, 1)
     assert model.layers[-1].dtype_policy.name == "float32"  # softmax stays float32 under mixed precision
     assert recipe.model_megabytes(model) <= MAX_MEGABYTES
@@ -136,7 +136,7 @@ def test_quick_profile_runs_end_to_end_and_scores_privatetest_once(tmp_path):
     assert single["scored_set"].startswith("PrivateTest")
     assert len(single["report"]["confusion_matrix"]) == 7
     assert 0.0 <= single["metrics"]["accuracy"] <= 1.0
-    assert single["metrics"]["parameters"] == 295_575
+    assert single["metrics"]["parameters"] == 1_183_255
     assert single["metrics"]["selected_epoch"] in (1.0, 2.0)
     assert single["metrics"]["images_per_second"] > 0
     tta = record["settings"]["flip_tta"]["seeds"]["0"]
