@@ -17,7 +17,14 @@ from pathlib import Path
 
 from . import paths
 from .bands import ABOVE, BELOW, NOT_RUN, PROXY, REPRODUCED
-from .metadata import FULL_PROFILE, Hypothesis, ReplicationMetadata, list_replications, load_metadata
+from .metadata import (
+    FULL_PROFILE,
+    Hypothesis,
+    ReplicationMetadata,
+    list_replications,
+    load_metadata,
+    replications_dir,
+)
 from .provenance import stale_reasons
 from .records import latest_record
 
@@ -213,6 +220,20 @@ def collect_papers(results_dir: Path | None = None, root: Path | None = None) ->
             )
         )
     return papers
+
+
+def recipes_dir(root: Path | None = None) -> Path:
+    """Our own model recipes (not papers) live beside the replications folder: `<root>/../recipes`."""
+    return (Path(root) if root else replications_dir()).parent / "recipes"
+
+
+def collect_recipes(results_dir: Path | None = None, root: Path | None = None) -> list[PaperResult]:
+    """Every model recipe (sorted by id) with its latest full record: rows, but no paper claims."""
+    base = recipes_dir(root)
+    return [
+        paper_result(load_metadata(recipe_id, base), latest_record(recipe_id, FULL_PROFILE, results_dir))
+        for recipe_id in list_replications(base)
+    ]
 
 
 # --- hypotheses -------------------------------------------------------------------------------------------
@@ -464,6 +485,8 @@ def summary_text(paper: PaperResult) -> str:
     claims = paper.claims
     if paper.record is None:
         return f"no record yet: run `make replicate-{paper.meta.id}`"
+    if not paper.meta.reported:
+        return "our own model, not a replication: no paper claims to check"
     counts = Counter(row.verdict for row in claims)
     if counts[NOT_RUN] == len(claims):
         return f"not run: {paper.meta.dataset.name} data missing here ({len(claims)} claims unchecked)"

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import paths
 from .atomic import write_text_atomically
 from .claims_figure import FIGURE_NAME, HYPOTHESES_FIGURE_NAME, claims_svg, hypotheses_svg, plotted_claims
-from .model_card import shipped_cards
+from .model_card import REFERENCE_MODEL, shipped_cards
 from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
 from .report import (
     DASH,
@@ -27,6 +27,7 @@ from .report import (
     band_text,
     claim_text,
     collect_papers,
+    collect_recipes,
     heading_anchor,
     hypotheses_text,
     latest_measurements,
@@ -120,7 +121,71 @@ def _claim_cells(paper: PaperResult, row: ResultRow, *, links: bool = False) -> 
     ]
 
 
-def render_markdown(papers: list[PaperResult]) -> str:
+def _reference_cell(recipe: PaperResult, cross_dataset: dict | None) -> dict | None:
+    """The `fer` package's cell of the cross-dataset record on the test set of the recipe's own dataset."""
+    if not cross_dataset:
+        return None
+    labels = [entry["label"] for entry in cross_dataset["test_sets"] if entry["dataset"] == recipe.meta.dataset.name]
+    cells = [
+        cell
+        for cell in cross_dataset["cells"]
+        if cell["model"] == REFERENCE_MODEL and cell["test_set"] in labels[:1] and cell["status"] == "scored"
+    ]
+    return cells[0] if cells else None
+
+
+def _against_reference(row: ResultRow, reference: dict) -> str:
+    """Whether the two 95% intervals are apart: the only comparison the two numbers support."""
+    low, high = reference["accuracy_ci"]
+    if row.ci is None:
+        return ""
+    if row.ci[0] > high:
+        return "above the `fer` package's interval"
+    if row.ci[1] < low:
+        return "below the `fer` package's interval"
+    return "the intervals overlap: not shown better than the `fer` package"
+
+
+def _recipe_line(recipe: PaperResult, cross_dataset: dict | None) -> str:
+    """One recipe's headline: its accuracy rows of its first group (its test set, every setting), beside the
+    `fer` package on the same images."""
+    head = f"- **{recipe.meta.id}** ([page]({_page_link(recipe)})): "
+    if recipe.record is None:
+        return head + summary_text(recipe)
+    first_group = recipe.beyond_paper[0].group if recipe.beyond_paper else None
+    rows = [row for row in recipe.beyond_paper if row.group == first_group and row.metric == "accuracy"]
+    reference = _reference_cell(recipe, cross_dataset)
+    parts = []
+    for row in rows:
+        seeds = f"{row.n_seeds} seeds" if row.n_seeds > 1 else "1 seed"
+        versus = f"; {_against_reference(row, reference)}" if reference else ""
+        parts.append(f"`{row.setting}` {ours_text(row)} ({seeds}{versus})")
+    text = head + f"accuracy on {recipe.meta.dataset.name} {' · '.join(parts)}"
+    if reference:
+        low, high = reference["accuracy_ci"]
+        text += (
+            f". The `fer` package on the same {reference['n']:,} images (cross-dataset record): "
+            f"{number_text(reference['accuracy'], 'proportion')} [{number_text(low, 'proportion', unit=False)}, "
+            f"{number_text(high, 'proportion', unit=False)}]"
+        )
+    note = next((row.note for row in rows if row.note), "")
+    return text + (f". {note[0].upper()}{note[1:]}" if note else "") + (" · *stale*" if recipe.stale else "")
+
+
+def _recipes_section(recipes: list[PaperResult], cross_dataset: dict | None) -> list[str]:
+    if not recipes:
+        return []
+    intro = (
+        "Models of our own for `predict` and `demo`, trained and reported like the replications (chosen on "
+        "a validation set, scored once on the test set), with no paper to check them against."
+    )
+    lines = [_recipe_line(recipe, cross_dataset) for recipe in recipes]
+    return ["## Our own models (not replications)", "", intro, "", *lines, ""]
+
+
+def render_markdown(
+    papers: list[PaperResult], recipes: list[PaperResult] = (), cross_dataset: dict | None = None
+) -> str:
     lines = [
         "# Replication results",
         "",
@@ -144,6 +209,7 @@ def render_markdown(papers: list[PaperResult]) -> str:
             # The metadata says what to supply; the loader's own message (with it on the page) would repeat it.
             what_to_supply = paper.meta.missing or paper.record["missing"]
             lines += [f"**Not run: {paper_label(paper.meta)}.** {one_paragraph(what_to_supply)}", ""]
+    lines += _recipes_section(list(recipes), cross_dataset)
     lines.append(HOW_TO_READ if papers else "No replications found.")
     lines += ["", AUDITS_LINK]
     return "\n".join(lines).rstrip() + "\n"
@@ -365,20 +431,21 @@ def generated_files(results_dir: Path | None = None, *, root: Path | None = None
     results folder elsewhere, FER_RESULTS_DIR, leaves an unrelated README alone)."""
     out = Path(results_dir or paths.results_dir())
     papers = collect_papers(out, root)
+    recipes = collect_recipes(out, root)
+    measurements = latest_measurements(out)
     files = {
-        out / "TABLE.md": render_markdown(papers),
+        out / "TABLE.md": render_markdown(papers, recipes, measurements.cross_dataset),
         out / "TABLE.csv": render_csv(papers),
         out / "TABLE.tex": render_latex(papers),
     }
     figure = claims_svg(papers)
     if figure is not None:
         files[out / FIGURE_NAME] = figure
-    files.update({out / paper.meta.id / PAGE_NAME: render_page(paper) for paper in papers})
+    files.update({out / paper.meta.id / PAGE_NAME: render_page(paper) for paper in [*papers, *recipes]})
     for paper in papers:
         hypotheses_figure = hypotheses_svg(paper)
         if hypotheses_figure is not None:
             files[out / paper.meta.id / HYPOTHESES_FIGURE_NAME] = hypotheses_figure
-    measurements = latest_measurements(out)
     files[out / AUDITS_PAGE] = render_audits(measurements, out)
     # The shipped models' cards, where the results folder is the repository's (beside the package).
     shipped_dir = out.parent / "fer_common" / "pretrained"

@@ -25,11 +25,18 @@ from fer_common.records import (
     validate_record,
     write_record,
 )
-from fer_common.report import band_text, collect_papers, ours_text, summary_text, verdict_text
+from fer_common.report import band_text, collect_papers, collect_recipes, ours_text, summary_text, verdict_text
 from fer_common.rows import build_rows, summarize_seeds
 from fer_common.runner import evaluate_outcome
 from fer_common.schema import Provenance
-from fer_common.tables import STATUS_END, STATUS_START, generated_files, render_status, write_tables
+from fer_common.tables import (
+    STATUS_END,
+    STATUS_START,
+    generated_files,
+    render_markdown,
+    render_status,
+    write_tables,
+)
 
 CLASSES = ["neg", "pos"]
 TOY_YAML = """\
@@ -835,3 +842,55 @@ def test_the_claims_figure_is_generated_with_the_tables_byte_for_byte_and_checke
     assert generated_files(results)[figure] == figure.read_text()  # no date, fixed ids: the same bytes again
     figure.write_text(figure.read_text().replace("<svg", "<svg data-edited='1'", 1))
     assert any(p.startswith(f"{figure}: differs") for p in check_generated_files(results))
+
+
+RECIPE_YAML = """\
+id: toyrecipe
+title: "Our toy model (not a replication)"
+authors: [fer-replicate]
+year: 2026
+paper_file: "none: our own recipe"
+dataset: {name: toyset, data: real, description: "two classes"}
+protocol: "NOT A REPLICATION: chosen on a validation split, scored once on the test split"
+seeds: [0, 1]
+config: {epochs: 3}
+settings:
+  random_split: "the test split, one pass"
+beyond_paper:
+  - {metric: accuracy, setting: random_split, group: recipe, note: "target >= 90%"}
+  - {metric: loss, setting: random_split, kind: value, group: extra}
+"""
+
+
+def _cross_dataset_record(reference_ci: list[float]) -> dict:
+    """The part of a cross-dataset record the headline reads: the `fer` reference cell on toyset."""
+    cell = {"model": "fer (reference)", "test_set": "toyset test", "status": "scored", "n": 10}
+    cell.update(accuracy=sum(reference_ci) / 2, accuracy_ci=reference_ci)
+    return {"test_sets": [{"dataset": "toyset", "label": "toyset test"}], "cells": [cell]}
+
+
+@pytest.mark.parametrize(
+    ("reference_ci", "verdict"),
+    [([0.1, 0.3], "above the `fer` package's interval"), ([0.5, 0.9], "the intervals overlap")],
+)
+def test_a_recipe_gets_a_page_and_a_headline_line_beside_the_fer_package(root, results, reference_ci, verdict):
+    recipes = root.parent / "recipes"
+    (recipes / "toyrecipe").mkdir(parents=True)
+    (recipes / "toyrecipe" / "metadata.yaml").write_text(RECIPE_YAML)
+    meta = load_metadata("toyrecipe", recipes)
+    assert "toyrecipe" not in list_replications()  # a recipe is no paper: the claims table never lists it
+    headline = generated_files(results)[results / "TABLE.md"]
+    assert "- **toyrecipe** ([page](toyrecipe/README.md)): no record yet: run `make replicate-toyrecipe`" in headline
+
+    config, seeds = meta.resolve()
+    provenance = collect_provenance(meta, config, seeds, "sha256:toy", 1.5, command="make replicate-toyrecipe")
+    settings = {"random_split": {"seeds": {"0": _seed(8), "1": _seed(9)}}}
+    write_record(build_record(meta, "full", "real", settings, None, provenance), results)
+    recipes_found = collect_recipes(results)
+    headline = render_markdown(collect_papers(results), recipes_found, _cross_dataset_record(reference_ci))
+    line = next(line for line in headline.splitlines() if line.startswith("- **toyrecipe**"))
+    assert "accuracy on toyset `random_split` 85.0 ± 7.1%" in line and "(2 seeds; " + verdict in line
+    assert "The `fer` package on the same 10 images (cross-dataset record)" in line and "Target >= 90%" in line
+    page = generated_files(results)[results / "toyrecipe" / "README.md"]
+    assert "`recipes/toyrecipe/metadata.yaml`" in page and "our own model, not a replication" in page
+    assert "## Paper claims" not in page and "## Results" in page and "### Recipe" in page
