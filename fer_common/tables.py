@@ -143,7 +143,7 @@ def _against_reference(row: ResultRow, reference: dict) -> str:
         return "above the `fer` package's interval"
     if row.ci[1] < low:
         return "below the `fer` package's interval"
-    return "the intervals overlap: not shown better than the `fer` package"
+    return "overlaps the `fer` package's interval"
 
 
 def _recipe_line(recipe: PaperResult, cross_dataset: dict | None) -> str:
@@ -157,10 +157,11 @@ def _recipe_line(recipe: PaperResult, cross_dataset: dict | None) -> str:
     reference = _reference_cell(recipe, cross_dataset)
     parts = []
     for row in rows:
-        seeds = f"{row.n_seeds} seeds" if row.n_seeds > 1 else "1 seed"
-        versus = f"; {_against_reference(row, reference)}" if reference else ""
-        parts.append(f"`{row.setting}` {ours_text(row)} ({seeds}{versus})")
-    text = head + f"accuracy on {recipe.meta.dataset.name} {' · '.join(parts)}"
+        seeds = f" ({row.n_seeds} seeds)" if row.n_seeds > 1 else ""  # ours_text says "1 seed" itself
+        versus = f", {_against_reference(row, reference)}" if reference else ""
+        parts.append(f"`{row.setting}` {ours_text(row)}{seeds}{versus}")
+    test_set = reference["test_set"] if reference else recipe.meta.dataset.name
+    text = head + f"accuracy on {test_set}: {'; '.join(parts)}"
     if reference:
         low, high = reference["accuracy_ci"]
         text += (

@@ -871,7 +871,7 @@ def _cross_dataset_record(reference_ci: list[float]) -> dict:
 
 @pytest.mark.parametrize(
     ("reference_ci", "verdict"),
-    [([0.1, 0.3], "above the `fer` package's interval"), ([0.5, 0.9], "the intervals overlap")],
+    [([0.1, 0.3], "above the `fer` package's interval"), ([0.5, 0.9], "overlaps the `fer` package's interval")],
 )
 def test_a_recipe_gets_a_page_and_a_headline_line_beside_the_fer_package(root, results, reference_ci, verdict):
     recipes = root.parent / "recipes"
@@ -889,7 +889,7 @@ def test_a_recipe_gets_a_page_and_a_headline_line_beside_the_fer_package(root, r
     recipes_found = collect_recipes(results)
     headline = render_markdown(collect_papers(results), recipes_found, _cross_dataset_record(reference_ci))
     line = next(line for line in headline.splitlines() if line.startswith("- **toyrecipe**"))
-    assert "accuracy on toyset `random_split` 85.0 ± 7.1%" in line and "(2 seeds; " + verdict in line
+    assert "accuracy on toyset test: `random_split` 85.0 ± 7.1%" in line and "(2 seeds), " + verdict in line
     assert "The `fer` package on the same 10 images (cross-dataset record)" in line and "Target >= 90%" in line
     page = generated_files(results)[results / "toyrecipe" / "README.md"]
     assert "`recipes/toyrecipe/metadata.yaml`" in page and "our own model, not a replication" in page
