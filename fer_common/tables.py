@@ -125,13 +125,10 @@ def _reference_cell(recipe: PaperResult, cross_dataset: dict | None) -> dict | N
     """The `fer` package's cell of the cross-dataset record on the test set of the recipe's own dataset."""
     if not cross_dataset:
         return None
-    labels = [entry["label"] for entry in cross_dataset["test_sets"] if entry["dataset"] == recipe.meta.dataset.name]
-    cells = [
-        cell
-        for cell in cross_dataset["cells"]
-        if cell["model"] == REFERENCE_MODEL and cell["test_set"] in labels[:1] and cell["status"] == "scored"
-    ]
-    return cells[0] if cells else None
+    own = (entry["label"] for entry in cross_dataset["test_sets"] if entry["dataset"] == recipe.meta.dataset.name)
+    label = next(own, None)
+    scored = (cell for cell in cross_dataset["cells"] if cell["model"] == REFERENCE_MODEL and cell["status"] == "scored")
+    return next((cell for cell in scored if cell["test_set"] == label), None)
 
 
 def _against_reference(row: ResultRow, reference: dict) -> str:
@@ -158,8 +155,8 @@ def _recipe_line(recipe: PaperResult, cross_dataset: dict | None) -> str:
     parts = []
     for row in rows:
         seeds = f" ({row.n_seeds} seeds)" if row.n_seeds > 1 else ""  # ours_text says "1 seed" itself
-        versus = f", {_against_reference(row, reference)}" if reference else ""
-        parts.append(f"`{row.setting}` {ours_text(row)}{seeds}{versus}")
+        versus = _against_reference(row, reference) if reference else ""
+        parts.append(f"`{row.setting}` {ours_text(row)}{seeds}" + (f", {versus}" if versus else ""))
     test_set = reference["test_set"] if reference else recipe.meta.dataset.name
     text = head + f"accuracy on {test_set}: {'; '.join(parts)}"
     if reference:
