@@ -127,7 +127,8 @@ def _reference_cell(recipe: PaperResult, cross_dataset: dict | None) -> dict | N
         return None
     own = (entry["label"] for entry in cross_dataset["test_sets"] if entry["dataset"] == recipe.meta.dataset.name)
     label = next(own, None)
-    scored = (cell for cell in cross_dataset["cells"] if cell["model"] == REFERENCE_MODEL and cell["status"] == "scored")
+    cells = cross_dataset["cells"]
+    scored = (cell for cell in cells if cell["model"] == REFERENCE_MODEL and cell["status"] == "scored")
     return next((cell for cell in scored if cell["test_set"] == label), None)
 
 
