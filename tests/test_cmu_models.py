@@ -1,6 +1,8 @@
 """CMU replication pieces: baseline CNN, torchvision-layout ResNet18 and its weights, class-weighted loss."""
 
 import hashlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -19,7 +21,7 @@ from replications.cmu.models import (
     weighted_categorical_crossentropy,
 )
 
-from .helpers import requires_dataset
+from .helpers import REPO_ROOT, requires_dataset
 from .test_affectnet import make_list_file_edition
 
 # sum(p.numel() for p in torchvision.models.resnet18().parameters())
@@ -125,6 +127,31 @@ def test_resnet18_without_top_gives_pooled_features():
     model = build_resnet18(SMALL_RGB, 8, include_top=False)
     assert model.output_shape == (None, 512)
     assert "fc" not in [layer.name for layer in model.layers]
+
+
+def test_resnet18_convs_of_one_shape_start_from_different_kernels():
+    keras.utils.set_random_seed(0)
+    model = build_resnet18(SMALL_RGB, 8)
+    first, second = (model.get_layer(name).get_weights()[0] for name in ("layer1_0_conv1", "layer1_0_conv2"))
+    assert first.shape == second.shape
+    assert not np.array_equal(first, second)
+
+
+def _resnet18_weights_digest_in_a_fresh_process() -> str:
+    script = (
+        "import hashlib, keras\n"
+        "from replications.cmu.models import build_resnet18\n"
+        "keras.utils.set_random_seed(0)\n"
+        f"model = build_resnet18({SMALL_RGB!r}, 8)\n"
+        "print(hashlib.sha256(b''.join(w.tobytes() for w in model.get_weights())).hexdigest())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    return done.stdout.split()[-1]
+
+
+def test_resnet18_initial_weights_are_a_function_of_the_seed_alone():
+    """Two processes, the same seed: the same weights (an initializer seeded at import would differ)."""
+    assert _resnet18_weights_digest_in_a_fresh_process() == _resnet18_weights_digest_in_a_fresh_process()
 
 
 def test_baseline_is_five_conv_pool_layers_then_one_linear_layer():

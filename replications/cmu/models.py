@@ -42,8 +42,13 @@ _IMAGENET_CLASSES = 1000
 # torchvision's BatchNorm2d defaults; Keras momentum is the weight of the old running value (1 - 0.1).
 _BN_EPSILON = 1e-5
 _BN_MOMENTUM = 0.9
-# torchvision initialises convolutions with kaiming_normal_(mode="fan_out", nonlinearity="relu").
-_TORCHVISION_CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
+
+
+def _torchvision_conv_init() -> keras.initializers.Initializer:
+    """torchvision's kaiming_normal_(mode="fan_out", nonlinearity="relu"), one per layer: an unseeded Keras
+    initializer fixes its seed when it is made, so one shared instance would give every conv of a shape the
+    same kernel, and one made at import would ignore `keras.utils.set_random_seed`."""
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
 
 def build_baseline(
@@ -83,7 +88,7 @@ def build_resnet18(input_shape: Sequence[int], num_classes: int, include_top: bo
         name="imagenet_normalize",
     )(inputs)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(normalised)
-    x = layers.Conv2D(64, 7, strides=2, use_bias=False, kernel_initializer=_TORCHVISION_CONV_INIT, name="conv1")(x)
+    x = layers.Conv2D(64, 7, strides=2, use_bias=False, kernel_initializer=_torchvision_conv_init(), name="conv1")(x)
     x = _batch_norm("bn1")(x)
     x = layers.ReLU(name="relu")(x)
     # Zero padding equals PyTorch's -inf max-pool padding here: the inputs are >= 0 after ReLU.
@@ -122,7 +127,7 @@ def _conv(width: int, kernel_size: int, stride: int, *, name: str) -> layers.Con
         kernel_size,
         strides=stride,
         use_bias=False,
-        kernel_initializer=_TORCHVISION_CONV_INIT,
+        kernel_initializer=_torchvision_conv_init(),
         name=name,
     )
 
