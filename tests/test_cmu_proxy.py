@@ -120,9 +120,9 @@ def test_a_job_stopped_after_the_baseline_resumes_without_training_it_again(monk
 def test_cmu_proxy_ci_profile_seed_0_lands_in_the_bands_of_its_three_seeds():
     """Both models on a 6,000-image subset for 3 epochs, one seed, against `regression:` (ci seeds 0-2).
 
-    ResNet18's seeds agree within a point, but another thread count moves it by ~3 points, and a test
-    session's thread pools are sized by whichever test ran TensorFlow first: the job runs in a fresh
-    one-thread worker, as its seeds did (`--threads 1 --executor process`)."""
+    Another thread count gives other numbers, and a test session's thread pools are sized by whichever test
+    ran TensorFlow first: the job runs in a fresh one-thread worker, as its seeds did (`--threads 1
+    --executor process`)."""
     from fer_common.checks import check_regression_run
     from fer_common.executors import ExecutorOptions
     from fer_common.metadata import load_metadata
