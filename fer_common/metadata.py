@@ -441,11 +441,35 @@ def canonical_json(value: Any) -> str:
 # What a record's numbers depend on. `expected` is left out: it records a reviewed run's outcome, so filling
 # it in must not make that very run's record stale; titles, notes and assumptions change no number.
 HASHED_SECTIONS = ("dataset", "protocol", "seeds", "config", "profiles", "settings", "reported")
-# The registry maps ids to replications and computes nothing: adding a paper (or a model recipe) to it must not
-# make every other record stale, so the code hash leaves it and its imports out.
-REGISTRY_MODULE = "fer_common.registry"
-# The runner turns every job's outcome into metrics, bands and verdicts: its code is part of every record's.
+# The numbers layer: the modules whose code can change a measured value (data, augmentation, models, training
+# and its resume, metrics, bias metrics) and every replication's and recipe's own package. A record's code hash
+# covers the part of it its replication imports, so editing the runs layer (executors, jobs, provenance, record
+# format) or the report (bands, verdicts, pages) leaves every record current. The runner is here while it scores
+# predictions (`runner.evaluate_outcome`), and `bands` while Boyce's test draws count against a paper band.
+NUMBERS_LAYER = (
+    "fer_common.augment",
+    "fer_common.bands",
+    "fer_common.bundles",
+    "fer_common.contract",
+    "fer_common.data",
+    "fer_common.faces",
+    "fer_common.fairness",
+    "fer_common.metrics",
+    "fer_common.resume",
+    "fer_common.resumable_callbacks",
+    "fer_common.runner",
+    "fer_common.train",
+    "fer_common.weights",
+    "recipes",
+    "replications",
+)
+# Every replication's outcome is scored by the runner: the hash starts from it and the replication's folder.
 RUNNER_MODULE = "fer_common.runner"
+
+
+def in_numbers_layer(module: str) -> bool:
+    """Whether `module` (a dotted name) belongs to the numbers layer."""
+    return any(module == name or module.startswith(f"{name}.") for name in NUMBERS_LAYER)
 
 
 def metadata_hash(meta: ReplicationMetadata, profile: str = FULL_PROFILE) -> str:
@@ -458,8 +482,9 @@ def metadata_hash(meta: ReplicationMetadata, profile: str = FULL_PROFILE) -> str
 
 
 def code_files(replication_id: str, root: Path | None = None, repo_root: Path | None = None) -> dict[str, str]:
-    """{relative path: sha256} of the replication folder's .py files, the runner, and every module of the
-    repository they import, transitively (imports inside functions too), found by parsing the imports.
+    """{relative path: sha256} of the numbers-layer code a replication runs: its folder's .py files, the runner,
+    and every numbers-layer module of the repository they import, transitively (imports inside functions
+    too), found by parsing the imports. Imports of other layers are not followed (see NUMBERS_LAYER).
 
     root: the replications folder; repo_root: the repository whose `fer_common` (and other packages) the
     imports resolve to (default: the one that holds the replications folder, then this one). Paths are
@@ -473,7 +498,8 @@ def code_files(replication_id: str, root: Path | None = None, repo_root: Path | 
     own_repository = folder.resolve().parent.parent
     candidates = [Path(repo_root).resolve()] if repo_root else []
     search_roots = list(dict.fromkeys([*candidates, own_repository, REPO_ROOT.resolve()]))
-    pending = [file.resolve() for file in folder.rglob("*.py") if "__pycache__" not in file.parts]
+    own = {file.resolve() for file in folder.rglob("*.py") if "__pycache__" not in file.parts}
+    pending = list(own)
     pending.extend(_module_files(RUNNER_MODULE, search_roots))
     found: dict[Path, Path] = {}  # file -> the search root it lies under
     while pending:
@@ -482,7 +508,7 @@ def code_files(replication_id: str, root: Path | None = None, repo_root: Path | 
             continue
         base = next((base for base in search_roots if file.is_relative_to(base)), file.parent)
         module = _module_name(file, base)
-        if module == REGISTRY_MODULE:
+        if file not in own and not in_numbers_layer(module):
             continue
         found[file] = base
         pending.extend(_package_files(module, base))
@@ -497,7 +523,7 @@ def files_hash(files: dict[str, str]) -> str:
 
 
 def code_hash(replication_id: str, root: Path | None = None, repo_root: Path | None = None) -> str:
-    """sha256 over `code_files`: the replication's code and every repository module it imports."""
+    """sha256 over `code_files`: the numbers-layer code the replication runs."""
     return files_hash(code_files(replication_id, root, repo_root))
 
 

@@ -164,26 +164,32 @@ def current_code_files(meta: ReplicationMetadata, repo_root: Path | None = None)
     return code_files(meta.id, root, repo_root)
 
 
-def code_changes(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
-    """The files that differ between two `code_files` maps: `a.py`, `b.py (added)`, `c.py (removed)`."""
-    changed = [name for name in sorted(set(recorded) & set(current)) if recorded[name] != current[name]]
-    added = [f"{name} (added)" for name in sorted(set(current) - set(recorded))]
-    removed = [f"{name} (removed)" for name in sorted(set(recorded) - set(current))]
-    return changed + added + removed
+def changed_numbers_files(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """The numbers-layer files of `current` whose content is in no file of `recorded`.
+
+    Matched by content, not path: a module moved into another folder unchanged still holds the code that made
+    the record. Files the record had beyond the numbers layer (records made before the layers) are ignored.
+    """
+    contents = set(recorded.values())
+    return [name for name in sorted(current) if current[name] not in contents]
 
 
 def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None = None) -> list[str]:
-    """Why a record no longer matches the current metadata or code (empty list = current), e.g.
+    """Why a record no longer matches the current metadata or numbers-layer code (empty list = current), e.g.
     "code changed: fer_common/train.py", "metadata changed", "jobs made by other code (commits a, b)"."""
     provenance = record["provenance"]
     reasons = []
     if provenance.get("metadata_hash") != metadata_hash(meta, record.get("profile", FULL_PROFILE)):
         reasons.append("metadata changed")
     files = current_code_files(meta, repo_root)
-    if provenance.get("code_hash") != files_hash(files):
-        recorded = provenance.get("code_files")
+    recorded = provenance.get("code_files")
+    if recorded:
+        changed = changed_numbers_files(recorded, files)
+        if changed:
+            reasons.append(f"code changed: {describe_files(changed)}")
+    elif provenance.get("code_hash") != files_hash(files):
         # Records made before per-file hashes cannot name the files.
-        reasons.append(f"code changed: {describe_files(code_changes(recorded, files))}" if recorded else "code changed")
+        reasons.append("code changed")
     if provenance.get("mixed_code"):
         commits = ", ".join(commit[:7] for commit in provenance.get("job_commits", []))
         reasons.append(f"jobs made by other code (commits {commits})")

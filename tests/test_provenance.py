@@ -147,12 +147,32 @@ def test_a_record_of_jobs_from_code_edited_during_the_run_says_so(repository, tm
     ]
 
 
-def test_the_code_hash_follows_imports_and_leaves_out_the_registry(repository):
+@pytest.mark.parametrize("module", ["fer_common/provenance.py", "fer_common/pages.py", "fer_common/metadata.py"])
+def test_editing_the_runs_layer_or_the_report_leaves_the_record_current(repository, tmp_path, module):
+    _run(_copied_sixth(repository)(), repository, tmp_path)
+    _edit_one_line(repository / module)
+    _git(repository, "commit", "-qam", f"edit {module}")
+    assert _report_and_strict_check(repository, tmp_path) == ([], [])
+
+
+def test_numbers_layer_files_are_matched_by_content_so_a_moved_module_keeps_its_records(repository, tmp_path):
+    record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
+    meta = load_metadata(_copied_sixth(repository).metadata_file)
+    files = record["provenance"]["code_files"]
+    # As if the record had been made before train.py moved to where it lies now.
+    files["fer_common/old_place/train.py"] = files.pop(TRAIN)
+    assert stale_reasons(meta, record, repository) == []
+    files["fer_common/old_place/train.py"] = "0" * 64  # another content under the old name: it is not train.py's
+    assert stale_reasons(meta, record, repository) == [f"code changed: {TRAIN}"]
+
+
+def test_the_code_hash_follows_numbers_layer_imports_only(repository):
     files = code_files("sixth_replication", repository / "replications", repository)
     # The replication imports train, contract, data.splits...; the runner turns its jobs into the record.
     assert {TRAIN, "fer_common/contract.py", "fer_common/data/splits.py", "fer_common/runner.py"} <= set(files)
-    assert "fer_common/__init__.py" in files and "fer_common/data/__init__.py" in files  # run on import
-    assert "fer_common/cli.py" not in files  # nothing the run imports imports it
+    assert "fer_common/data/__init__.py" in files  # run on import
+    # The runs layer and the report change no measured value: editing them must not make a record stale.
+    assert not {"fer_common/cli.py", "fer_common/provenance.py", "fer_common/metadata.py"} & set(files)
     # The registry names every paper and computes nothing: adding one must not make the others' records stale.
     assert "fer_common/registry.py" not in files and not any(name.startswith("replications/chen") for name in files)
 
