@@ -1,9 +1,9 @@
 """Checks of the committed records: can each runnable replication's latest full record be trusted, does it
-still give what a reviewed run gave (`expected:`), and does a fresh run of a short profile (e.g. `ci`) land
-in the bands its own seeds gave (`regression:`)?
+still give what a reviewed run gave (`expected:`)? (Whether a fresh run of a short profile such as `ci` lands
+in its `regression:` bands is `fer_common.regression`'s.)
 
 Problems (failures): a record does not follow the schema; the latest full record was made from a dirty tree;
-a verdict changed, a mean left its regression band (our mean ± max(2·sd, floor)) or an expected row is absent.
+a verdict changed, a mean left its expected band (our mean ± max(2·sd, floor)) or an expected row is absent.
 Warnings: a runnable replication (metadata `dataset.data` not `missing`) that has no full record yet, or a
 record that is stale because the metadata or the code changed since it was made (both problems with
 `strict`, as `fer-replicate check --strict` runs before a release), or a replication without data that has no
@@ -152,26 +152,3 @@ def check_value_in_regression_band(
         raise MetadataError(f"{meta.path}: no expected mean for {metric} [{setting}] (expected entries: {known})")
     low, high = regression_band(expected.mean, expected.sd, expected.floor)
     return low <= value <= high, low, high
-
-
-def check_regression_run(meta: ReplicationMetadata, profile: str, record: dict) -> list[str]:
-    """Problems of a fresh run of `profile` (a record, e.g. from `run_replication(..., write=False)`) against
-    the metadata's `regression:` bands of that profile: each metric's mean over the run's seeds must lie in
-    the band's mean ± max(2·sd, floor). MetadataError when the metadata has no band for the profile."""
-    bands = [entry for entry in meta.regression if entry.profile == profile]
-    if not bands:
-        raise MetadataError(f"{meta.path}: no regression bands for profile {profile!r}")
-    problems = []
-    for band in bands:
-        label = f"{meta.id} {profile}: {band.metric} [{band.setting}]"
-        summary = record["settings"].get(band.setting, {}).get("summary", {}).get(band.metric)
-        if summary is None or summary["mean"] is None:
-            problems.append(f"{label}: the run has no such value")
-            continue
-        low, high = regression_band(band.mean, band.sd, band.floor)
-        if not low <= summary["mean"] <= high:
-            problems.append(
-                f"{label}: {summary['mean']:.4f} outside the band [{low:.4f}, {high:.4f}] of seeds {band.seeds} "
-                f"({band.record})"
-            )
-    return problems

@@ -156,18 +156,44 @@ class ExpectedResult(StrictModel):
         return self
 
 
+# The CPU kinds this project's machines are drawn from (provenance's `cpu_kind` names them the same way).
+CPU_KINDS = ("avx2", "avx512-bf16", "amx-bf16")
+# What a regression band's values are: one proportion of n test cases, a difference of two proportions (of n1
+# and n2 cases), or another value (e.g. a loss), whose margin is the entry's own floor.
+REGRESSION_KINDS = ("proportion", "difference", "value")
+
+
+class RegressionRun(StrictModel):
+    """A recorded run of a short profile (e.g. `ci`) that regression bands are made of: the record under
+    results/<id>/, the CPU kind it ran on, and the seeds it holds (its values' order in each band)."""
+
+    profile: Text
+    record: Text
+    cpu: Literal[CPU_KINDS]
+    seeds: Seeds
+
+
 class RegressionBand(StrictModel):
-    """One metric of a short profile (e.g. `ci`) over several seeds of that same profile: a one-seed run of
-    it must land in mean ± max(2·sd, floor). `record` names the run (under results/<id>/) it comes from."""
+    """One metric of a short profile: its value in every seed of the profile's `regression_runs`, in their
+    order (seeds on every CPU kind recorded). A new run of the profile must land in the band these values
+    give by the rule of `fer_common.regression`."""
 
     profile: Text
     metric: Text
     setting: Text
-    mean: FiniteNumber
-    sd: Annotated[FiniteNumber, Field(ge=0)]
-    floor: Annotated[FiniteNumber, Field(ge=0)] = DEFAULT_FLOOR
-    seeds: Annotated[Seeds, Field(min_length=2)]  # one seed has no spread to make a band of
-    record: Text
+    kind: Literal[REGRESSION_KINDS] = "proportion"
+    n: list[Annotated[int, Field(gt=0)]] = []
+    floor: Annotated[FiniteNumber, Field(ge=0)] | None = None
+    values: Annotated[list[FiniteNumber], Field(min_length=2)]  # one seed has no spread to make a band of
+
+    @model_validator(mode="after")
+    def _sizes_fit_the_kind(self) -> RegressionBand:
+        wanted = {"proportion": 1, "difference": 2, "value": 0}[self.kind]
+        if len(self.n) != wanted:
+            raise FieldError(("n",), f"a {self.kind} needs {wanted} test-set size(s), got {self.n}")
+        if self.kind == "value" and self.floor is None:
+            raise FieldError(("floor",), "a value (not a proportion) needs its margin as `floor`, in its units")
+        return self
 
 
 class Hypothesis(StrictModel):
@@ -213,6 +239,7 @@ class ReplicationMetadata(StrictModel):
     beyond_paper: list[BeyondPaperRow] = []
     assumptions: list[Assumption] = []
     expected: list[ExpectedResult] = []
+    regression_runs: list[RegressionRun] = []
     regression: list[RegressionBand] = []
     hypotheses: list[Hypothesis] = []
     missing: Text | None = None
@@ -221,7 +248,15 @@ class ReplicationMetadata(StrictModel):
     _raw: dict = PrivateAttr(default_factory=dict)
 
     @field_validator(
-        "profiles", "reported", "beyond_paper", "assumptions", "expected", "regression", "hypotheses", mode="before"
+        "profiles",
+        "reported",
+        "beyond_paper",
+        "assumptions",
+        "expected",
+        "regression_runs",
+        "regression",
+        "hypotheses",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any, info: ValidationInfo) -> Any:
@@ -275,11 +310,9 @@ class ReplicationMetadata(StrictModel):
         chosen = self.profiles.get(profile)
         return list(chosen.settings) if chosen and chosen.settings else list(self.settings)
 
-    def regression_for(self, profile: str, metric: str, setting: str) -> RegressionBand | None:
-        for entry in self.regression:
-            if (entry.profile, entry.metric, entry.setting) == (profile, metric, setting):
-                return entry
-        return None
+    def regression_seeds(self, profile: str) -> list[tuple[RegressionRun, int]]:
+        """(run, seed) of every value of a regression band of `profile`, in the values' order."""
+        return [(run, seed) for run in self.regression_runs if run.profile == profile for seed in run.seeds]
 
     def expected_for(self, metric: str, setting: str) -> ExpectedResult | None:
         for entry in self.expected:
@@ -335,11 +368,17 @@ def _row_identity(row: ReportedFigure | BeyondPaperRow) -> tuple[str, ...]:
 
 
 def _check_regression(meta: ReplicationMetadata) -> None:
-    """Each regression band names a profile this file defines, a setting that profile runs, and is listed once."""
+    """Each regression run and band names a profile this file defines; each band a setting that profile runs,
+    listed once, with one value per seed of that profile's runs."""
+    known = ", ".join(meta.profiles) or "none"
+    for i, run in enumerate(meta.regression_runs):
+        if run.profile not in meta.profiles:
+            raise FieldError(
+                ("regression_runs", i, "profile"), f"must be a profile of this file ({known}); got {run.profile!r}"
+            )
     seen: set[tuple[str, str, str]] = set()
     for i, entry in enumerate(meta.regression):
         if entry.profile not in meta.profiles:
-            known = ", ".join(meta.profiles) or "none"
             raise FieldError(
                 ("regression", i, "profile"), f"must be a profile of this file ({known}); got {entry.profile!r}"
             )
@@ -354,6 +393,12 @@ def _check_regression(meta: ReplicationMetadata) -> None:
                 ("regression", i), f"{entry.metric} [{entry.setting}] of profile {entry.profile!r} is already listed"
             )
         seen.add(key)
+        seeds = sum(len(run.seeds) for run in meta.regression_runs if run.profile == entry.profile)
+        if len(entry.values) != seeds:
+            raise FieldError(
+                ("regression", i, "values"),
+                f"{len(entry.values)} values, but the regression_runs of profile {entry.profile!r} hold {seeds} seeds",
+            )
 
 
 def _check_hypotheses(meta: ReplicationMetadata) -> None:

@@ -25,6 +25,8 @@ from .schema import CREATED_FORMAT
 # Untracked files here are code a run may import though git does not know it: they make a tree dirty.
 CODE_FOLDERS = ("fer_common", "replications")
 _LISTED_FILES = 10  # name this many changed files in a message, then count the rest
+# Each CPU kind by the /proc/cpuinfo flag that tells it, widest first.
+_KIND_FLAGS = (("amx-bf16", "amx_bf16"), ("avx512-bf16", "avx512_bf16"), ("avx2", "avx2"))
 
 # Recorded package -> the distributions that provide it (TensorFlow ships as tensorflow or tensorflow-cpu).
 PACKAGES = {
@@ -103,6 +105,22 @@ def _cpu_description() -> str:
     return f"{model or platform.machine()} ({os.cpu_count()} logical cores)"
 
 
+def cpu_kind(cpuinfo: str | None = None) -> str:
+    """The CPU kind (one of `metadata.CPU_KINDS`, else "other") by the widest matrix instructions /proc/cpuinfo
+    lists: the kinds this project's machines are drawn from differ in them, and so in the kernels that run."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "other"
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    return next((kind for kind, flag in _KIND_FLAGS if flag in flags), "other")
+
+
 def utc_now() -> str:
     return datetime.now(UTC).strftime(CREATED_FORMAT)
 
@@ -121,6 +139,7 @@ def machine_provenance(command: str | None = None, repo_root: Path | None = None
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": _cpu_description(),
+        "cpu_kind": cpu_kind(),
         "created_utc": utc_now(),
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
     }

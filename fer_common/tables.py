@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import paths
 from .atomic import write_text_atomically
 from .claims_figure import FIGURE_NAME, HYPOTHESES_FIGURE_NAME, claims_svg, hypotheses_svg, plotted_claims
+from .cpu_kinds import cpu_kinds_markdown
+from .metadata import ReplicationMetadata
 from .model_card import REFERENCE_MODEL, shipped_cards
 from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
 from .report import (
@@ -218,16 +221,18 @@ def render_markdown(
 
 AUDITS_LINK = (
     f"Beyond the papers: [data audits and measurements]({AUDITS_PAGE}) (FER2013 duplicates across its splits, "
-    "every model on the other datasets, face detectors side by side)."
+    "every model on the other datasets, face detectors side by side, how far the CPU kind moves a run)."
 )
 
 
-def render_audits(measurements: Measurements, results_dir: Path) -> str:
-    """results/audits.md: one section per measurement, from its latest record, each naming its command."""
+def render_audits(measurements: Measurements, results_dir: Path, metas: Sequence[ReplicationMetadata] = ()) -> str:
+    """results/audits.md: one section per measurement, from its latest record, each naming its command, then
+    how far the CPU kind moves the replications' numbers."""
     sections = [
         _duplicate_audit_section(measurements.duplicate_audit, results_dir),
         _cross_dataset_section(measurements.cross_dataset, results_dir),
         _detector_section(measurements.detector_bench, results_dir),
+        cpu_kinds_markdown(metas, results_dir),
     ]
     lines = [
         "# Data audits and measurements",
@@ -445,7 +450,7 @@ def generated_files(results_dir: Path | None = None, *, root: Path | None = None
         hypotheses_figure = hypotheses_svg(paper)
         if hypotheses_figure is not None:
             files[out / paper.meta.id / HYPOTHESES_FIGURE_NAME] = hypotheses_figure
-    files[out / AUDITS_PAGE] = render_audits(measurements, out)
+    files[out / AUDITS_PAGE] = render_audits(measurements, out, [paper.meta for paper in papers])
     # The shipped models' cards, where the results folder is the repository's (beside the package).
     shipped_dir = out.parent / "fer_common" / "pretrained"
     if shipped_dir.is_dir():

@@ -214,11 +214,11 @@ def test_quick_profile_runs_every_model_and_labels_random_initialisation():
 
 @pytest.mark.slow
 @requires_dataset("fer2013")
-def test_boyce_ci_profile_seed_0_lands_in_the_bands_of_its_three_seeds():
+def test_boyce_ci_profile_seed_0_lands_in_its_regression_bands():
     """Model 1 and the half-width final model on per-class subsets, no ImageNet weights, against `regression:`."""
-    from fer_common.checks import check_regression_run
     from fer_common.metadata import load_metadata
     from fer_common.registry import REPLICATIONS
+    from fer_common.regression import check_regression_run
     from fer_common.runner import run_replication
 
     record, _ = run_replication(REPLICATIONS.get("boyce"), "ci", seeds=[0], write=False, make_plots=False)

@@ -276,11 +276,11 @@ def test_fer_input_matches_the_package_preprocessing():
 
 @pytest.mark.slow
 @requires_dataset("fer2013")
-def test_neamtiu_ci_profile_seed_0_lands_in_the_bands_of_its_three_seeds():
+def test_neamtiu_ci_profile_seed_0_lands_in_its_regression_bands():
     """The paper's model on a FER2013 subset for a few epochs, both protocols, against `regression:`."""
-    from fer_common.checks import check_regression_run
     from fer_common.metadata import load_metadata
     from fer_common.registry import REPLICATIONS
+    from fer_common.regression import check_regression_run
     from fer_common.runner import run_replication
 
     record, _ = run_replication(REPLICATIONS.get("neamtiu"), "ci", seeds=[0], write=False, make_plots=False)
