@@ -21,6 +21,7 @@ from .errors import MetadataError, RecordError
 from .metadata import ReplicationMetadata, list_replications, load_metadata
 from .provenance import stale_reasons
 from .records import latest_record
+from .rows import record_rows
 from .tables import generated_files
 
 
@@ -38,7 +39,7 @@ def _check_one(meta: ReplicationMetadata, record: dict) -> list[str]:
     # A metric may have several paper rows (a value and a threshold claim, two readings): `expected`
     # describes the first, the one listed first in the metadata.
     rows: dict[tuple[str, str], dict] = {}
-    for row in record["rows"]:
+    for row in record_rows(meta, record):
         rows.setdefault((row["metric"], row["setting"]), row)
     where = f"{meta.id} ({Path(record['_path']).name})"
     for expected in meta.expected:

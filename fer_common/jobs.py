@@ -64,7 +64,7 @@ class JobResult:
 
     setting: str
     seed: int
-    result: dict  # the per-seed entry of the record (`evaluate_outcome` plus wall_time_s)
+    result: dict  # the per-seed entry of the record (`execution.evaluate_outcome` plus wall_time_s)
     y_true: np.ndarray
     probabilities: np.ndarray
     model_file: bytes | None = None  # the trained model as a .keras file, when the replication offers one

@@ -489,27 +489,27 @@ HASHED_SECTIONS = ("dataset", "protocol", "seeds", "config", "profiles", "settin
 # The numbers layer: the modules whose code can change a measured value (data, augmentation, models, training
 # and its resume, metrics, bias metrics) and every replication's and recipe's own package. A record's code hash
 # covers the part of it its replication imports, so editing the runs layer (executors, jobs, provenance, record
-# format) or the report (bands, verdicts, pages) leaves every record current. The runner is here while it scores
-# predictions (`runner.evaluate_outcome`), and `bands` while Boyce's test draws count against a paper band.
+# format) or the report (verdicts, pages) leaves every record current. `execution` runs one job and scores its
+# predictions; `bands` is here while Boyce's test draws count against a paper band.
 NUMBERS_LAYER = (
     "fer_common.augment",
     "fer_common.bands",
     "fer_common.bundles",
     "fer_common.contract",
     "fer_common.data",
+    "fer_common.execution",
     "fer_common.faces",
     "fer_common.fairness",
     "fer_common.metrics",
     "fer_common.resume",
     "fer_common.resumable_callbacks",
-    "fer_common.runner",
     "fer_common.train",
     "fer_common.weights",
     "recipes",
     "replications",
 )
-# Every replication's outcome is scored by the runner: the hash starts from it and the replication's folder.
-RUNNER_MODULE = "fer_common.runner"
+# Every job runs through `execution`: the hash starts from it and the replication's folder.
+EXECUTION_MODULE = "fer_common.execution"
 
 
 def in_numbers_layer(module: str) -> bool:
@@ -527,7 +527,7 @@ def metadata_hash(meta: ReplicationMetadata, profile: str = FULL_PROFILE) -> str
 
 
 def code_files(replication_id: str, root: Path | None = None, repo_root: Path | None = None) -> dict[str, str]:
-    """{relative path: sha256} of the numbers-layer code a replication runs: its folder's .py files, the runner,
+    """{relative path: sha256} of the numbers-layer code a replication runs: its folder's .py files, `execution`,
     and every numbers-layer module of the repository they import, transitively (imports inside functions
     too), found by parsing the imports. Imports of other layers are not followed (see NUMBERS_LAYER).
 
@@ -545,7 +545,7 @@ def code_files(replication_id: str, root: Path | None = None, repo_root: Path | 
     search_roots = list(dict.fromkeys([*candidates, own_repository, REPO_ROOT.resolve()]))
     own = {file.resolve() for file in folder.rglob("*.py") if "__pycache__" not in file.parts}
     pending = list(own)
-    pending.extend(_module_files(RUNNER_MODULE, search_roots))
+    pending.extend(_module_files(EXECUTION_MODULE, search_roots))
     found: dict[Path, Path] = {}  # file -> the search root it lies under
     while pending:
         file = pending.pop()

@@ -3,8 +3,10 @@ the replication part (metadata, code, config and data hashes, seeds) that a reco
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
+import functools
 import hashlib
 import os
 import platform
@@ -193,6 +195,61 @@ def changed_numbers_files(recorded: Mapping[str, str], current: Mapping[str, str
     return [name for name in sorted(current) if current[name] not in contents]
 
 
+def definitions(source: bytes) -> set[str] | None:
+    """The module's top-level definitions (functions, classes, assignments) as position-free AST dumps; None
+    when it does not parse. Imports and the module docstring are left out: each imported numbers-layer module
+    is checked on its own."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+    return {ast.dump(node) for node in tree.body if isinstance(node, kinds)}
+
+
+@functools.lru_cache(maxsize=512)
+def _file_at(repo_root: Path, commit: str, name: str) -> bytes | None:
+    try:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(repo_root), "show", f"{commit}:{name}"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def recorded_definitions(provenance: Mapping, repo_root: Path | None = None) -> set[str]:
+    """Every top-level definition of the code a record was made with, read from git at its commit (only
+    files whose content there is the one the record hashed); empty where git does not have that commit."""
+    root = Path(repo_root or paths.REPO_ROOT).resolve()
+    found: set[str] = set()
+    for name, sha in (provenance.get("code_files") or {}).items():
+        source = _file_at(root, str(provenance.get("git_commit")), name)
+        if source is not None and hashlib.sha256(source).hexdigest() == sha:
+            found |= definitions(source) or set()
+    return found
+
+
+def moved_unchanged(names: list[str], provenance: Mapping, repo_root: Path | None = None) -> list[str]:
+    """Of `names` (numbers-layer files whose content the record lacks), those whose every top-level definition
+    the record's code already held, word for word: code moved between modules (e.g. out of the runner)
+    without a change, which keeps the records it made current."""
+    root = Path(repo_root or paths.REPO_ROOT)
+    recorded = None
+    moved = []
+    for name in names:
+        now = definitions((root / name).read_bytes()) if (root / name).is_file() else None
+        if not now:
+            continue
+        recorded = recorded_definitions(provenance, repo_root) if recorded is None else recorded
+        if now <= recorded:
+            moved.append(name)
+    return moved
+
+
 def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None = None) -> list[str]:
     """Why a record no longer matches the current metadata or numbers-layer code (empty list = current), e.g.
     "code changed: fer_common/train.py", "metadata changed", "jobs made by other code (commits a, b)"."""
@@ -204,6 +261,8 @@ def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | 
     recorded = provenance.get("code_files")
     if recorded:
         changed = changed_numbers_files(recorded, files)
+        moved = moved_unchanged(changed, provenance, repo_root)
+        changed = [name for name in changed if name not in moved]
         if changed:
             reasons.append(f"code changed: {describe_files(changed)}")
     elif provenance.get("code_hash") != files_hash(files):

@@ -40,7 +40,7 @@ from . import paths
 from .atomic import write_new_file
 from .errors import RecordError
 from .metadata import ReplicationMetadata
-from .rows import add_missing_cis, build_rows, missing_text, summarize_seeds
+from .rows import derive_rows, missing_text, summarize_seeds
 from .schema import CREATED_FORMAT, READABLE_SCHEMA_VERSIONS, RECORD_MODELS, SCHEMA_VERSION, first_problem
 
 # Folders of results/ that hold other outputs than records (the benchmark's measurements).
@@ -52,7 +52,6 @@ def build_record(
     profile: str,
     data: str,
     settings: Mapping[str, Mapping],
-    rows: list[dict] | None,
     provenance: dict,
     *,
     missing: str | None = None,
@@ -60,9 +59,9 @@ def build_record(
     """A complete, validated record.
 
     settings: {setting: {"seeds": {seed: seed entry}, "summary": {...}}}; a missing "summary" is computed
-    from the seeds. rows: from `rows.build_rows`, or None to build them here; rows without a CI get the one
-    their per-seed results give. data "missing" (nothing could be run): `missing`, else the metadata's
-    `missing` text, says what to supply.
+    from the seeds. Its rows are `rows.derive_rows` of the per-seed results (with the provenance's
+    `run_notes`): the verdicts as the run prints them; the report derives its own. data "missing" (nothing
+    could be run): `missing`, else the metadata's `missing` text, says what to supply.
     """
     meta.resolve(profile)  # MetadataError for a profile the metadata does not define
     unknown = sorted(set(settings) - set(meta.settings))
@@ -72,11 +71,6 @@ def build_record(
     for name, entry in settings.items():
         by_seed = {str(seed): value for seed, value in entry.get("seeds", {}).items()}
         complete[name] = {"seeds": by_seed, "summary": entry.get("summary") or summarize_seeds(by_seed)}
-    seeds = {name: entry["seeds"] for name, entry in complete.items()}
-    missing_note = missing_text(meta, missing) if data == "missing" else None
-    if rows is None:
-        summaries = {name: entry["summary"] for name, entry in complete.items()}
-        rows = build_rows(meta, summaries, data, seeds=seeds, missing_note=missing_note)
     record = json_types(
         {
             "schema_version": SCHEMA_VERSION,
@@ -84,8 +78,8 @@ def build_record(
             "profile": profile,
             "data": data,
             "settings": complete,
-            "rows": add_missing_cis(rows, seeds),
-            "missing": missing_note,
+            "rows": derive_rows(meta, data, complete, provenance.get("run_notes", [])),
+            "missing": missing_text(meta, missing) if data == "missing" else None,
             "provenance": provenance,
         }
     )

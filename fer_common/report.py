@@ -27,6 +27,7 @@ from .metadata import (
 )
 from .provenance import stale_reasons
 from .records import latest_record
+from .rows import record_rows
 
 DASH = "—"
 TIMING_GROUP = "timing"
@@ -181,7 +182,7 @@ def paper_result(meta: ReplicationMetadata, record: dict | None) -> PaperResult:
     # A paper may claim one metric twice (about a value and as a threshold, or read two ways).
     by_key = {
         (row["metric"], row["setting"], row.get("claim", "about"), row.get("reading", "primary")): row
-        for row in record["rows"]
+        for row in record_rows(meta, record)
     }
     rows = []
     for i, figure in enumerate(meta.reported):
@@ -263,7 +264,8 @@ def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, kind: str, r
         return Explanation(hypothesis, "", None, [])
     measure = hypothesis.measure or hypothesis.metric
     entry = next(
-        (row for row in record["rows"] if (row["metric"], row["setting"]) == (measure, hypothesis.setting)), None
+        (row for row in record_rows(meta, record) if (row["metric"], row["setting"]) == (measure, hypothesis.setting)),
+        None,
     )
     summary = record["settings"].get(hypothesis.setting, {}).get("summary", {}).get(measure)
     if entry is None and summary is not None:

@@ -1,7 +1,10 @@
 """A record's rows: per-metric summaries over seeds, their confidence intervals, bands and verdicts.
 
 One row per `reported` figure of the metadata (with its paper band and verdict) and one per `beyond_paper`
-entry; the numbers come from the per-seed entries `runner.evaluate_outcome` writes.
+entry; the numbers come from the per-seed entries `execution.evaluate_outcome` writes. Rows are derived, never
+read back: the report builds them from a record's per-seed values and the metadata as they are now
+(`record_rows`), so a new band rule or verdict wording re-renders every page without a rerun. A record keeps
+the rows its run printed, as a snapshot.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def build_rows(
 
     settings_summaries: {setting: {metric: summarize(...)}}. seeds: {setting: {seed: seed entry}}, the
     per-seed results the CI of a proportion is computed from (see `seed_wilson_ci`); without it `ci` is
-    None and `records.build_record` fills it in. With data "missing" every row has mean None, verdict
+    None. With data "missing" every row has mean None, verdict
     "not run" and the `missing` text as note; paper rows still carry their band (no seeds term), so a
     reader sees what a run would have to hit.
     """
@@ -158,10 +161,28 @@ def build_rows(
     return rows
 
 
-def add_missing_cis(rows: list[dict], seeds: Mapping[str, Mapping[str, Mapping]]) -> list[dict]:
-    """Copies of `rows` where a proportion row with a mean but no CI gets the one its seeds give."""
-    completed = [dict(row) for row in rows]
-    for row in completed:
-        if row.get("ci") is None and row.get("mean") is not None and row.get("kind") == "proportion":
-            row["ci"] = seed_wilson_ci(row["metric"], seeds.get(row["setting"], {}))
-    return completed
+def add_row_notes(rows: list[dict], settings: Mapping[str, Mapping], run_notes: list[str]) -> None:
+    """A job can qualify its setting's rows (e.g. "ResNet18 from scratch: no ImageNet weights"); `run_notes`
+    qualify every row (e.g. the data differs from its SHA256SUMS)."""
+    for row in rows:
+        seeds = settings.get(row["setting"], {}).get("seeds", {})
+        notes = sorted({note for result in seeds.values() for note in result.get("notes", [])})
+        if notes or run_notes:
+            row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes, *run_notes]))
+
+
+def derive_rows(
+    meta: ReplicationMetadata, data: str, settings: Mapping[str, Mapping], run_notes: list[str]
+) -> list[dict]:
+    """Rows from per-seed results ({setting: {"seeds": {seed: entry}}}): summaries, CIs, bands, verdicts and
+    notes, by the metadata and the rules as they are now."""
+    seeds = {name: entry["seeds"] for name, entry in settings.items()}
+    summaries = {name: summarize_seeds(by_seed) for name, by_seed in seeds.items()}
+    rows = build_rows(meta, summaries, data, seeds=seeds)
+    add_row_notes(rows, settings, run_notes)
+    return rows
+
+
+def record_rows(meta: ReplicationMetadata, record: Mapping) -> list[dict]:
+    """A record's rows as the report reads it now (see the module docstring)."""
+    return derive_rows(meta, record["data"], record["settings"], record["provenance"].get("run_notes", []))

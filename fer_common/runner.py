@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import functools
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from fer_common import metrics, paths, plots, records
+from fer_common import paths, plots, records
 from fer_common.bundles import Preprocessing, models_dir, save_bundle_file
-from fer_common.contract import Prepared, Replication, SeedOutcome
+from fer_common.contract import Prepared, Replication
 from fer_common.data.integrity import DataAudit, data_audit
 from fer_common.errors import DatasetError, JobsFailedError, MetadataError, RecordError
+from fer_common.execution import run_job
 from fer_common.executors import Capacity, ExecutorOptions, TaskFailure, execute, plan_capacity
 from fer_common.jobs import CodeVersion, JobResult, JobSpec, JobStore, StoredJob, job_key, plan_jobs
-from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, canonical_json, files_hash, load_metadata
+from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, files_hash, load_metadata
 from fer_common.provenance import collect_provenance, current_code_files, require_clean_tree
-from fer_common.rows import build_rows, summarize_seeds
-from fer_common.train import RuntimeOptions, configure_runtime
+from fer_common.rows import summarize_seeds
+from fer_common.train import RuntimeOptions
 
 log = logging.getLogger(__name__)
 MODIFIED_DATA_NOTE = "data differs from its SHA256SUMS"
@@ -41,87 +41,6 @@ class BestModel:
     selected_on: str
     model_file: Path
     preprocessing: Preprocessing
-
-
-def evaluate_outcome(outcome: SeedOutcome, class_names: list[str]) -> dict:
-    """Standard metrics for one setting of a job, in the record's per-seed format."""
-    report = metrics.classification_report(outcome.y_true, outcome.probabilities, class_names)
-    flat = metrics.flatten_metrics(report, class_names)
-    flat.update({key: float(value) for key, value in outcome.metrics.items()})
-    return {
-        "metrics": flat,
-        "report": report,
-        "history": outcome.history,
-        "scored_set": outcome.scored_set,
-        "denominators": dict(outcome.denominators),
-        "notes": list(outcome.notes),
-        "details": outcome.details,
-    }
-
-
-# --- one job, wherever it runs ------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def _prepare_once(
-    replication: Replication, config_json: str, checksum: str, options: RuntimeOptions, allow_modified_data: bool
-) -> Prepared:
-    """A worker prepares a run's data once and serves all of that run's jobs from it."""
-    import json
-
-    # Thread pools can only be sized before TensorFlow's first op, which `prepare` may run.
-    configure_runtime(0, options)
-    with data_audit(allow_modified_data):
-        prepared = replication.prepare(json.loads(config_json))
-    if prepared.checksum != checksum:
-        raise DatasetError(
-            f"{replication.id}: this worker's data (checksum {prepared.checksum[:12]}) is not the data the "
-            f"run started with ({checksum[:12]}); point FER_DATA_DIR at the same data on every machine."
-        )
-    return prepared
-
-
-def _model_file(outcome: SeedOutcome) -> bytes | None:
-    """The trained model as the bytes of a .keras file: it travels to the runner, which may not share a disk."""
-    if outcome.model is None:
-        return None
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        outcome.model.model.save(path)
-        return path.read_bytes()
-
-
-def run_job(spec: JobSpec, prepared: Prepared | None = None) -> list[JobResult]:
-    """Run one job (in this process or a worker) from `configure_runtime(seed)`, so its numbers do not
-    depend on what the process ran before. `prepared`: the run's data where the caller has it already."""
-    if prepared is None:
-        prepared = _prepare_once(
-            spec.replication, canonical_json(spec.config), spec.data_checksum, spec.options, spec.allow_modified_data
-        )
-    started = time.perf_counter()
-    configure_runtime(spec.seed, spec.options)
-    outcomes = spec.replication.run_job(prepared, spec.settings, spec.seed, spec.config, spec.options)
-    if set(outcomes) != set(spec.settings):
-        raise ValueError(f"{spec.replication.id}: job {spec.label} returned settings {sorted(outcomes)}")
-    wall_time = round(time.perf_counter() - started, 2)
-    results = []
-    for setting in spec.settings:
-        outcome = outcomes[setting]
-        result = evaluate_outcome(outcome, prepared.class_names)
-        result["wall_time_s"] = wall_time
-        model_file = _model_file(outcome)
-        results.append(
-            JobResult(
-                setting=setting,
-                seed=spec.seed,
-                result=result,
-                y_true=outcome.y_true,
-                probabilities=outcome.probabilities,
-                model_file=model_file,
-                model=None if outcome.model is None else replace(outcome.model, model=None),
-            )
-        )
-    return results
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -193,6 +112,7 @@ def run_replication(
         profile=profile,
     )
     provenance.update(_data_verification(audit))
+    provenance["run_notes"] = data_notes  # every row says them (rows.add_row_notes)
     if executor.parallel:
         provenance["executor"] = {"kind": executor.kind, "workers": capacity.workers}
         _describe_capacity(meta.id, executor, capacity)
@@ -213,12 +133,9 @@ def run_replication(
         for setting_result in settings.values():
             setting_result["summary"] = summarize_seeds(setting_result["seeds"])
 
-        summaries = {setting: result["summary"] for setting, result in settings.items()}
-        rows = build_rows(meta, summaries, prepared.data_kind)
-        _add_row_notes(rows, settings, data_notes)
         provenance.update(_job_code(meta, finished, repo_root))
         provenance["wall_time_s"] = round(time.perf_counter() - started, 1)
-        record = records.build_record(meta, profile, prepared.data_kind, settings, rows, provenance)
+        record = records.build_record(meta, profile, prepared.data_kind, settings, provenance)
         path = None
         if write:
             path = records.write_record(record, results_dir)
@@ -376,16 +293,6 @@ def _save_models(
                 save(f"{replication_id}-{setting}-seed{seed}", seed, job, f"seed {seed}")
 
 
-def _add_row_notes(rows: list[dict], settings: dict[str, dict], run_notes: list[str]) -> None:
-    """A job can qualify its setting's rows (e.g. "ResNet18 from scratch: no ImageNet weights"); `run_notes`
-    qualify every row (e.g. the data differs from its SHA256SUMS)."""
-    for row in rows:
-        seeds = settings.get(row["setting"], {}).get("seeds", {})
-        notes = sorted({note for result in seeds.values() for note in result["notes"]})
-        if notes or run_notes:
-            row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes, *run_notes]))
-
-
 # --- what the record vouches for ----------------------------------------------------------------------
 
 
@@ -444,9 +351,8 @@ def _job_code(meta: ReplicationMetadata, finished: dict[tuple[str, int], StoredJ
 def _not_run(meta, profile, config, seeds, error, results_dir, write, command, repo_root):
     message = f"{meta.missing or ''}\n\n{error}".strip()
     log.warning("[%s] not run: %s", meta.id, message)
-    rows = build_rows(meta, {}, "missing")
     provenance = collect_provenance(meta, config, seeds, "", 0.0, command=command, repo_root=repo_root, profile=profile)
-    record = records.build_record(meta, profile, "missing", {}, rows, provenance, missing=message)
+    record = records.build_record(meta, profile, "missing", {}, provenance, missing=message)
     path = records.write_record(record, results_dir) if write else None
     return record, path
 

@@ -117,7 +117,7 @@ class Summary(StrictModel):
 
 
 class SeedEntry(StrictModel):
-    """One seed of one setting, as `runner.evaluate_outcome` writes it."""
+    """One seed of one setting, as `execution.evaluate_outcome` writes it."""
 
     metrics: dict[str, Number]
     report: dict[str, Any]

@@ -94,6 +94,13 @@ def _edit_one_line(path: Path) -> str:
     return original
 
 
+def _edit_code(path: Path) -> str:
+    """A change to what the module defines (a comment or an import alone changes no definition)."""
+    original = path.read_text()
+    path.write_text(original + "\nEDITED = True\n")
+    return original
+
+
 def test_editing_train_py_fails_the_strict_check_naming_the_record_and_the_file(repository, tmp_path):
     record, path = _run(_copied_sixth(repository)(), repository, tmp_path)
     provenance = record["provenance"]
@@ -102,7 +109,7 @@ def test_editing_train_py_fails_the_strict_check_naming_the_record_and_the_file(
     assert provenance["job_commits"] == [provenance["git_commit"]] and provenance["mixed_code"] is False
     assert _report_and_strict_check(repository, tmp_path) == ([], [])
 
-    original = _edit_one_line(repository / TRAIN)
+    original = _edit_code(repository / TRAIN)
     (problem,) = _report_and_strict_check(repository, tmp_path).problems
     assert problem.startswith(f"sixth_replication ({path.name}): stale (code changed: {TRAIN})"), problem
     page = (repository / "results" / "sixth_replication" / "README.md").read_text()
@@ -132,7 +139,7 @@ def test_a_record_of_jobs_from_code_edited_during_the_run_says_so(repository, tm
     class EditedDuringTheRun(_copied_sixth(repository)):
         def run_setting(self, *arguments):
             outcome = super().run_setting(*arguments)
-            _edit_one_line(repository / TRAIN)  # as if someone edited the library while the jobs ran
+            _edit_code(repository / TRAIN)  # as if someone edited the library while the jobs ran
             return outcome
 
     with caplog.at_level(logging.WARNING):
@@ -147,7 +154,9 @@ def test_a_record_of_jobs_from_code_edited_during_the_run_says_so(repository, tm
     ]
 
 
-@pytest.mark.parametrize("module", ["fer_common/provenance.py", "fer_common/pages.py", "fer_common/metadata.py"])
+@pytest.mark.parametrize(
+    "module", ["fer_common/provenance.py", "fer_common/pages.py", "fer_common/metadata.py", "fer_common/runner.py"]
+)
 def test_editing_the_runs_layer_or_the_report_leaves_the_record_current(repository, tmp_path, module):
     _run(_copied_sixth(repository)(), repository, tmp_path)
     _edit_one_line(repository / module)
@@ -166,13 +175,33 @@ def test_numbers_layer_files_are_matched_by_content_so_a_moved_module_keeps_its_
     assert stale_reasons(meta, record, repository) == [f"code changed: {TRAIN}"]
 
 
+def test_definitions_moved_unchanged_between_numbers_modules_keep_the_record_current(repository, tmp_path):
+    """Code moved out of one numbers-layer module into another, word for word (as the job's scoring moved out of
+    the runner into `execution`), is the code that made the record; changed on the way, it is not."""
+    _run(_copied_sixth(repository)(), repository, tmp_path)
+    metrics, splits = repository / "fer_common" / "metrics.py", repository / "fer_common" / "data" / "splits.py"
+    source = metrics.read_text()
+    start = source.index("\ndef wilson_interval(")
+    end = source.index("\ndef ", start + 1)
+    moved = source[start:end]
+    metrics.write_text(source[:start] + source[end:] + "\nfrom fer_common.data.splits import wilson_interval  # noqa\n")
+    splits.write_text(splits.read_text() + "\nimport math  # noqa: E402\n" + moved)
+    _git(repository, "commit", "-qam", "move wilson_interval")
+    assert _report_and_strict_check(repository, tmp_path) == ([], [])
+
+    splits.write_text(splits.read_text().replace("z: float = 1.96", "z: float = 2.0", 1))
+    _git(repository, "commit", "-qam", "edit it")
+    (problem,) = _report_and_strict_check(repository, tmp_path).problems
+    assert "stale (code changed: fer_common/data/splits.py)" in problem, problem
+
+
 def test_the_code_hash_follows_numbers_layer_imports_only(repository):
     files = code_files("sixth_replication", repository / "replications", repository)
-    # The replication imports train, contract, data.splits...; the runner turns its jobs into the record.
-    assert {TRAIN, "fer_common/contract.py", "fer_common/data/splits.py", "fer_common/runner.py"} <= set(files)
+    # The replication imports train, contract, data.splits...; `execution` runs and scores each job.
+    assert {TRAIN, "fer_common/contract.py", "fer_common/data/splits.py", "fer_common/execution.py"} <= set(files)
     assert "fer_common/data/__init__.py" in files  # run on import
     # The runs layer and the report change no measured value: editing them must not make a record stale.
-    assert not {"fer_common/cli.py", "fer_common/provenance.py", "fer_common/metadata.py"} & set(files)
+    assert not {"fer_common/runner.py", "fer_common/provenance.py", "fer_common/metadata.py"} & set(files)
     # The registry names every paper and computes nothing: adding one must not make the others' records stale.
     assert "fer_common/registry.py" not in files and not any(name.startswith("replications/chen") for name in files)
 

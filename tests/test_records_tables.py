@@ -14,6 +14,7 @@ from fer_common.bands import ABOVE, BEYOND_PAPER, NOT_RUN, REPRODUCED
 from fer_common.checks import check_generated_files, check_records, check_value_in_regression_band
 from fer_common.contract import SeedOutcome
 from fer_common.errors import MetadataError, RecordError
+from fer_common.execution import evaluate_outcome
 from fer_common.metadata import code_hash, list_replications, load_metadata, metadata_hash
 from fer_common.metrics import wilson_interval
 from fer_common.provenance import collect_provenance
@@ -26,8 +27,7 @@ from fer_common.records import (
     write_record,
 )
 from fer_common.report import band_text, collect_papers, collect_recipes, ours_text, summary_text, verdict_text
-from fer_common.rows import build_rows, summarize_seeds
-from fer_common.runner import evaluate_outcome
+from fer_common.rows import record_rows
 from fer_common.schema import Provenance
 from fer_common.tables import (
     STATUS_END,
@@ -130,7 +130,7 @@ def _record(profile: str = "full") -> dict:
     provenance = collect_provenance(
         meta, config, seeds, "sha256:toy", 1.5, command="make replicate-toy", profile=profile
     )
-    return build_record(meta, profile, "real", _settings(), None, provenance)
+    return build_record(meta, profile, "real", _settings(), provenance)
 
 
 def _edit_metadata(root, **changes) -> None:
@@ -361,31 +361,39 @@ def test_beyond_paper_row_may_not_repeat_a_reported_metric(root):
 def test_missing_data_rows_are_not_run(root):
     meta = load_metadata("absent")
     provenance = collect_provenance(meta, {}, [0], None, 0.0)
-    record = build_record(meta, "full", "missing", {}, None, provenance)
+    record = build_record(meta, "full", "missing", {}, provenance)
     (row,) = record["rows"]
     assert row["verdict"] == NOT_RUN and row["mean"] is None
     assert "licensed" in row["note"] and record["missing"] == row["note"]
 
 
-def test_rows_from_summaries_get_their_ci_in_build_record(root):
-    # The runner builds rows from summaries alone, then hands the per-seed results to build_record.
+def test_the_report_derives_rows_from_the_seeds_not_from_the_rows_a_record_kept(root):
+    """Verdicts are derived: a record's stored rows are the run's printout, and a changed rule or band re-reads
+    its per-seed values (here, a record whose stored verdict was tampered with still reads as its seeds say)."""
     meta = load_metadata("toy")
-    settings = _settings()
-    rows = build_rows(meta, {name: summarize_seeds(entry["seeds"]) for name, entry in settings.items()}, "real")
-    assert all(row["ci"] is None for row in rows)
+    record = _record()
+    assert record_rows(meta, record) == record["rows"]
+    tampered = copy.deepcopy(record)
+    tampered["rows"][0]["verdict"] = ABOVE
+    assert record_rows(meta, tampered) == record["rows"]
+
+
+def test_run_notes_in_the_provenance_qualify_every_derived_row(root):
+    meta = load_metadata("toy")
     provenance = collect_provenance(meta, meta.config, meta.seeds, None, 0.0, options=RuntimeStub())
     assert provenance["runtime"] == {"precision": "float32", "threads": 0}
-    record = build_record(meta, "full", "real", settings, rows, provenance)
-    assert record["rows"] == _record()["rows"]
+    provenance["run_notes"] = ["data differs from its SHA256SUMS"]
+    record = build_record(meta, "full", "real", _settings(), provenance)
+    assert all(row["note"].endswith("data differs from its SHA256SUMS") for row in record_rows(meta, record))
 
 
 def test_build_record_rejects_unknown_profile_and_setting(root):
     meta = load_metadata("toy")
     provenance = collect_provenance(meta, meta.config, meta.seeds, None, 0.0)
     with pytest.raises(MetadataError, match="unknown profile 'nightly'"):
-        build_record(meta, "nightly", "real", _settings(), None, provenance)
+        build_record(meta, "nightly", "real", _settings(), provenance)
     with pytest.raises(ValueError, match="not declared"):
-        build_record(meta, "full", "real", {"other": {"seeds": {"0": _seed(5)}}}, None, provenance)
+        build_record(meta, "full", "real", {"other": {"seeds": {"0": _seed(5)}}}, provenance)
 
 
 def test_write_load_and_never_overwrite(root, results):
@@ -885,7 +893,7 @@ def test_a_recipe_gets_a_page_and_a_headline_line_beside_the_fer_package(root, r
     config, seeds = meta.resolve()
     provenance = collect_provenance(meta, config, seeds, "sha256:toy", 1.5, command="make replicate-toyrecipe")
     settings = {"random_split": {"seeds": {"0": _seed(8), "1": _seed(9)}}}
-    write_record(build_record(meta, "full", "real", settings, None, provenance), results)
+    write_record(build_record(meta, "full", "real", settings, provenance), results)
     recipes_found = collect_recipes(results)
     headline = render_markdown(collect_papers(results), recipes_found, _cross_dataset_record(reference_ci))
     line = next(line for line in headline.splitlines() if line.startswith("- **toyrecipe**"))
