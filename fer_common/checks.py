@@ -19,7 +19,7 @@ from typing import NamedTuple
 from .bands import regression_band
 from .errors import MetadataError, RecordError
 from .metadata import ReplicationMetadata, list_replications, load_metadata
-from .provenance import stale_reasons
+from .provenance import code_move_problems, stale_reasons
 from .records import latest_record
 from .rows import record_rows
 from .tables import generated_files
@@ -79,8 +79,9 @@ def check_records(
         report = check_replication(meta, results_dir, repo_root=repo_root, strict=strict)
         problems.extend(report.problems)
         warnings.extend(report.warnings)
-    problems.extend(check_generated_files(results_dir, root=root))
-    return CheckReport(problems, warnings)
+    move_problems, move_warnings = code_move_problems(repo_root)
+    problems.extend(move_problems + check_generated_files(results_dir, root=root))
+    return CheckReport(problems, warnings + move_warnings)
 
 
 def check_replication(

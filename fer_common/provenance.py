@@ -14,10 +14,12 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+
+import yaml
 
 from . import paths
 from .errors import FerError
@@ -27,6 +29,8 @@ from .schema import CREATED_FORMAT
 # Untracked files here are code a run may import though git does not know it: they make a tree dirty.
 CODE_FOLDERS = ("fer_common", "replications")
 _LISTED_FILES = 10  # name this many changed files in a message, then count the rest
+# Numbers-layer code moved between modules word for word, which keeps the records made before the move current.
+CODE_MOVES_FILE = "fer_common/code_moves.yaml"
 # Each CPU kind by the /proc/cpuinfo flag that tells it, widest first.
 _KIND_FLAGS = (("amx-bf16", "amx_bf16"), ("avx512-bf16", "avx512_bf16"), ("avx2", "avx2"))
 
@@ -221,33 +225,76 @@ def _file_at(repo_root: Path, commit: str, name: str) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def recorded_definitions(provenance: Mapping, repo_root: Path | None = None) -> set[str]:
-    """Every top-level definition of the code a record was made with, read from git at its commit (only
-    files whose content there is the one the record hashed); empty where git does not have that commit."""
+@dataclass(frozen=True)
+class MovedFrom:
+    path: str
+    commit: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CodeMove:
+    """A numbers-layer file (at one content) whose every top-level definition came, word for word, from files
+    records were made with: those records count it as their own code (see CODE_MOVES_FILE)."""
+
+    file: str
+    sha256: str
+    sources: tuple[MovedFrom, ...]
+
+
+def load_code_moves(repo_root: Path | None = None) -> list[CodeMove]:
+    path = Path(repo_root or paths.REPO_ROOT) / CODE_MOVES_FILE
+    if not path.is_file():
+        return []
+    entries = yaml.safe_load(path.read_text(encoding="utf-8")).get("moves") or []
+    return [
+        CodeMove(entry["file"], entry["sha256"], tuple(MovedFrom(**source) for source in entry["from"]))
+        for entry in entries
+    ]
+
+
+def moved_files(
+    names: list[str], current: Mapping[str, str], recorded: Mapping[str, str], repo_root: Path | None = None
+) -> list[str]:
+    """Of `names` (numbers-layer files whose content the record lacks), those a code move accounts for: the
+    file is at the moved content, and the record's code had one of the files it came from."""
+    contents = set(recorded.values())
+    moves = load_code_moves(repo_root)
+    return [
+        name
+        for name in names
+        if any(
+            move.file == name and move.sha256 == current[name] and any(s.sha256 in contents for s in move.sources)
+            for move in moves
+        )
+    ]
+
+
+def code_move_problems(repo_root: Path | None = None) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of CODE_MOVES_FILE: an entry whose file has changed since (obsolete: remove it, its
+    records are stale anyway), or whose definitions are not all in its sources as git holds them. A source
+    commit git does not have here (a shallow clone) cannot be verified: a warning."""
     root = Path(repo_root or paths.REPO_ROOT).resolve()
-    found: set[str] = set()
-    for name, sha in (provenance.get("code_files") or {}).items():
-        source = _file_at(root, str(provenance.get("git_commit")), name)
-        if source is not None and hashlib.sha256(source).hexdigest() == sha:
-            found |= definitions(source) or set()
-    return found
-
-
-def moved_unchanged(names: list[str], provenance: Mapping, repo_root: Path | None = None) -> list[str]:
-    """Of `names` (numbers-layer files whose content the record lacks), those whose every top-level definition
-    the record's code already held, word for word: code moved between modules (e.g. out of the runner)
-    without a change, which keeps the records it made current."""
-    root = Path(repo_root or paths.REPO_ROOT)
-    recorded = None
-    moved = []
-    for name in names:
-        now = definitions((root / name).read_bytes()) if (root / name).is_file() else None
-        if not now:
+    problems, warnings = [], []
+    for move in load_code_moves(root):
+        label = f"{CODE_MOVES_FILE}: {move.file}"
+        file = root / move.file
+        if not file.is_file() or hashlib.sha256(file.read_bytes()).hexdigest() != move.sha256:
+            problems.append(f"{label}: the file is no longer at {move.sha256[:12]}; remove the entry")
             continue
-        recorded = recorded_definitions(provenance, repo_root) if recorded is None else recorded
-        if now <= recorded:
-            moved.append(name)
-    return moved
+        found: set[str] = set()
+        for source in move.sources:
+            content = _file_at(root, source.commit, source.path)
+            if content is None:
+                warnings.append(f"{label}: cannot verify, git here lacks {source.commit[:7]}:{source.path}")
+            elif hashlib.sha256(content).hexdigest() != source.sha256:
+                problems.append(f"{label}: {source.commit[:7]}:{source.path} is not at {source.sha256[:12]}")
+            else:
+                found |= definitions(content) or set()
+        missing = (definitions(file.read_bytes()) or set()) - found
+        if found and missing:
+            problems.append(f"{label}: {len(missing)} definition(s) are not in the files it names as its sources")
+    return problems, warnings
 
 
 def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None = None) -> list[str]:
@@ -261,7 +308,7 @@ def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | 
     recorded = provenance.get("code_files")
     if recorded:
         changed = changed_numbers_files(recorded, files)
-        moved = moved_unchanged(changed, provenance, repo_root)
+        moved = moved_files(changed, files, recorded, repo_root)
         changed = [name for name in changed if name not in moved]
         if changed:
             reasons.append(f"code changed: {describe_files(changed)}")

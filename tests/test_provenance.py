@@ -7,6 +7,7 @@ repository" without touching this one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from fer_common.checks import check_records
 from fer_common.data import load_dataset
 from fer_common.errors import DatasetError, FerError
 from fer_common.jobs import CodeVersion, JobResult, JobStore, job_key
 from fer_common.metadata import code_files, load_metadata
-from fer_common.provenance import stale_reasons
+from fer_common.provenance import CODE_MOVES_FILE, code_move_problems, stale_reasons
 from fer_common.records import write_record
 from fer_common.runner import MODIFIED_DATA_NOTE, run_replication
 from fer_common.tables import write_tables
@@ -32,6 +34,7 @@ from .helpers import REPO_ROOT
 from .sixth_replication.replication import SixthReplication
 
 TRAIN = "fer_common/train.py"
+SPLITS = "fer_common/data/splits.py"
 
 
 def _git(repository: Path, *args: str) -> str:
@@ -175,24 +178,59 @@ def test_numbers_layer_files_are_matched_by_content_so_a_moved_module_keeps_its_
     assert stale_reasons(meta, record, repository) == [f"code changed: {TRAIN}"]
 
 
-def test_definitions_moved_unchanged_between_numbers_modules_keep_the_record_current(repository, tmp_path):
-    """Code moved out of one numbers-layer module into another, word for word (as the job's scoring moved out of
-    the runner into `execution`), is the code that made the record; changed on the way, it is not."""
-    _run(_copied_sixth(repository)(), repository, tmp_path)
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_code_moves(repository: Path, sources: dict[str, tuple[str, str]], *files: str) -> None:
+    """An entry per file, each naming every source (path -> (commit, sha256)) as where its code came from."""
+    entries = [
+        {
+            "file": name,
+            "sha256": _sha256(repository / name),
+            "from": [{"path": path, "commit": commit, "sha256": sha} for path, (commit, sha) in sources.items()],
+        }
+        for name in files
+    ]
+    (repository / CODE_MOVES_FILE).write_text(yaml.safe_dump({"moves": entries}))
+
+
+def test_code_moved_between_numbers_modules_word_for_word_keeps_the_record_current(repository, tmp_path):
+    """Definitions moved out of one numbers-layer module into another unchanged (as the job's scoring moved
+    out of the runner into `execution`) are the code that made the record, once fer_common/code_moves.yaml
+    says so; the check verifies the entry against git, and an entry whose file changed since is refused."""
+    record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
+    commit = record["provenance"]["git_commit"]
     metrics, splits = repository / "fer_common" / "metrics.py", repository / "fer_common" / "data" / "splits.py"
+    sources = {name: (commit, _sha256(repository / name)) for name in ("fer_common/metrics.py", SPLITS)}
     source = metrics.read_text()
     start = source.index("\ndef wilson_interval(")
     end = source.index("\ndef ", start + 1)
-    moved = source[start:end]
     metrics.write_text(source[:start] + source[end:] + "\nfrom fer_common.data.splits import wilson_interval  # noqa\n")
-    splits.write_text(splits.read_text() + "\nimport math  # noqa: E402\n" + moved)
+    splits.write_text(splits.read_text() + "\nimport math  # noqa: E402\n" + source[start:end])
     _git(repository, "commit", "-qam", "move wilson_interval")
+    (problem,) = _report_and_strict_check(repository, tmp_path).problems
+    assert "stale (code changed: fer_common/data/splits.py, fer_common/metrics.py)" in problem, problem
+
+    _write_code_moves(repository, sources, "fer_common/metrics.py", SPLITS)
+    _git(repository, "add", CODE_MOVES_FILE)
+    _git(repository, "commit", "-qm", "say so")
     assert _report_and_strict_check(repository, tmp_path) == ([], [])
 
     splits.write_text(splits.read_text().replace("z: float = 1.96", "z: float = 2.0", 1))
     _git(repository, "commit", "-qam", "edit it")
-    (problem,) = _report_and_strict_check(repository, tmp_path).problems
-    assert "stale (code changed: fer_common/data/splits.py)" in problem, problem
+    problems = _report_and_strict_check(repository, tmp_path).problems
+    assert any(f"{SPLITS}: the file is no longer at" in p and "remove the entry" in p for p in problems), problems
+    assert any(f"stale (code changed: {SPLITS})" in p for p in problems), problems
+
+
+def test_a_code_move_whose_sources_lack_its_definitions_is_refused(repository, tmp_path):
+    record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
+    commit = record["provenance"]["git_commit"]
+    _write_code_moves(repository, {TRAIN: (commit, _sha256(repository / TRAIN))}, SPLITS)
+    (problem,), warnings = code_move_problems(repository)
+    assert problem.startswith(f"{CODE_MOVES_FILE}: {SPLITS}: ") and warnings == []
+    assert "definition(s) are not in the files it names as its sources" in problem
 
 
 def test_the_code_hash_follows_numbers_layer_imports_only(repository):
