@@ -320,7 +320,7 @@ def reference_models() -> list:
 
     found = []
     for replication_id in REPLICATIONS.ids():
-        if load_metadata(REPLICATIONS.get(replication_id).metadata_file).dataset.name != DATASET:
+        if load_metadata(REPLICATIONS.metadata_file(replication_id)).dataset.name != DATASET:
             continue
         for reference in REPLICATIONS.get(replication_id).bench_references():
             if reference.available():
@@ -475,7 +475,7 @@ def _replication_lines(record: dict) -> list[str]:
     held_out = [entry for entry in record["held_out_duplicates"] if entry["split"] == SCORED_SPLIT]
     lines = []
     for replication_id in REPLICATIONS.ids():
-        meta = load_metadata(REPLICATIONS.get(replication_id).metadata_file)
+        meta = load_metadata(REPLICATIONS.metadata_file(replication_id))
         if meta.dataset.name != DATASET:
             continue
         classes = meta.config.get("classes")

@@ -263,11 +263,12 @@ def cmd_bench(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from fer_common.metadata import list_replications, load_metadata
+    from fer_common.metadata import load_metadata
+    from fer_common.registry import REPLICATIONS
 
-    for replication_id in list_replications():
-        meta = load_metadata(replication_id)
-        print(f"{replication_id:<10} {meta.dataset.name:<10} {meta.dataset.data:<8} {meta.title}")
+    for replication_id in REPLICATIONS.ids():  # papers and our own recipes
+        meta = load_metadata(REPLICATIONS.metadata_file(replication_id))
+        print(f"{replication_id:<11} {meta.dataset.name:<10} {meta.dataset.data:<8} {meta.title}")
     return 0
 
 

@@ -353,7 +353,7 @@ def expected_bundles() -> dict[str, str]:
     setting of its first reported claim (`<id>-<setting>`)."""
     expected = {}
     for replication_id in REPLICATIONS.ids():
-        meta = load_metadata(REPLICATIONS.get(replication_id).metadata_file)
+        meta = load_metadata(REPLICATIONS.metadata_file(replication_id))
         if meta.dataset.data != "missing" and meta.reported:
             expected[f"{replication_id}-{meta.reported[0].setting}"] = f"make replicate-{replication_id}"
     return expected
@@ -381,7 +381,7 @@ def bundle_model(bundle: Bundle, name: str) -> Model:
         "preprocessing": asdict(bundle.preprocessing),
         "source": bundle.source,
     }
-    training_dataset = load_metadata(REPLICATIONS.get(replication).metadata_file).dataset.name
+    training_dataset = load_metadata(REPLICATIONS.metadata_file(replication)).dataset.name
     return Model(
         name, training_dataset, list(bundle.class_names), bundle.predict, description, class_groups(replication)
     )

@@ -46,7 +46,7 @@ def shipped_cards(bundles_dir: Path, results_dir: Path, measurements: Measuremen
 
 def render_card(name: str, description: Mapping, size_mb: float, results_dir: Path, measurements: Measurements) -> str:
     source = description["source"]
-    meta = load_metadata(REPLICATIONS.get(source["replication"]).metadata_file)  # a recipe's too
+    meta = load_metadata(REPLICATIONS.metadata_file(source["replication"]))  # a recipe's too
     record = latest_record(meta.id, "full", results_dir)
     seeds = record["settings"][source["setting"]] if record else None
     shipped = seeds["seeds"].get(str(source["seed"])) if seeds else None

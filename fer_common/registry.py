@@ -1,15 +1,23 @@
 """The replications the suite knows, by id: the one place that names them (as timm's model registry does).
 
-Each entry is a function that imports its replication only when asked for, so listing ids stays cheap
-and a broken replication cannot break the others' commands.
+Each entry is a function that imports its replication only when asked for, and the metadata file beside it:
+listing ids and reading metadata stay cheap (the report imports no TensorFlow), and a broken replication
+cannot break the others' commands.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fer_common.contract import Replication
 from fer_common.errors import MetadataError
+
+if TYPE_CHECKING:  # the contract imports the training stack; the registry is read by the report too
+    from fer_common.contract import Replication
+
+_PACKAGES = Path(__file__).resolve().parent.parent  # where `replications/` and `recipes/` lie
 
 
 def _hong() -> Replication:
@@ -54,35 +62,53 @@ def _fer2013_cnn() -> Replication:
     return Fer2013Cnn()
 
 
-class Registry:
-    """Replication ids -> factories. `with_replication` returns a new registry (a test's extra paper)."""
+@dataclass(frozen=True)
+class Entry:
+    """How to make a replication, and its metadata file (read without importing the replication)."""
 
-    def __init__(self, factories: Mapping[str, Callable[[], Replication]]) -> None:
-        self._factories = dict(factories)
+    factory: Callable[[], Replication]
+    metadata_file: Path
+
+
+class Registry:
+    """Replication ids -> entries. `with_replication` returns a new registry (a test's extra paper)."""
+
+    def __init__(self, entries: Mapping[str, Entry]) -> None:
+        self._entries = dict(entries)
 
     def ids(self) -> list[str]:
-        return list(self._factories)
+        return list(self._entries)
+
+    def _entry(self, replication_id: str) -> Entry:
+        if replication_id not in self._entries:
+            raise MetadataError(f"unknown replication {replication_id!r}; known: {', '.join(self._entries)}")
+        return self._entries[replication_id]
+
+    def metadata_file(self, replication_id: str) -> Path:
+        return self._entry(replication_id).metadata_file
 
     def get(self, replication_id: str) -> Replication:
-        if replication_id not in self._factories:
-            raise MetadataError(f"unknown replication {replication_id!r}; known: {', '.join(self._factories)}")
-        replication = self._factories[replication_id]()
+        replication = self._entry(replication_id).factory()
         if replication.id != replication_id:
             raise ValueError(f"registry entry {replication_id!r} gives replication {replication.id!r}")
         return replication
 
     def with_replication(self, replication: Replication) -> Registry:
-        return Registry({**self._factories, replication.id: lambda: replication})
+        return Registry({**self._entries, replication.id: Entry(lambda: replication, replication.metadata_file)})
+
+
+def _paper(replication_id: str, factory: Callable[[], Replication]) -> Entry:
+    return Entry(factory, _PACKAGES / "replications" / replication_id / "metadata.yaml")
 
 
 REPLICATIONS = Registry(
     {
-        "hong": _hong,
-        "cmu": _cmu,
-        "cmu_proxy": _cmu_proxy,
-        "chen": _chen,
-        "boyce": _boyce,
-        "neamtiu": _neamtiu,
-        "fer2013_cnn": _fer2013_cnn,
+        "hong": _paper("hong", _hong),
+        "cmu": _paper("cmu", _cmu),
+        "cmu_proxy": _paper("cmu_proxy", _cmu_proxy),
+        "chen": _paper("chen", _chen),
+        "boyce": _paper("boyce", _boyce),
+        "neamtiu": _paper("neamtiu", _neamtiu),
+        "fer2013_cnn": Entry(_fer2013_cnn, _PACKAGES / "recipes" / "fer2013_cnn" / "metadata.yaml"),
     }
 )

@@ -1,10 +1,15 @@
 """The report's words: verdicts with direction and size, values without a meaningless ± 0.0."""
 
+import subprocess
+import sys
+
 import pytest
 
 from fer_common.bands import BELOW, BEYOND_PAPER, PROXY, REPRODUCED
 from fer_common.report import ResultRow, claim_text, ours_text, verdict_text, where_short
 from fer_common.tables import STATUS_END, STATUS_START, with_status
+
+from .helpers import REPO_ROOT
 
 
 def _row(**changes) -> ResultRow:
@@ -67,3 +72,19 @@ def test_with_status_replaces_only_between_markers():
     assert with_status(readme, "| new |\n") == f"top\n{STATUS_START}\n| new |\n{STATUS_END}\nbottom\n"
     with pytest.raises(ValueError, match="markers"):
         with_status("no markers here\n", "| new |\n")
+
+
+def test_rendering_every_page_imports_no_tensorflow():
+    """The report reads records and metadata only: `make all-tables` and `make check` work without the training
+    stack (a fresh interpreter, since this test session has imported TensorFlow already)."""
+    script = (
+        "import sys\n"
+        "from fer_common.checks import check_records\n"
+        "from fer_common.tables import generated_files\n"
+        "generated_files()\n"
+        "check_records()\n"
+        "loaded = sorted(name for name in ('tensorflow', 'keras') if name in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]

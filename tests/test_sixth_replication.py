@@ -23,6 +23,13 @@ def test_an_extra_replication_joins_a_new_registry_and_leaves_the_suites_alone()
     assert "sixth_replication" not in REPLICATIONS.ids()
 
 
+def test_each_registry_entry_knows_its_metadata_file_without_making_the_replication():
+    for replication_id in REPLICATIONS.ids():
+        assert REPLICATIONS.metadata_file(replication_id) == REPLICATIONS.get(replication_id).metadata_file
+    registry = REPLICATIONS.with_replication(SixthReplication())
+    assert registry.metadata_file("sixth_replication") == SixthReplication.metadata_file
+
+
 def test_the_runner_turns_its_jobs_into_a_record_figures_and_a_bundle(tmp_path, models_dir):
     replication = REPLICATIONS.with_replication(SixthReplication()).get("sixth_replication")
     record, path = run_replication(replication, "full", results_dir=tmp_path / "results", jobs_root=tmp_path / "jobs")
