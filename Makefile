@@ -9,7 +9,7 @@ export FER_DATA_DIR ?= $(CURDIR)/data
 RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint all-tables check check-strict data clean \
+.PHONY: help setup test test-fast lint lint-imports all-tables check check-strict data clean \
         replicate-hong replicate-cmu replicate-cmu_proxy replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu replicate-fer2013_cnn bench \
         audit-duplicates cross-dataset bench-detectors progress
 
@@ -37,8 +37,11 @@ test: $(STAMP) ## run the test suite (real-data tests skip when FER_DATA_DIR lac
 test-fast: $(STAMP) ## the fast tests only (no full replications)
 	$(BIN)/pytest -m "not slow"
 
-lint: $(STAMP) ## ruff
-	$(BIN)/ruff check fer_common replications tests
+lint: $(STAMP) lint-imports ## ruff, and the import rules
+	$(BIN)/ruff check fer_common replications recipes tests
+
+lint-imports: $(STAMP) ## the import rules of pyproject.toml (import-linter): the report imports no TensorFlow, ...
+	$(BIN)/lint-imports
 
 replicate-chen: $(STAMP) ## Chen: CK+48, 5 seeds x 2 splits x 5 folds, then the band check
 	$(FER) run chen $(RUN_ARGS)

@@ -24,12 +24,10 @@ import numpy as np
 
 from fer_common import paths
 from fer_common.fairness import difference_interval, rate_with_interval
+from fer_common.measurement_formats import ANY, DATASET, EXACT, NEAR, SCORED_SPLIT, SPLITS, TRAINING, split_pair_name
 
 log = logging.getLogger(__name__)
 
-DATASET = "fer2013"
-SPLITS = ("Training", "PublicTest", "PrivateTest")
-TRAINING, SCORED_SPLIT = "Training", "PrivateTest"
 HASH_BITS = 64
 # Chosen by looking at 10 random pairs per distance: up to 6 bits all were the same photo (re-encoded,
 # watermarked, shifted a pixel or two); at 8 bits 2 of 10 were different people, at 10 bits most were.
@@ -38,7 +36,6 @@ DEFAULT_THRESHOLD = 6
 FIGURE_MARGIN = 2
 BLANK_MAX_STD = 5.0
 AUDIT_FOLDER = Path("audits") / "fer2013-duplicates"
-EXACT, NEAR, ANY = "exact", "near", "any"
 
 
 @dataclass(frozen=True)
@@ -159,12 +156,6 @@ def find_duplicates(hashes: np.ndarray, digests: np.ndarray, searched: np.ndarra
     first, second, distance = pairs_within(hashes[index], threshold)
     first, second = index[first], index[second]
     return DuplicatePairs(first, second, distance, digests[first] == digests[second])
-
-
-def split_pair_name(first: str, second: str) -> str:
-    """'Training–PrivateTest' style name, splits in SPLITS order."""
-    ordered = sorted((first, second), key=SPLITS.index)
-    return "–".join(ordered)
 
 
 def count_pairs(pairs: DuplicatePairs, splits: np.ndarray, labels: np.ndarray) -> list[PairCount]:
@@ -441,110 +432,3 @@ def default_output_dir() -> Path:
 
 def elapsed_since(started: float) -> float:
     return round(time.perf_counter() - started, 1)
-
-
-def _rate_text(rate: dict) -> str:
-    if rate["n"] == 0:
-        return "no images"
-    low, high = rate["wilson_95"]
-    return f"{rate['value']:.1%} ({rate['correct']}/{rate['n']}; 95% {low:.1%}–{high:.1%})"
-
-
-def _images_row(record: dict, split: str, other: str, kind: str) -> dict:
-    for row in record["images_with_duplicate"]:
-        if (row["split"], row["in"], row["kind"]) == (split, other, kind):
-            return row
-    raise ValueError(f"the record has no images_with_duplicate row for {split} in {other} ({kind})")
-
-
-def _pair_total(record: dict, splits: str) -> tuple[int, int, int]:
-    """(pairs, exact pairs, pairs whose labels conflict) between two splits."""
-    rows = [row for row in record["pairs"] if row["splits"] == splits]
-    return (
-        sum(row["pairs"] for row in rows),
-        sum(row["pairs"] for row in rows if row["kind"] == EXACT),
-        sum(row["labels_conflict"] for row in rows),
-    )
-
-
-def _replication_lines(record: dict) -> list[str]:
-    """One line per FER2013 replication whose metadata narrows the scored images (classes, listed test files)."""
-    from fer_common.metadata import load_metadata
-    from fer_common.registry import REPLICATIONS
-
-    held_out = [entry for entry in record["held_out_duplicates"] if entry["split"] == SCORED_SPLIT]
-    lines = []
-    for replication_id in REPLICATIONS.ids():
-        meta = load_metadata(REPLICATIONS.metadata_file(replication_id))
-        if meta.dataset.name != DATASET:
-            continue
-        classes = meta.config.get("classes")
-        if classes:
-            in_classes = sum(entry["label"] in classes for entry in held_out)
-            total = sum(_images_row(record, SCORED_SPLIT, TRAINING, ANY)["by_class"].values())
-            lines.append(
-                f"- `{replication_id}` ({', '.join(classes)}): {in_classes} of its PrivateTest images have a "
-                f"Training duplicate (of {total} such images in all seven classes); it trains on a sample of "
-                "Training, so this is an upper bound on what leaks into it."
-            )
-        test_files = set(meta.config.get("test_files") or [])
-        if test_files:
-            listed = sum(entry["path"] in test_files for entry in held_out)
-            lines.append(
-                f"- `{replication_id}`'s listed {len(test_files)}-image test: {listed} have a Training duplicate."
-            )
-        if not classes and not test_files:
-            lines.append(f"- `{replication_id}`: scores all seven classes; the counts above are its counts.")
-    return lines
-
-
-def audit_markdown(record: dict) -> str:
-    """A report section: what the duplicate audit means for the suite's FER2013 numbers."""
-    threshold = record["hash"]["threshold"]
-    private = record["images"][SCORED_SPLIT]
-    lines = [
-        "## FER2013 duplicates: Training images that reappear in the test splits",
-        "",
-        f"Exact duplicates share every pixel; near duplicates have 64-bit pHashes at most {threshold} bits apart "
-        f"(threshold chosen by looking at sample pairs; figure beside the record). "
-        f"{sum(record['blank']['images'].values())} near-uniform images (pixel sd < {record['blank']['max_std']:g}) "
-        "hash alike and are left out.",
-        "",
-        "| between | pairs | pixel-identical | labels conflict |",
-        "|---|---:|---:|---:|",
-    ]
-    for position, first in enumerate(SPLITS):
-        for second in SPLITS[position:]:
-            name = split_pair_name(first, second)
-            pairs, exact, conflict = _pair_total(record, name)
-            lines.append(f"| {name} | {pairs} | {exact} | {conflict} |")
-    lines.append("")
-    for split in (SCORED_SPLIT, "PublicTest"):
-        row = _images_row(record, split, TRAINING, ANY)
-        exact = _images_row(record, split, TRAINING, EXACT)["images"]
-        conflicting = sum(
-            not entry["labels_agree"] for entry in record["held_out_duplicates"] if entry["split"] == split
-        )
-        share = row["images"] / record["images"][split]
-        lines.append(
-            f"- {row['images']} of {record['images'][split]} {split} images ({share:.1%}) "
-            f"have a duplicate in Training ({exact} pixel-identical); for {conflicting} of them at least one "
-            "Training copy carries another label."
-        )
-    lines.append("")
-    lines.append(f"Accuracy on the {private}-image PrivateTest, split by whether the image has a Training duplicate:")
-    lines.append("")
-    for model in record["model_check"]["models"]:
-        difference = model["difference"]
-        interval = model["difference_newcombe_95"]
-        gap = (
-            f"difference {difference * 100:+.1f} points (95% {interval[0] * 100:+.1f} to {interval[1] * 100:+.1f})"
-            if difference is not None
-            else "no difference: one side is empty"
-        )
-        lines.append(
-            f"- {model['model']}: with {_rate_text(model['with_duplicate'])}, without "
-            f"{_rate_text(model['without_duplicate'])}; {gap}."
-        )
-    lines += ["", "What it means for each FER2013 replication:", "", *_replication_lines(record), ""]
-    return "\n".join(lines)

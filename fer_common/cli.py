@@ -407,7 +407,8 @@ def cmd_ship(args) -> int:
 
 
 def cmd_audit_duplicates(args) -> int:
-    from fer_common.audit_duplicates import audit_fer2013, audit_markdown
+    from fer_common.audit_duplicates import audit_fer2013
+    from fer_common.measurement_pages import audit_markdown
 
     result = audit_fer2013(args.threshold, args.model, output_dir=args.output, write=not args.no_record)
     print(audit_markdown(result.record))
@@ -417,7 +418,8 @@ def cmd_audit_duplicates(args) -> int:
 
 
 def cmd_cross_dataset(args) -> int:
-    from fer_common.cross_dataset import format_results, run_cross_dataset, write_outputs
+    from fer_common.cross_dataset import run_cross_dataset, write_outputs
+    from fer_common.measurement_pages import format_results
     from fer_common.report import latest_measurements
 
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
@@ -441,7 +443,8 @@ def _add_detector_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_bench_detectors(args) -> int:
-    from fer_common.detector_bench import format_detector_bench, run_detector_bench
+    from fer_common.detector_bench import run_detector_bench
+    from fer_common.measurement_pages import format_detector_bench
     from fer_common.paths import data_dir
 
     record, path = run_detector_bench(

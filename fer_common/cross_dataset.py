@@ -39,6 +39,7 @@ from fer_common.data.dataset import FaceDataset
 from fer_common.errors import FerError
 from fer_common.faces import FaceDetector, crop_face, make_face_detector
 from fer_common.fairness import rate_with_interval
+from fer_common.measurement_formats import FIGURE_FILE, row_label
 from fer_common.metadata import load_metadata
 from fer_common.metrics import wilson_interval
 from fer_common.provenance import machine_provenance
@@ -47,13 +48,8 @@ from fer_common.registry import REPLICATIONS
 FORMAT_VERSION = 1
 OUTPUT_FOLDER = "cross-dataset"
 RECORD_FILE = "cross-dataset.json"
-FIGURE_FILE = "heatmap.png"
 NO_FACE = -1  # the predicted index of an image in which the detector found no face: always a miss
 WITHIN_DATASET_NOTE = "within-dataset: see the replication's record"
-CARRIED_NOTE = (
-    "A row marked *scored at <commit>* is carried over unchanged from the earlier matrix that scored it, on the "
-    "same test sets (same checksums): its model was not on the machine that made this one."
-)
 # The OpenCV cascade the committed matrix was made with (`fer-replicate bench-detectors` compares it with hog).
 FACE_DETECTOR = "haar"
 
@@ -234,11 +230,6 @@ def _emotion_table(dataset: str) -> dict[str, str | None]:
     if dataset not in EMOTION_OF_CLASS:
         raise FerError(f"No class table for dataset {dataset!r}; known: {', '.join(EMOTION_OF_CLASS)}.")
     return EMOTION_OF_CLASS[dataset]
-
-
-def mapping_text(mapping: Mapping[str, str | None]) -> str:
-    """`anger→angry, contempt→(left out), ...` for the printed results."""
-    return ", ".join(f"{test}→{model or '(left out)'}" for test, model in mapping.items())
 
 
 # --- scoring -------------------------------------------------------------------------------------------
@@ -553,143 +544,6 @@ def carry_rows(record: dict, previous: dict) -> list[str]:
     return carried
 
 
-# --- presentation --------------------------------------------------------------------------------------
-
-
-def _row_label(record: dict, model: str) -> str:
-    entry = record["models"][model]
-    carried = entry.get("carried_from")
-    scored_at = f" (scored at {str(carried['git_commit'])[:7]})" if carried else ""
-    return f"{model} / {entry['training_dataset']}{scored_at}"
-
-
-def format_results(record: dict) -> str:
-    """The matrix as text: one line per cell, then the mappings and the rule."""
-    lines = [
-        f"{'model / training set':<44} {'test set':<30} {'n':>5} {'accuracy (95% CI)':<24} {'macro-F1':>8}  misses"
-    ]
-    for cell in record["cells"]:
-        label = _row_label(record, cell["model"])
-        if cell["status"] != "scored":
-            lines.append(f"{label:<44} {cell['test_set']:<30} {cell['note']}")
-            continue
-        lines.append(
-            f"{label:<44} {cell['test_set']:<30} {cell['n']:>5} {_accuracy_text(cell):<24} "
-            f"{_number(cell['macro_f1']):>8}  {cell['face_misses']}"
-        )
-    lines += ["", "Class mappings (test class → model class):"]
-    lines += [f"  {pair}: {mapping_text(mapping)}" for pair, mapping in record["mappings"].items()]
-    lines += ["", f"Rule: {record['rule']}"]
-    lines += [f"Missing model {name}: make it with `{how}`." for name, how in record["missing_models"].items()]
-    return "\n".join(lines)
-
-
-def _accuracy_text(cell: Mapping) -> str:
-    if cell["accuracy"] is None:
-        return "-"
-    low, high = cell["accuracy_ci"]
-    return f"{cell['accuracy']:.1%} ({low:.1%}–{high:.1%})"
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def cross_dataset_markdown(record: dict) -> str:
-    """The report's section: the matrix, per-class recall, the mappings, the rule, faces not found, gaps."""
-    lines = ["## Cross-dataset accuracy", "", record["rule"], ""]
-    lines += _matrix_markdown(record) + [""]
-    if any(entry.get("carried_from") for entry in record["models"].values()):
-        lines += [CARRIED_NOTE, ""]
-    lines += _recall_markdown(record) + [""]
-    lines += _groups_markdown(record)
-    lines += ["Test sets:", ""]
-    for entry in record["test_sets"]:
-        found = "" if entry["faces_not_found"] is None else f"; no face found in {entry['faces_not_found']}"
-        lines.append(f"- {entry['label']}: {entry['images']} images{found} (checksum `{entry['checksum'][:12]}`)")
-    lines += ["", "Class mappings (test class → model class; left out: no counterpart):", ""]
-    lines += [f"- {pair}: {mapping_text(mapping)}" for pair, mapping in record["mappings"].items()]
-    if record["missing_models"]:
-        lines += ["", "Not in this matrix (not trained when it was made):", ""]
-        lines += [f"- `{name}`: `{how}`" for name, how in record["missing_models"].items()]
-    provenance = record["provenance"]
-    lines += ["", f"Made at commit `{str(provenance['git_commit'])[:7]}` on {provenance['created_utc']}."]
-    return "\n".join(lines) + "\n"
-
-
-def _matrix_markdown(record: dict) -> list[str]:
-    test_sets = [entry["label"] for entry in record["test_sets"]]
-    lines = ["| model / training set | " + " | ".join(test_sets) + " |", "|---" * (len(test_sets) + 1) + "|"]
-    for model in record["models"]:
-        cells = {cell["test_set"]: cell for cell in record["cells"] if cell["model"] == model}
-        lines.append(
-            f"| {_row_label(record, model)} | " + " | ".join(_cell_markdown(cells[t]) for t in test_sets) + " |"
-        )
-    return lines
-
-
-def _cell_markdown(cell: Mapping) -> str:
-    if cell["status"] != "scored":
-        return cell["note"]
-    misses = f", {cell['face_misses']} no face" if cell["face_misses"] else ""
-    left_out = sum(cell["left_out"].values())
-    left = f", {left_out} left out" if left_out else ""
-    return f"{_accuracy_text(cell)}, F1 {_number(cell['macro_f1'])}, n={cell['n']}{misses}{left}"
-
-
-def _recall_markdown(record: dict) -> list[str]:
-    lines = ["Per-class recall (model class: recall, n):", ""]
-    for cell in record["cells"]:
-        if cell["status"] == "scored":
-            recalls = ", ".join(
-                f"{name} {value:.0%} ({cell['class_n'][name]})" for name, value in cell["recall"].items()
-            )
-            lines.append(f"- {cell['model']} on {cell['test_set']}: {recalls}")
-    return lines
-
-
-def _groups_markdown(record: dict) -> list[str]:
-    """Accuracy by demographic group where a test set has groups (CFD: race and sex), and the widest gap."""
-    scored = [cell for cell in record["cells"] if cell["status"] == "scored" and cell.get("groups")]
-    if not scored:
-        return []
-    lines = [
-        "Accuracy by group (a bias audit; 95% Wilson intervals; the widest gap between groups of an attribute):",
-        "",
-    ]
-    for cell in scored:
-        parts = []
-        for attribute, members in groups_by_attribute(cell["groups"]).items():
-            values = {group: rate["value"] for group, rate in members.items() if rate["value"] is not None}
-            rates = ", ".join(
-                f"{group} {rate_text(rate['value'], rate['wilson_95'], rate['n'])}" for group, rate in members.items()
-            )
-            gap = (max(values.values()) - min(values.values())) if len(values) > 1 else 0.0
-            parts.append(f"{attribute}: {rates}; gap {100 * gap:.1f} points")
-        lines.append(f"- {cell['model']} on {cell['test_set']}: " + "; ".join(parts))
-    legends = [entry["group_legend"] for entry in record["test_sets"] if entry.get("group_legend")]
-    return [*lines, "", *(f"({legend}.)" for legend in legends), ""]
-
-
-def groups_by_attribute(groups: Mapping[str, Mapping]) -> dict[str, dict[str, Mapping]]:
-    """{attribute: {group: rate}} from a cell's `groups` (keys `race=B`), attributes sorted."""
-    grouped: dict[str, dict[str, Mapping]] = {}
-    for key, rate in groups.items():
-        attribute, group = key.split("=", 1)
-        grouped.setdefault(attribute, {})[group] = rate
-    return dict(sorted(grouped.items()))
-
-
-def rate_text(value: float | None, interval: Sequence[float] | None, n: int | None) -> str:
-    """`81.7% [75.7, 86.5] (n=197)`: a rate with its 95% interval and count; `—` without a value."""
-    if value is None:
-        return "—"
-    text = f"{100 * value:.1f}%"
-    if interval:
-        text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
-    return f"{text} (n={n})" if n else text
-
-
 def plot_heatmap(record: dict, path: Path) -> Path:
     """Rows: model / training set; columns: test set; colour and text: accuracy, with n below."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -711,7 +565,7 @@ def plot_heatmap(record: dict, path: Path) -> Path:
         axes.text(column, row, text, ha="center", va="center", fontsize=8, color=colour)
     image = axes.imshow(accuracy, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(test_sets)), test_sets, fontsize=8)
-    axes.set_yticks(range(len(models)), [_row_label(record, model) for model in models], fontsize=8)
+    axes.set_yticks(range(len(models)), [row_label(record, model) for model in models], fontsize=8)
     axes.set_title("Cross-dataset accuracy (restricted argmax; no face = miss)", fontsize=9)
     figure.colorbar(image, ax=axes, label="accuracy")
     FigureCanvasAgg(figure)

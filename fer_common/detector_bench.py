@@ -292,18 +292,3 @@ def run_detector_bench(
     from fer_common.bench import write_measurement
 
     return record, write_measurement(record, "detectors", output_dir)
-
-
-def format_detector_bench(record: dict) -> str:
-    """The record as a side-by-side table: per detector, detection rate and false positives per set, then fps."""
-    set_names = list(next(iter(record["scores"].values())))
-    header = ["detector", *(f"{name} found (FP)" for name in set_names), "fps 640x480"]
-    rows = [header]
-    for detector, sets in record["scores"].items():
-        cells = [f"{s['hits']}/{s['faces']} {s['detection_rate']:.1%} ({s['false_positives']})" for s in sets.values()]
-        frames = sum(s["images"] for s in sets.values())
-        seconds = sum(s["seconds"] for s in sets.values())
-        rows.append([detector, *cells, f"{frames / seconds:.1f}"])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
-    return "\n".join(line.rstrip() for line in lines)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .cross_dataset import groups_by_attribute, rate_text
+from .measurement_pages import groups_by_attribute, rate_text
 from .metadata import load_metadata
 from .records import latest_record
 from .registry import REPLICATIONS

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths
+from . import measurement_pages, paths
 from .bands import ABOVE, BELOW, NOT_RUN, PROXY, REPRODUCED
 from .metadata import (
     FULL_PROFILE,
@@ -203,7 +203,7 @@ def collect_papers(results_dir: Path | None = None, root: Path | None = None) ->
     """Every replication (sorted by id) with its latest full record, what its hypotheses give and what the
     latest duplicate audit says of it."""
     audit = latest_measurements(results_dir).duplicate_audit
-    audit_text = _audit_markdown(audit) if audit else ""
+    audit_text = measurement_pages.audit_markdown(audit) if audit else ""
     papers = []
     for replication_id in list_replications(root):
         meta = load_metadata(replication_id, root)
@@ -370,13 +370,6 @@ def _latest_json(base: Path, pattern: str) -> dict | None:
         content = json.loads(path.read_text(encoding="utf-8"))
         found.append(({**content, "_path": str(path)}, content["provenance"]["created_utc"], path.name))
     return max(found, key=lambda entry: entry[1:])[0] if found else None
-
-
-def _audit_markdown(record: dict) -> str:
-    # Imported here: the audit module needs numpy and the fairness statistics, which the rest of the report does not.
-    from .audit_duplicates import audit_markdown
-
-    return audit_markdown(record)
 
 
 def _lines_about(markdown: str, replication_id: str) -> list[str]:

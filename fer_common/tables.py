@@ -14,10 +14,11 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import paths
+from . import measurement_pages, paths
 from .atomic import write_text_atomically
 from .claims_figure import FIGURE_NAME, HYPOTHESES_FIGURE_NAME, claims_svg, hypotheses_svg, plotted_claims
 from .cpu_kinds import cpu_kinds_markdown
+from .measurement_formats import FIGURE_FILE
 from .metadata import ReplicationMetadata
 from .model_card import REFERENCE_MODEL, shipped_cards
 from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
@@ -269,19 +270,16 @@ def _duplicate_audit_section(record: dict | None, results_dir: Path) -> list[str
     command = "make audit-duplicates"
     if record is None:
         return _not_made("FER2013 duplicates", command)
-    from .audit_duplicates import audit_markdown  # numpy and the fairness statistics: only when there is a record
-
     figure = _image(Path(record["_path"]).with_suffix(".png"), results_dir, "sample near-duplicate pairs")
-    return [*audit_markdown(record).rstrip().splitlines(), "", *figure, _made_with(record, results_dir, command), ""]
+    text = measurement_pages.audit_markdown(record).rstrip().splitlines()
+    return [*text, "", *figure, _made_with(record, results_dir, command), ""]
 
 
 def _cross_dataset_section(record: dict | None, results_dir: Path) -> list[str]:
     command = "make cross-dataset"
     if record is None:
         return _not_made("Cross-dataset accuracy", command)
-    from .cross_dataset import FIGURE_FILE, cross_dataset_markdown
-
-    heading, *body = cross_dataset_markdown(record).rstrip().splitlines()
+    heading, *body = measurement_pages.cross_dataset_markdown(record).rstrip().splitlines()
     heat_map = _image(Path(record["_path"]).with_name(FIGURE_FILE), results_dir, "cross-dataset accuracy")
     return [heading, "", *heat_map, *body[1:], "", _made_with(record, results_dir, command), ""]
 
@@ -290,13 +288,11 @@ def _detector_section(record: dict | None, results_dir: Path) -> list[str]:
     command = "make bench-detectors"
     if record is None:
         return _not_made("Face detectors", command)
-    from .detector_bench import format_detector_bench
-
     intro = (
         f"Per detector and set: faces found (a hit overlaps the true face box with IoU ≥ "
         f"{record['protocol']['iou_hit']:g}), false positives in parentheses, and frames per second."
     )
-    table = ["```text", format_detector_bench(record), "```"]
+    table = ["```text", measurement_pages.format_detector_bench(record), "```"]
     return ["## Face detectors", "", intro, "", *table, "", _made_with(record, results_dir, command), ""]
 
 

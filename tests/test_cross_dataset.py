@@ -21,7 +21,6 @@ from fer_common.cross_dataset import (
     carry_rows,
     class_groups,
     class_mapping,
-    cross_dataset_markdown,
     expected_bundles,
     missing_bundles,
     prepare_faces,
@@ -36,6 +35,7 @@ from fer_common.data.ckplus48 import CLASS_NAMES as CKPLUS_CLASSES
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.fer2013 import CLASS_NAMES as FER_CLASSES
 from fer_common.errors import FerError
+from fer_common.measurement_pages import CARRIED_NOTE, cross_dataset_markdown
 from fer_common.report import latest_measurements
 from fer_common.tables import render_audits
 
@@ -353,7 +353,7 @@ def test_rows_of_models_not_scored_now_are_carried_over_unchanged_naming_where_t
     assert "fer2013 -> ck" in record["mappings"] and "carried_from" not in record["models"]["other"]
     markdown = cross_dataset_markdown(record)
     assert f"| ck / ckplus48 (scored at {str(origin['git_commit'])[:7]}) | 66.7% (" in markdown
-    assert cross_dataset.CARRIED_NOTE in markdown
+    assert CARRIED_NOTE in markdown
     # Carried again, a row still names the matrix that scored it.
     later = cross_dataset.build_record([], faces, [], {}, "later")
     later_previous = {**record, "_path": str(tmp_path / "cross-dataset" / "x" / "cross-dataset.json")}
@@ -368,4 +368,4 @@ def test_no_row_is_carried_over_from_a_matrix_made_on_other_test_images(tmp_path
     record = cross_dataset.build_record([], faces, [], {}, "now")
     assert carry_rows(record, previous) == [] and record["models"] == {} and record["cells"] == []
     assert "checksums differ" in caplog.text
-    assert cross_dataset.CARRIED_NOTE not in cross_dataset_markdown(record)
+    assert CARRIED_NOTE not in cross_dataset_markdown(record)

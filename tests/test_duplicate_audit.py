@@ -7,6 +7,7 @@ import pytest
 
 from fer_common import audit_duplicates as audit
 from fer_common.fairness import difference_interval
+from fer_common.measurement_pages import audit_markdown
 from fer_common.metrics import wilson_interval
 from fer_common.records import load_records
 from tests.helpers import requires_dataset
@@ -166,4 +167,4 @@ def test_real_fer2013_subset_finds_its_exact_duplicates_and_writes_a_section(tmp
         + record["model_check"]["models"][0]["without_duplicate"]["n"]
         == int((subset.meta["split"] == "PrivateTest").sum()) - record["blank"]["images"]["PrivateTest"]
     )
-    assert "## FER2013 duplicates" in audit.audit_markdown(record)
+    assert "## FER2013 duplicates" in audit_markdown(record)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fer_common import atomic, audit_duplicates
+from fer_common import atomic, measurement_pages
 from fer_common.bands import ABOVE, BEYOND_PAPER, NOT_RUN, REPRODUCED
 from fer_common.checks import check_generated_files, check_records, check_value_in_regression_band
 from fer_common.contract import SeedOutcome
@@ -827,7 +827,7 @@ def test_the_latest_duplicate_audit_lands_on_the_audits_page_and_its_line_on_the
     def audit_markdown(record):
         return f"## Duplicates found\n\n- `toy`: {record['count']} of its test images have a copy.\n- `other`: none.\n"
 
-    monkeypatch.setattr(audit_duplicates, "audit_markdown", audit_markdown)
+    monkeypatch.setattr(measurement_pages, "audit_markdown", audit_markdown)
     write_tables(results)
     audits = (results / "audits.md").read_text()
     assert "- `toy`: 3 of its test images" in audits and "9 of its" not in audits

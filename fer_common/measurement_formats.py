@@ -1,0 +1,31 @@
+"""The vocabulary the records of the measurements beyond the replications use (the FER2013 duplicate audit, the
+cross-dataset matrix): shared by the code that makes them and the report that renders them, so the report
+needs neither the training stack nor the images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# The FER2013 duplicate audit.
+DATASET = "fer2013"
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+TRAINING, SCORED_SPLIT = "Training", "PrivateTest"
+EXACT, NEAR, ANY = "exact", "near", "any"
+
+
+def split_pair_name(first: str, second: str) -> str:
+    """'Training–PrivateTest' style name, splits in SPLITS order."""
+    ordered = sorted((first, second), key=SPLITS.index)
+    return "–".join(ordered)
+
+
+# The cross-dataset matrix.
+FIGURE_FILE = "heatmap.png"
+
+
+def row_label(record: Mapping, model: str) -> str:
+    """`model / training set`, with the commit that scored a row carried over from an earlier matrix."""
+    entry = record["models"][model]
+    carried = entry.get("carried_from")
+    scored_at = f" (scored at {str(carried['git_commit'])[:7]})" if carried else ""
+    return f"{model} / {entry['training_dataset']}{scored_at}"

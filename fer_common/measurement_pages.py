@@ -1,0 +1,285 @@
+"""The report's text for the measurements beyond the replications: the FER2013 duplicate audit, the
+cross-dataset matrix (and the rates the model cards reuse) and the face-detector benchmark. Reads their
+records only; the code that makes them lives in `audit_duplicates`, `cross_dataset` and `detector_bench`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from fer_common.measurement_formats import (
+    ANY,
+    DATASET,
+    EXACT,
+    SCORED_SPLIT,
+    SPLITS,
+    TRAINING,
+    row_label,
+    split_pair_name,
+)
+
+# --- the FER2013 duplicate audit -----------------------------------------------------------------------
+
+
+def _rate_text(rate: dict) -> str:
+    if rate["n"] == 0:
+        return "no images"
+    low, high = rate["wilson_95"]
+    return f"{rate['value']:.1%} ({rate['correct']}/{rate['n']}; 95% {low:.1%}–{high:.1%})"
+
+
+def _images_row(record: dict, split: str, other: str, kind: str) -> dict:
+    for row in record["images_with_duplicate"]:
+        if (row["split"], row["in"], row["kind"]) == (split, other, kind):
+            return row
+    raise ValueError(f"the record has no images_with_duplicate row for {split} in {other} ({kind})")
+
+
+def _pair_total(record: dict, splits: str) -> tuple[int, int, int]:
+    """(pairs, exact pairs, pairs whose labels conflict) between two splits."""
+    rows = [row for row in record["pairs"] if row["splits"] == splits]
+    return (
+        sum(row["pairs"] for row in rows),
+        sum(row["pairs"] for row in rows if row["kind"] == EXACT),
+        sum(row["labels_conflict"] for row in rows),
+    )
+
+
+def _replication_lines(record: dict) -> list[str]:
+    """One line per FER2013 replication whose metadata narrows the scored images (classes, listed test files)."""
+    from fer_common.metadata import load_metadata
+    from fer_common.registry import REPLICATIONS
+
+    held_out = [entry for entry in record["held_out_duplicates"] if entry["split"] == SCORED_SPLIT]
+    lines = []
+    for replication_id in REPLICATIONS.ids():
+        meta = load_metadata(REPLICATIONS.metadata_file(replication_id))
+        if meta.dataset.name != DATASET:
+            continue
+        classes = meta.config.get("classes")
+        if classes:
+            in_classes = sum(entry["label"] in classes for entry in held_out)
+            total = sum(_images_row(record, SCORED_SPLIT, TRAINING, ANY)["by_class"].values())
+            lines.append(
+                f"- `{replication_id}` ({', '.join(classes)}): {in_classes} of its PrivateTest images have a "
+                f"Training duplicate (of {total} such images in all seven classes); it trains on a sample of "
+                "Training, so this is an upper bound on what leaks into it."
+            )
+        test_files = set(meta.config.get("test_files") or [])
+        if test_files:
+            listed = sum(entry["path"] in test_files for entry in held_out)
+            lines.append(
+                f"- `{replication_id}`'s listed {len(test_files)}-image test: {listed} have a Training duplicate."
+            )
+        if not classes and not test_files:
+            lines.append(f"- `{replication_id}`: scores all seven classes; the counts above are its counts.")
+    return lines
+
+
+def audit_markdown(record: dict) -> str:
+    """A report section: what the duplicate audit means for the suite's FER2013 numbers."""
+    threshold = record["hash"]["threshold"]
+    private = record["images"][SCORED_SPLIT]
+    lines = [
+        "## FER2013 duplicates: Training images that reappear in the test splits",
+        "",
+        f"Exact duplicates share every pixel; near duplicates have 64-bit pHashes at most {threshold} bits apart "
+        f"(threshold chosen by looking at sample pairs; figure beside the record). "
+        f"{sum(record['blank']['images'].values())} near-uniform images (pixel sd < {record['blank']['max_std']:g}) "
+        "hash alike and are left out.",
+        "",
+        "| between | pairs | pixel-identical | labels conflict |",
+        "|---|---:|---:|---:|",
+    ]
+    for position, first in enumerate(SPLITS):
+        for second in SPLITS[position:]:
+            name = split_pair_name(first, second)
+            pairs, exact, conflict = _pair_total(record, name)
+            lines.append(f"| {name} | {pairs} | {exact} | {conflict} |")
+    lines.append("")
+    for split in (SCORED_SPLIT, "PublicTest"):
+        row = _images_row(record, split, TRAINING, ANY)
+        exact = _images_row(record, split, TRAINING, EXACT)["images"]
+        conflicting = sum(
+            not entry["labels_agree"] for entry in record["held_out_duplicates"] if entry["split"] == split
+        )
+        share = row["images"] / record["images"][split]
+        lines.append(
+            f"- {row['images']} of {record['images'][split]} {split} images ({share:.1%}) "
+            f"have a duplicate in Training ({exact} pixel-identical); for {conflicting} of them at least one "
+            "Training copy carries another label."
+        )
+    lines.append("")
+    lines.append(f"Accuracy on the {private}-image PrivateTest, split by whether the image has a Training duplicate:")
+    lines.append("")
+    for model in record["model_check"]["models"]:
+        difference = model["difference"]
+        interval = model["difference_newcombe_95"]
+        gap = (
+            f"difference {difference * 100:+.1f} points (95% {interval[0] * 100:+.1f} to {interval[1] * 100:+.1f})"
+            if difference is not None
+            else "no difference: one side is empty"
+        )
+        lines.append(
+            f"- {model['model']}: with {_rate_text(model['with_duplicate'])}, without "
+            f"{_rate_text(model['without_duplicate'])}; {gap}."
+        )
+    lines += ["", "What it means for each FER2013 replication:", "", *_replication_lines(record), ""]
+    return "\n".join(lines)
+
+
+# --- the cross-dataset matrix --------------------------------------------------------------------------
+
+CARRIED_NOTE = (
+    "A row marked *scored at <commit>* is carried over unchanged from the earlier matrix that scored it, on the "
+    "same test sets (same checksums): its model was not on the machine that made this one."
+)
+
+
+def mapping_text(mapping: Mapping[str, str | None]) -> str:
+    """`anger→angry, contempt→(left out), ...` for the printed results."""
+    return ", ".join(f"{test}→{model or '(left out)'}" for test, model in mapping.items())
+
+
+def format_results(record: dict) -> str:
+    """The matrix as text: one line per cell, then the mappings and the rule."""
+    lines = [
+        f"{'model / training set':<44} {'test set':<30} {'n':>5} {'accuracy (95% CI)':<24} {'macro-F1':>8}  misses"
+    ]
+    for cell in record["cells"]:
+        label = row_label(record, cell["model"])
+        if cell["status"] != "scored":
+            lines.append(f"{label:<44} {cell['test_set']:<30} {cell['note']}")
+            continue
+        lines.append(
+            f"{label:<44} {cell['test_set']:<30} {cell['n']:>5} {_accuracy_text(cell):<24} "
+            f"{_number(cell['macro_f1']):>8}  {cell['face_misses']}"
+        )
+    lines += ["", "Class mappings (test class → model class):"]
+    lines += [f"  {pair}: {mapping_text(mapping)}" for pair, mapping in record["mappings"].items()]
+    lines += ["", f"Rule: {record['rule']}"]
+    lines += [f"Missing model {name}: make it with `{how}`." for name, how in record["missing_models"].items()]
+    return "\n".join(lines)
+
+
+def _accuracy_text(cell: Mapping) -> str:
+    if cell["accuracy"] is None:
+        return "-"
+    low, high = cell["accuracy_ci"]
+    return f"{cell['accuracy']:.1%} ({low:.1%}–{high:.1%})"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def cross_dataset_markdown(record: dict) -> str:
+    """The report's section: the matrix, per-class recall, the mappings, the rule, faces not found, gaps."""
+    lines = ["## Cross-dataset accuracy", "", record["rule"], ""]
+    lines += _matrix_markdown(record) + [""]
+    if any(entry.get("carried_from") for entry in record["models"].values()):
+        lines += [CARRIED_NOTE, ""]
+    lines += _recall_markdown(record) + [""]
+    lines += _groups_markdown(record)
+    lines += ["Test sets:", ""]
+    for entry in record["test_sets"]:
+        found = "" if entry["faces_not_found"] is None else f"; no face found in {entry['faces_not_found']}"
+        lines.append(f"- {entry['label']}: {entry['images']} images{found} (checksum `{entry['checksum'][:12]}`)")
+    lines += ["", "Class mappings (test class → model class; left out: no counterpart):", ""]
+    lines += [f"- {pair}: {mapping_text(mapping)}" for pair, mapping in record["mappings"].items()]
+    if record["missing_models"]:
+        lines += ["", "Not in this matrix (not trained when it was made):", ""]
+        lines += [f"- `{name}`: `{how}`" for name, how in record["missing_models"].items()]
+    provenance = record["provenance"]
+    lines += ["", f"Made at commit `{str(provenance['git_commit'])[:7]}` on {provenance['created_utc']}."]
+    return "\n".join(lines) + "\n"
+
+
+def _matrix_markdown(record: dict) -> list[str]:
+    test_sets = [entry["label"] for entry in record["test_sets"]]
+    lines = ["| model / training set | " + " | ".join(test_sets) + " |", "|---" * (len(test_sets) + 1) + "|"]
+    for model in record["models"]:
+        cells = {cell["test_set"]: cell for cell in record["cells"] if cell["model"] == model}
+        lines.append(
+            f"| {row_label(record, model)} | " + " | ".join(_cell_markdown(cells[t]) for t in test_sets) + " |"
+        )
+    return lines
+
+
+def _cell_markdown(cell: Mapping) -> str:
+    if cell["status"] != "scored":
+        return cell["note"]
+    misses = f", {cell['face_misses']} no face" if cell["face_misses"] else ""
+    left_out = sum(cell["left_out"].values())
+    left = f", {left_out} left out" if left_out else ""
+    return f"{_accuracy_text(cell)}, F1 {_number(cell['macro_f1'])}, n={cell['n']}{misses}{left}"
+
+
+def _recall_markdown(record: dict) -> list[str]:
+    lines = ["Per-class recall (model class: recall, n):", ""]
+    for cell in record["cells"]:
+        if cell["status"] == "scored":
+            recalls = ", ".join(
+                f"{name} {value:.0%} ({cell['class_n'][name]})" for name, value in cell["recall"].items()
+            )
+            lines.append(f"- {cell['model']} on {cell['test_set']}: {recalls}")
+    return lines
+
+
+def _groups_markdown(record: dict) -> list[str]:
+    """Accuracy by demographic group where a test set has groups (CFD: race and sex), and the widest gap."""
+    scored = [cell for cell in record["cells"] if cell["status"] == "scored" and cell.get("groups")]
+    if not scored:
+        return []
+    lines = [
+        "Accuracy by group (a bias audit; 95% Wilson intervals; the widest gap between groups of an attribute):",
+        "",
+    ]
+    for cell in scored:
+        parts = []
+        for attribute, members in groups_by_attribute(cell["groups"]).items():
+            values = {group: rate["value"] for group, rate in members.items() if rate["value"] is not None}
+            rates = ", ".join(
+                f"{group} {rate_text(rate['value'], rate['wilson_95'], rate['n'])}" for group, rate in members.items()
+            )
+            gap = (max(values.values()) - min(values.values())) if len(values) > 1 else 0.0
+            parts.append(f"{attribute}: {rates}; gap {100 * gap:.1f} points")
+        lines.append(f"- {cell['model']} on {cell['test_set']}: " + "; ".join(parts))
+    legends = [entry["group_legend"] for entry in record["test_sets"] if entry.get("group_legend")]
+    return [*lines, "", *(f"({legend}.)" for legend in legends), ""]
+
+
+def groups_by_attribute(groups: Mapping[str, Mapping]) -> dict[str, dict[str, Mapping]]:
+    """{attribute: {group: rate}} from a cell's `groups` (keys `race=B`), attributes sorted."""
+    grouped: dict[str, dict[str, Mapping]] = {}
+    for key, rate in groups.items():
+        attribute, group = key.split("=", 1)
+        grouped.setdefault(attribute, {})[group] = rate
+    return dict(sorted(grouped.items()))
+
+
+def rate_text(value: float | None, interval: Sequence[float] | None, n: int | None) -> str:
+    """`81.7% [75.7, 86.5] (n=197)`: a rate with its 95% interval and count; `—` without a value."""
+    if value is None:
+        return "—"
+    text = f"{100 * value:.1f}%"
+    if interval:
+        text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+    return f"{text} (n={n})" if n else text
+
+
+# --- the face-detector benchmark -----------------------------------------------------------------------
+
+
+def format_detector_bench(record: dict) -> str:
+    """The record as a side-by-side table: per detector, detection rate and false positives per set, then fps."""
+    set_names = list(next(iter(record["scores"].values())))
+    header = ["detector", *(f"{name} found (FP)" for name in set_names), "fps 640x480"]
+    rows = [header]
+    for detector, sets in record["scores"].items():
+        cells = [f"{s['hits']}/{s['faces']} {s['detection_rate']:.1%} ({s['false_positives']})" for s in sets.values()]
+        frames = sum(s["images"] for s in sets.values())
+        seconds = sum(s["seconds"] for s in sets.values())
+        rows.append([detector, *cells, f"{frames / seconds:.1f}"])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
