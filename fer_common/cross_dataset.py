@@ -476,7 +476,8 @@ def write_outputs(record: dict, results_dir: Path | None = None) -> Path:
     folder = Path(results_dir or paths.results_dir()) / OUTPUT_FOLDER / f"{stamp}-{commit}"
     folder.mkdir(parents=True, exist_ok=True)
     record_path = folder / RECORD_FILE
-    write_text_atomically(record_path, json.dumps(record, indent=2, default=_json_value) + "\n")
+    portable = paths.portable_json(json.loads(json.dumps(record, default=_json_value)))  # committed: no local paths
+    write_text_atomically(record_path, json.dumps(portable, indent=2) + "\n")
     plot_heatmap(record, folder / FIGURE_FILE)
     return record_path
 

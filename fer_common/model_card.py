@@ -172,10 +172,12 @@ def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_d
             continue
         provenance = entry["provenance"]
         path = Path(entry["_path"]).relative_to(results_dir).as_posix()
-        precision = (provenance.get("runtime") or {}).get("precision")
+        runtime = provenance.get("runtime") or {}
+        precision, policy = runtime.get("precision"), runtime.get("policy")
+        words = PRECISION_WORDS.get(precision, precision) if policy in (None, precision) else f"{precision} ({policy})"
         lines.append(
             f"- {what}: `results/{path}` (commit `{str(provenance['git_commit'])[:7]}`, {provenance.get('cpu', '?')}"
-            + (f", precision {PRECISION_WORDS.get(precision, precision)}" if precision else "")
+            + (f", precision {words}" if precision else "")
             + ")."
         )
     return lines or ["- No records yet."]

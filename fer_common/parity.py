@@ -105,8 +105,9 @@ def committed_reference(replication: str, path: Path | str | None = None) -> dic
             "run `fer-replicate run " + replication + "` first or pass the record"
         )
     runtime = record["provenance"].get("runtime") or {}
-    if runtime.get("precision", "float32") != "float32":
-        raise FerError(f"{record['_path']} was not a float32 run (precision {runtime.get('precision')})")
+    ran_as = runtime.get("policy", runtime.get("precision", "float32"))  # records before `policy`: the switch
+    if ran_as != "float32":
+        raise FerError(f"{record['_path']} was not a float32 run (precision {ran_as})")
     return record
 
 

@@ -1,6 +1,7 @@
 """Where data, caches and results live; all overridable by environment variables."""
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,3 +27,38 @@ def weights_dir() -> Path:
     """Pretrained weight files (`FER_WEIGHTS_DIR`, default Keras' own cache `~/.keras/models`)."""
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     return Path(os.environ.get("FER_WEIGHTS_DIR", keras_home / "models")).expanduser().resolve()
+
+
+def portable(text: str) -> str:
+    """`text` with this machine's folders written so that they mean something on another: the repository
+    as relative paths, the data, cache and weights folders as their variables, the home folder as `~`.
+    Committed files (records, shipped models' metadata) must not name one machine's layout."""
+    roots = [
+        (REPO_ROOT.resolve(), ""),
+        (data_dir(), "$FER_DATA_DIR"),
+        (cache_dir(), "$FER_CACHE_DIR"),
+        (weights_dir(), "$FER_WEIGHTS_DIR"),
+        (Path.home().resolve(), "~"),
+    ]
+    # Longest first, so a folder inside another takes its own name.
+    for root, name in sorted(roots, key=lambda pair: len(str(pair[0])), reverse=True):
+        prefix = str(root)
+        if prefix in ("", "/"):
+            continue
+        text = _replace_root(text, prefix, name)
+    return text
+
+
+def _replace_root(text: str, prefix: str, name: str) -> str:
+    """`prefix/x` -> `name/x` (`x` for the repository), and `prefix` alone -> `name` (`.`)."""
+    inside, alone = (f"{name}/", name) if name else ("", ".")
+    return re.sub(re.escape(prefix) + r"(/|(?![\w.-]))", lambda match: inside if match.group(1) else alone, text)
+
+
+def portable_json(value: object) -> object:
+    """`portable` applied to every string (and key) of a JSON-like value."""
+    if isinstance(value, dict):
+        return {portable(str(key)): portable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable_json(item) for item in value]
+    return portable(value) if isinstance(value, str) else value

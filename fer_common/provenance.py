@@ -147,7 +147,7 @@ def machine_provenance(command: str | None = None, repo_root: Path | None = None
         "cpu": _cpu_description(),
         "cpu_kind": cpu_kind(),
         "created_utc": utc_now(),
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        "command": paths.portable(command or " ".join(shlex.quote(a) for a in sys.argv)),
     }
 
 

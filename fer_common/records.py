@@ -122,8 +122,9 @@ def json_types(value: Any, finite_only: bool = True) -> Any:
 
 
 def write_new_json(folder: Path, stem: str, content: Mapping) -> Path:
-    """Write `content` as `<folder>/<stem>.json` (`-2`, `-3`, ... if taken) atomically; never overwrites."""
-    text = json.dumps(json_types(content), indent=1, allow_nan=False) + "\n"
+    """Write `content` as `<folder>/<stem>.json` (`-2`, `-3`, ... if taken) atomically; never overwrites. Paths
+    of this machine are written portably (`paths.portable`): the file is committed and read elsewhere."""
+    text = json.dumps(paths.portable_json(json_types(content)), indent=1, allow_nan=False) + "\n"
     return write_new_file(folder, stem, ".json", text.encode("utf-8"))
 
 

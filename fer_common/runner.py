@@ -27,7 +27,7 @@ from fer_common.jobs import CodeVersion, JobResult, JobSpec, JobStore, StoredJob
 from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, files_hash, load_metadata
 from fer_common.provenance import collect_provenance, current_code_files, require_clean_tree
 from fer_common.rows import summarize_seeds
-from fer_common.train import RuntimeOptions
+from fer_common.train import RuntimeOptions, describe_options
 
 log = logging.getLogger(__name__)
 MODIFIED_DATA_NOTE = "data differs from its SHA256SUMS"
@@ -106,7 +106,8 @@ def run_replication(
         seeds,
         prepared.checksum,
         0.0,
-        options=job_options if executor.parallel else options,
+        # The precision "auto" resolved to on this machine is what the record must say.
+        options=describe_options(job_options if executor.parallel else options),
         command=command,
         repo_root=repo_root,
         profile=profile,
@@ -278,7 +279,7 @@ def _save_models(
                 "selection_score": job.model.selection_score,
                 "selected_on": job.model.selected_on,
                 "chosen_by": chosen_by,
-                "record": str(record_path),
+                "record": paths.portable(str(record_path)),
                 "git_commit": provenance.get("git_commit"),
             },
         )

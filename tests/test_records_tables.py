@@ -17,6 +17,7 @@ from fer_common.errors import MetadataError, RecordError
 from fer_common.execution import evaluate_outcome
 from fer_common.metadata import code_hash, list_replications, load_metadata, metadata_hash
 from fer_common.metrics import wilson_interval
+from fer_common.paths import portable
 from fer_common.provenance import collect_provenance
 from fer_common.records import (
     build_record,
@@ -24,6 +25,7 @@ from fer_common.records import (
     load_record,
     load_records,
     validate_record,
+    write_new_json,
     write_record,
 )
 from fer_common.report import band_text, collect_papers, collect_recipes, ours_text, summary_text, verdict_text
@@ -37,6 +39,8 @@ from fer_common.tables import (
     render_status,
     write_tables,
 )
+
+from .helpers import REPO_ROOT
 
 CLASSES = ["neg", "pos"]
 TOY_YAML = """\
@@ -902,3 +906,28 @@ def test_a_recipe_gets_a_page_and_a_headline_line_beside_the_fer_package(root, r
     page = generated_files(results)[results / "toyrecipe" / "README.md"]
     assert "`recipes/toyrecipe/metadata.yaml`" in page and "our own model, not a replication" in page
     assert "## Paper claims" not in page and "## Results" in page and "### Recipe" in page
+
+
+# --- committed files name no machine's folders ---------------------------------------------------------
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~$\-\])])/(?:[\w.-]+/)+[\w.-]*")
+
+
+def test_no_committed_result_or_shipped_model_names_an_absolute_path():
+    found = []
+    for folder in (REPO_ROOT / "results", REPO_ROOT / "fer_common" / "pretrained"):
+        for path in folder.rglob("*"):
+            if path.suffix in (".json", ".md", ".csv", ".tex") and path.is_file():
+                found += [f"{path}: {m.group(0)}" for m in ABSOLUTE_PATH.finditer(path.read_text(encoding="utf-8"))]
+    assert not found, "\n".join(found[:10])
+
+
+def test_paths_are_written_portably(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "datasets"))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    text = f"{REPO_ROOT}/.venv/bin/fer-replicate run x; {tmp_path}/datasets/fer2013 missing; {tmp_path}/cache/m.keras"
+    assert portable(text) == ".venv/bin/fer-replicate run x; $FER_DATA_DIR/fer2013 missing; $FER_CACHE_DIR/m.keras"
+    assert portable(f"{REPO_ROOT}") == "." and portable(f"{REPO_ROOT}ly/x") == f"{REPO_ROOT}ly/x"
+    written = write_new_json(tmp_path / "out", "x", {"record": REPO_ROOT / "results" / "x.json", "n": [1]})
+    assert json.loads(written.read_text()) == {"record": "results/x.json", "n": [1]}
+    assert ABSOLUTE_PATH.search(f"see {tmp_path}/x") and not ABSOLUTE_PATH.search("see results/x, and/or http://a.b/c")

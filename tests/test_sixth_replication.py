@@ -45,6 +45,9 @@ def test_the_runner_turns_its_jobs_into_a_record_figures_and_a_bundle(tmp_path, 
 
     provenance = record["provenance"]
     assert provenance["seeds"] == [0, 1] and provenance["config"]["epochs"] == 4
+    # The precision switch and what it resolved to on this machine; the CPU kind the bands are grouped by.
+    assert (provenance["runtime"]["precision"], provenance["runtime"]["policy"]) == ("float32", "float32")
+    assert provenance["cpu_kind"] in ("avx2", "avx512-bf16", "amx-bf16", "other")
     assert (
         provenance["code_hash"]
         and provenance["dataset_checksum"] == SixthReplication().prepare(provenance["config"]).checksum
