@@ -10,7 +10,7 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint lint-imports all-tables check check-strict data clean \
-        replicate-hong replicate-cmu replicate-cmu_proxy replicate-chen replicate-boyce replicate-neamtiu ship-neamtiu replicate-fer2013_cnn bench \
+        list ship-neamtiu bench \
         audit-duplicates cross-dataset bench-detectors progress
 
 help: ## list the targets
@@ -18,6 +18,9 @@ help: ## list the targets
 	@echo
 	@grep -E '^[a-z0-9%_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-22s %s\n", $$1, $$2}'
 	@echo
+	@echo "make replicate-<id> for: $$(ls -d replications/*/metadata.yaml recipes/*/metadata.yaml | cut -d/ -f2 | tr '\n' ' ')"
+	@echo "Long runs resume where they stopped (make progress); on 2 cores the CMU proxy takes ~4.5 h (bf16, AVX512-BF16"
+	@echo "EPYC) to ~14 h (float32, AVX2-only EPYC), the recipe hours."
 	@echo "Data is read from FER_DATA_DIR (now: $(FER_DATA_DIR))."
 
 $(STAMP): pyproject.toml
@@ -43,31 +46,16 @@ lint: $(STAMP) lint-imports ## ruff, and the import rules
 lint-imports: $(STAMP) ## the import rules of pyproject.toml (import-linter): the report imports no TensorFlow, ...
 	$(BIN)/lint-imports
 
-replicate-chen: $(STAMP) ## Chen: CK+48, 5 seeds x 2 splits x 5 folds, then the band check
-	$(FER) run chen $(RUN_ARGS)
-
-replicate-hong: $(STAMP) ## Hong: CFD proxy, 3 classes, with a bias audit
-	$(FER) run hong $(RUN_ARGS)
-
-replicate-cmu: $(STAMP) ## Dikshit et al.: AffectNet-8 baseline CNN vs ResNet18
-	$(FER) run cmu $(RUN_ARGS)
-
-replicate-cmu_proxy: $(STAMP) ## Dikshit et al.'s ResNet18-vs-baseline claim on FER2013 (proxy; resumable; 2 cores: ~4.5 h bf16 AVX512, ~14 h float32 AVX2)
-	$(FER) run cmu_proxy $(RUN_ARGS)
-
-replicate-boyce: $(STAMP) ## Boyce: FER2013 4 classes, 6 models (WEIGHTS=none|<folder>: ImageNet weights)
-	@# WEIGHTS=none trains the transfer models' heads on randomly initialised backbones (rows say so);
+replicate-%: $(STAMP) ## run one entry of `make list` and check its numbers, e.g. replicate-chen (boyce: WEIGHTS=none|<folder>)
+	@# WEIGHTS=none trains Boyce's transfer models' heads on randomly initialised backbones (rows say so);
 	@# WEIGHTS=<folder> looks for the keras.applications notop files there before the Keras cache.
-	$(FER) run boyce $(if $(WEIGHTS),--weights $(WEIGHTS)) $(RUN_ARGS)
+	$(FER) run $* $(if $(WEIGHTS),--weights $(WEIGHTS)) $(RUN_ARGS)
 
-replicate-neamtiu: $(STAMP) ## Neamtiu: FER2013 7 classes, Keras CNN
-	$(FER) run neamtiu $(RUN_ARGS)
+list: $(STAMP) ## the replications and our own recipes, with their data; `make progress` for long runs' state
+	$(FER) list
 
 explain-%: $(STAMP) ## run the hypotheses of a claim that does not reproduce, e.g. explain-chen (then all-tables)
 	$(FER) explain $* $(RUN_ARGS)
-
-replicate-fer2013_cnn: $(STAMP) ## our own FER2013 CNN recipe (not a replication): 3 seeds, resumable (hours on a CPU)
-	$(FER) run fer2013_cnn $(RUN_ARGS)
 
 ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) into the package for predict/demo
 	$(FER) ship neamtiu-clean_protocol --as neamtiu

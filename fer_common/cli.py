@@ -482,9 +482,13 @@ def _verbosity_options(default) -> argparse.ArgumentParser:
     return options
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from fer_common.registry import REPLICATIONS
+MODEL_HELP = (
+    "a bundle name (<id> or <id>-<setting>, see `fer-replicate list`) or a .keras file with its .json beside "
+    "it (default: the bundle of the paper with the demo if trained, else the first bundle found)"
+)
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-replicate",
         description="Replicate facial-emotion-recognition papers and check their numbers against tolerance bands.",
@@ -492,7 +496,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbosity = [_verbosity_options(default=argparse.SUPPRESS)]
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_run,
+        _add_explain,
+        _add_bench,
+        _add_records,
+        _add_data,
+        _add_predict_and_demo,
+        _add_ship,
+        _add_audit,
+        _add_cross_dataset,
+        _add_bench_detectors,
+    ):
+        add(commands, verbosity)
+    return parser
 
+
+def _add_run(commands, verbosity: list) -> None:
+    """`run`: one replication, its record and its rows."""
     run = commands.add_parser("run", parents=verbosity, help="run one replication and record its result")
     run.add_argument("replication", help="replication id (see `fer-replicate list`)")
     run.add_argument("--profile", default="full", help="full (default) or a profile from the metadata, e.g. quick")
@@ -505,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
+
+def _add_explain(commands, verbosity: list) -> None:
+    """`explain`: the hypotheses of the claims that do not reproduce."""
     explain = commands.add_parser(
         "explain",
         parents=verbosity,
@@ -515,6 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--force", action="store_true", help="run every profile, current records or not")
     _add_run_options(explain)
     explain.set_defaults(handler=cmd_explain)
+
+
+def _add_bench(commands, verbosity: list) -> None:
+    """`bench`: training and inference speed, or bf16 parity."""
+    from fer_common.registry import REPLICATIONS
 
     bench = commands.add_parser(
         "bench",
@@ -543,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_options(bench, precision_default="auto")
     bench.set_defaults(handler=cmd_bench)
 
+
+def _add_records(commands, verbosity: list) -> None:
+    """`list`, `progress`, `tables`, `check`: what there is, and what the records say."""
     commands.add_parser("list", parents=verbosity, help="list the replications").set_defaults(handler=cmd_list)
     commands.add_parser(
         "progress",
@@ -565,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
+
+def _add_data(commands, verbosity: list) -> None:
+    """`data summary | verify | download`."""
     data = commands.add_parser("data", parents=verbosity, help="dataset tools").add_subparsers(
         dest="data_command", required=True
     )
@@ -578,13 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_data_download
     )
 
-    model_help = (
-        "a bundle name (<id> or <id>-<setting>, see `fer-replicate list`) or a .keras file with its .json beside "
-        "it (default: the bundle of the paper with the demo if trained, else the first bundle found)"
-    )
+
+def _add_predict_and_demo(commands, verbosity: list) -> None:
+    """`predict` and `demo`: a trained model on faces."""
     predict = commands.add_parser("predict", parents=verbosity, help="classify the emotion of every face in images")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    predict.add_argument("--model", help=model_help)
+    predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_detector_option(predict)
     predict.set_defaults(handler=cmd_predict)
@@ -595,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="live demo: find, classify and label every face in a webcam, video, image or folder",
     )
     demo.add_argument("source", help="webcam index (e.g. 0), video file, image file or folder of images")
-    demo.add_argument("--model", help=model_help)
+    demo.add_argument("--model", help=MODEL_HELP)
     demo.add_argument(
         "--output",
         default="demo-output",
@@ -606,6 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_option(demo)
     demo.set_defaults(handler=cmd_demo)
 
+
+def _add_ship(commands, verbosity: list) -> None:
+    """`ship`: a trained bundle into the package."""
     ship = commands.add_parser(
         "ship",
         parents=verbosity,
@@ -619,6 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--as", dest="as_name", help="name in the package (default: the part before the first -)")
     ship.set_defaults(handler=cmd_ship)
 
+
+def _add_audit(commands, verbosity: list) -> None:
+    """`audit fer2013-duplicates`."""
     audit = commands.add_parser("audit", parents=verbosity, help="data audits").add_subparsers(
         dest="audit_command", required=True
     )
@@ -631,13 +671,16 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument(
         "--threshold", type=non_negative_int, help="pHash Hamming distance of a near duplicate, in bits (default 6)"
     )
-    duplicates.add_argument("--model", help=model_help)
+    duplicates.add_argument("--model", help=MODEL_HELP)
     duplicates.add_argument(
         "--output", help="folder for the record and figure (default results/audits/fer2013-duplicates)"
     )
     duplicates.add_argument("--no-record", action="store_true", help="print, write nothing")
     duplicates.set_defaults(handler=cmd_audit_duplicates)
 
+
+def _add_cross_dataset(commands, verbosity: list) -> None:
+    """`cross-dataset`: every trained model on the other datasets."""
     cross = commands.add_parser(
         "cross-dataset",
         parents=verbosity,
@@ -658,6 +701,9 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("--no-record", action="store_true", help="print the matrix, write nothing")
     cross.set_defaults(handler=cmd_cross_dataset)
 
+
+def _add_bench_detectors(commands, verbosity: list) -> None:
+    """`bench-detectors`: face detectors side by side."""
     bench_detectors = commands.add_parser(
         "bench-detectors",
         parents=verbosity,
@@ -668,15 +714,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_detectors.add_argument("--output", help="folder for the JSON (default results/bench)")
     bench_detectors.add_argument("--no-record", action="store_true", help="print, write nothing")
     bench_detectors.set_defaults(handler=cmd_bench_detectors)
-    return parser
 
 
-# The subcommands that run TensorFlow; they load it at once, without its load-time notices.
-# Commands that run models, or load replication modules (tables and check do: a module may import Keras).
+# The subcommands that run models; they load TensorFlow at once, without its load-time notices. The report
+# (`tables`, `check`) never loads it.
 USES_TENSORFLOW = (
     cmd_run,
-    cmd_tables,
-    cmd_check,
     cmd_explain,
     cmd_bench,
     cmd_predict,
