@@ -18,10 +18,12 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from fer_common.errors import FerError
@@ -30,6 +32,9 @@ from fer_common.logs import configure_logging, import_tensorflow_quietly, suite_
 log = logging.getLogger(__name__)
 EXECUTORS = ("sequential", "process", "ray")
 RAY_MISSING = '--executor ray needs Ray, which is not installed: pip install -e ".[ray]"'
+_PARENT_WATCH = "fer-replicate-parent-watch"
+_PARENT_POLL_S = 1.0
+_ORPHAN_EXIT_CODE = 3
 
 
 @dataclass(frozen=True)
@@ -192,16 +197,33 @@ class _WorkerSetup:
     # Where the main process uses TensorFlow the tasks will too: the worker loads it up front, without its
     # load-time notices. Tasks that never need it (the pool's own tests) do not pay for loading it.
     loads_tensorflow: bool
+    parent: int = 0  # the main process: a worker whose parent has died stops (0: no watch)
 
     @classmethod
     def like_this_process(cls) -> _WorkerSetup:
-        return cls(log_level=suite_log_level(), loads_tensorflow="tensorflow" in sys.modules)
+        return cls(log_level=suite_log_level(), loads_tensorflow="tensorflow" in sys.modules, parent=os.getpid())
 
 
 def _prepare_worker(setup: _WorkerSetup) -> None:
     configure_logging(setup.log_level)
+    if setup.parent:
+        _exit_with_parent(setup.parent)
     if setup.loads_tensorflow:
         import_tensorflow_quietly()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker once its parent is gone: a runner killed alone (`kill <pid>`, a session that ends)
+    must not leave its workers training for hours on a machine nobody watches."""
+    if any(thread.name == _PARENT_WATCH for thread in threading.enumerate()):
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(_ORPHAN_EXIT_CODE)  # no cleanup to run: its task's results would reach nobody
+
+    threading.Thread(target=watch, name=_PARENT_WATCH, daemon=True).start()
 
 
 def _run_in_worker(function: Callable[[Any], Any], setup: _WorkerSetup, task: Any) -> Any:
@@ -323,7 +345,8 @@ class _RayRunner:
             cpus = (capacity.workers or 1) * capacity.threads
             self._ray.init(num_cpus=cpus, include_dashboard=False)
         self._function = function
-        self._setup = _WorkerSetup.like_this_process()
+        # Ray's workers are its own daemons' children, and Ray stops them itself: no parent watch.
+        self._setup = replace(_WorkerSetup.like_this_process(), parent=0)
         # max_retries=0: --retries counts every attempt, whatever made it fail.
         self._remote = self._ray.remote(num_cpus=capacity.threads, max_retries=0)(_run_in_worker)
 

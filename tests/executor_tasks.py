@@ -43,3 +43,10 @@ def needs_weights_or_sleeps(task: tuple[str, int]) -> int:
         raise WeightsError("the weights file is missing")
     time.sleep(task[1])
     return task[1]
+
+
+def writes_pid_then_sleeps(task: tuple[str, int]) -> int:
+    """Writes its worker's pid to the file named, then sleeps its value in seconds."""
+    Path(task[0]).write_text(str(os.getpid()))
+    time.sleep(task[1])
+    return task[1]

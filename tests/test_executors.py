@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from fer_common.train import RuntimeOptions
 from replications.neamtiu.replication import Neamtiu
 
 from . import executor_tasks
-from .helpers import requires_dataset
+from .helpers import REPO_ROOT, requires_dataset
 
 SEEDS = [0, 1]
 # Thread counts change TensorFlow's float sums, and a pool's workers get cores // workers threads each:
@@ -224,6 +225,41 @@ def test_pool_stops_at_a_fer_error_without_waiting_for_running_jobs():
     with pytest.raises(WeightsError, match="weights file is missing"):
         run_pool(executor_tasks.needs_weights_or_sleeps, [("sleep", 60), ("weights", 0)])
     assert time.perf_counter() - started < 30, "the sleeping job was waited for"
+
+
+def test_a_worker_whose_runner_is_killed_stops_instead_of_training_on(tmp_path):
+    """`kill <runner pid>` (or a session that ends) must not leave a pool's worker running for hours."""
+    pid_file = tmp_path / "worker.pid"
+    script = (
+        "from fer_common.executors import Capacity, ExecutorOptions, execute\n"
+        "from tests import executor_tasks\n"
+        f"execute([({str(pid_file)!r}, 120)], executor_tasks.writes_pid_then_sleeps,"
+        " ExecutorOptions(kind='process', workers=1), Capacity(1, 1), lambda task, result: None)\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        worker = int(pid_file.read_text())
+        runner.kill()  # SIGKILL: the runner gets no chance to stop its pool
+        runner.wait()
+        deadline = time.monotonic() + 20
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "the worker outlived its runner"
+    finally:
+        runner.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by whoever adopted it) is gone for our purpose.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and stat.read_text().split()[2] == "Z")
 
 
 # --- planning -----------------------------------------------------------------------------------------------
