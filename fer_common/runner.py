@@ -136,6 +136,11 @@ def run_replication(
 
         provenance.update(_job_code(meta, finished, repo_root))
         provenance["wall_time_s"] = round(time.perf_counter() - started, 1)
+        # Every job's own time, those finished by an earlier invocation of the run included (a resumed run's
+        # clock counts only what it trained itself); a job of several settings counts once.
+        provenance["jobs_wall_time_s"] = round(
+            sum(finished[group[0], seed].result["wall_time_s"] for group, seed in planned), 1
+        )
         record = records.build_record(meta, profile, prepared.data_kind, settings, provenance)
         path = None
         if write:

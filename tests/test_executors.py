@@ -161,6 +161,9 @@ def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_che
     assert fake_chen["calls"] == [("subject_split", 1)], "only the missing job runs again"
     assert caplog.text.count("reusing job") == 3
     assert len(list((results / "chen").glob("*.json"))) == 1 and not job_folder.exists()
+    # The record's job time counts the jobs the first invocation finished, not only what this one trained.
+    job_times = [entry["wall_time_s"] for setting in record["settings"].values() for entry in setting["seeds"].values()]
+    assert record["provenance"]["jobs_wall_time_s"] == pytest.approx(sum(job_times), abs=0.1)
 
     fake_chen["calls"] = []
     assert numbers(chen_quick(tmp_path / "fresh")) == numbers(record), "reused jobs give the record fresh ones give"
