@@ -18,7 +18,6 @@ replication records, does not take it for one.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import re
@@ -79,8 +78,6 @@ EMOTION_OF_CLASS: dict[str, dict[str, str | None]] = {
 
 # A replication whose model classes group its dataset's classes (e.g. CFD's expressions as negative / neutral /
 # positive) states the grouping in its package's `data` module as {dataset class: model class}.
-CLASS_GROUPING_MODULE = "data"
-CLASS_GROUPING_NAME = "CLASS_OF_EXPRESSION"
 SEED_BUNDLE = re.compile(r"-seed\d+$")
 
 log = logging.getLogger(__name__)
@@ -169,20 +166,10 @@ class Cell:
 
 
 def class_groups(replication_id: str) -> dict[str, list[str]] | None:
-    """{model class: [dataset classes]} of a replication whose classes group its dataset's, as its package's
-    `data.CLASS_OF_EXPRESSION` ({dataset class: model class}) states it; None for a replication without one.
-
-    Read from the replication's own module, found through the registry, because the grouping is that paper's
-    choice and neither its metadata nor its bundles hold it."""
-    package = type(REPLICATIONS.get(replication_id)).__module__.rpartition(".")[0]
-    module_name = f"{package}.{CLASS_GROUPING_MODULE}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        return None
-    grouping = getattr(module, CLASS_GROUPING_NAME, None)
+    """{model class: [dataset classes]} of a replication whose classes group its dataset's, as its registry
+    entry states it (`class_grouping`: {dataset class: model class}, the paper's own choice, which neither its
+    metadata nor its bundles hold); None for a replication without one."""
+    grouping = REPLICATIONS.class_grouping(replication_id)
     if grouping is None:
         return None
     groups: dict[str, list[str]] = {}
@@ -204,7 +191,7 @@ def model_class_emotions(
         raise FerError(
             f"A model trained on {training_dataset} with classes {', '.join(class_names)}: these are neither "
             f"{training_dataset}'s classes ({', '.join(emotions)}) nor a grouping of them that its replication "
-            f"states (`<replication package>.{CLASS_GROUPING_MODULE}.{CLASS_GROUPING_NAME}`)."
+            "states (its registry entry's `class_grouping`)."
         )
     return {name: {emotions[member] for member in members[name] if emotions[member]} for name in class_names}
 

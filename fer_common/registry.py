@@ -26,6 +26,12 @@ def _hong() -> Replication:
     return Hong()
 
 
+def _hong_class_grouping() -> Mapping[str, str]:
+    from replications.hong.data import CLASS_OF_EXPRESSION  # CFD's five expressions as three classes
+
+    return CLASS_OF_EXPRESSION
+
+
 def _cmu() -> Replication:
     from replications.cmu.replication import Cmu
 
@@ -68,6 +74,8 @@ class Entry:
 
     factory: Callable[[], Replication]
     metadata_file: Path
+    # {dataset class: model class} where the paper's model classes group its dataset's (read by cross_dataset)
+    class_grouping: Callable[[], Mapping[str, str]] | None = None
 
 
 class Registry:
@@ -87,6 +95,10 @@ class Registry:
     def metadata_file(self, replication_id: str) -> Path:
         return self._entry(replication_id).metadata_file
 
+    def class_grouping(self, replication_id: str) -> Mapping[str, str] | None:
+        grouping = self._entry(replication_id).class_grouping
+        return None if grouping is None else grouping()
+
     def get(self, replication_id: str) -> Replication:
         replication = self._entry(replication_id).factory()
         if replication.id != replication_id:
@@ -97,13 +109,17 @@ class Registry:
         return Registry({**self._entries, replication.id: Entry(lambda: replication, replication.metadata_file)})
 
 
-def _paper(replication_id: str, factory: Callable[[], Replication]) -> Entry:
-    return Entry(factory, _PACKAGES / "replications" / replication_id / "metadata.yaml")
+def _paper(
+    replication_id: str,
+    factory: Callable[[], Replication],
+    class_grouping: Callable[[], Mapping[str, str]] | None = None,
+) -> Entry:
+    return Entry(factory, _PACKAGES / "replications" / replication_id / "metadata.yaml", class_grouping)
 
 
 REPLICATIONS = Registry(
     {
-        "hong": _paper("hong", _hong),
+        "hong": _paper("hong", _hong, class_grouping=_hong_class_grouping),
         "cmu": _paper("cmu", _cmu),
         "cmu_proxy": _paper("cmu_proxy", _cmu_proxy),
         "chen": _paper("chen", _chen),
