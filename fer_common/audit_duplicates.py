@@ -416,8 +416,7 @@ def audit_fer2013(
 def write_audit(record: dict, dataset, shown: DuplicatePairs, threshold: int, folder: Path) -> AuditResult:
     """The record as `fer2013-duplicates-<UTC time>-<commit>.json` (never overwritten) and its figure beside it
     under the same name."""
-    from fer_common.bench import bench_stem
-    from fer_common.records import write_new_json
+    from fer_common.records import bench_stem, write_new_json
 
     distances = [0, max(threshold - FIGURE_MARGIN, 0), threshold, threshold + FIGURE_MARGIN]
     record["figure"] = {"file": "this record's name with .png", "distances": distances}

@@ -62,7 +62,6 @@ WAYS = (PLAIN, DEFAULT, OPTIMISED)  # one training process each
 # Fresh processes only: PARALLEL, the optimised way as jobs of a multi-seed run share the cores; NO_ONEDNN,
 # the default way with oneDNN off (TensorFlow reads the switch once, at import).
 TRAINING_WAYS = (*WAYS, PARALLEL, NO_ONEDNN)
-BENCH_FOLDER = "bench"
 RESULT_PREFIX = "BENCH-RESULT "  # the line a measuring process prints its result on
 NUM_CLASSES = 7  # the bench's faces are FER2013's, and every bench model classifies 7 emotions
 INFERENCE_BATCH = 256
@@ -845,22 +844,7 @@ def run_bench(
         "provenance": provenance.machine_provenance(command),
     }
     record["provenance"]["wall_time_s"] = round(time.perf_counter() - started, 1)
-    return record, write_measurement(record, "bench", output_dir) if write else None
-
-
-def write_measurement(content: dict, prefix: str, output_dir: str | Path | None = None) -> Path:
-    """Write a benchmark or parity result as `<prefix>-<UTC time>-<commit>.json` in results/bench (or
-    `output_dir`); never overwrites. Returns its path."""
-    folder = Path(output_dir) if output_dir else paths.results_dir() / BENCH_FOLDER
-    return records.write_new_json(folder, bench_stem(content, prefix), content)
-
-
-def bench_stem(record: dict, prefix: str = "bench") -> str:
-    made_by = record["provenance"]
-    created = made_by["created_utc"].replace("-", "").replace(":", "")
-    commit = str(made_by.get("git_commit") or "")
-    short = commit[:7] if len(commit) >= 7 and commit != "unknown" else "nogit"
-    return f"{prefix}-{created}-{short}"
+    return record, records.write_measurement(record, "bench", output_dir) if write else None
 
 
 GOAL_RATIO = 3.0

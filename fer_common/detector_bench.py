@@ -27,6 +27,7 @@ from fer_common.data.images import list_image_files
 from fer_common.data.integrity import content_checksum
 from fer_common.faces import DETECTORS, Box, make_face_detector
 from fer_common.provenance import machine_provenance
+from fer_common.records import write_measurement
 
 FRAME_SIZE = (640, 480)  # width, height
 GREY = 128
@@ -288,7 +289,4 @@ def run_detector_bench(
     }
     if not write:
         return record, None
-    # Imported here: fer_common.bench loads TensorFlow, which the detectors and their tests do not need.
-    from fer_common.bench import write_measurement
-
     return record, write_measurement(record, "detectors", output_dir)

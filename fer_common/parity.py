@@ -158,7 +158,8 @@ def run_parity(
     config_overrides: keys of the replication's config to change (a smoke test uses tiny epochs or subsets);
     the result says so, and a comparison with a committed record of another config is only a smoke test.
     """
-    from fer_common.bench import OPTIMISED_OPTIONS, write_measurement
+    from fer_common.bench import OPTIMISED_OPTIONS
+    from fer_common.records import write_measurement
 
     spec = parity_of(replication)
     optimised = optimised or OPTIMISED_OPTIONS

@@ -45,6 +45,7 @@ from .schema import CREATED_FORMAT, READABLE_SCHEMA_VERSIONS, RECORD_MODELS, SCH
 
 # Folders of results/ that hold other outputs than records (the benchmark's measurements).
 NOT_RECORD_FOLDERS = ("bench", "audits", "cross-dataset")
+BENCH_FOLDER = "bench"  # measurements: benchmarks, parity checks, the detector benchmark, cost estimates
 
 
 def build_record(
@@ -187,3 +188,21 @@ def latest_record(replication: str, profile: str = "full", results_dir: Path | N
     """The newest record of a replication and profile, or None."""
     matching = [r for r in load_records(results_dir, replication) if r["profile"] == profile]
     return matching[-1] if matching else None
+
+
+# --- measurement files (beyond the records) -----------------------------------------------------------
+
+
+def write_measurement(content: dict, prefix: str, output_dir: str | Path | None = None) -> Path:
+    """Write a benchmark or parity result as `<prefix>-<UTC time>-<commit>.json` in results/bench (or
+    `output_dir`); never overwrites. Returns its path."""
+    folder = Path(output_dir) if output_dir else paths.results_dir() / BENCH_FOLDER
+    return write_new_json(folder, bench_stem(content, prefix), content)
+
+
+def bench_stem(record: dict, prefix: str = "bench") -> str:
+    made_by = record["provenance"]
+    created = made_by["created_utc"].replace("-", "").replace(":", "")
+    commit = str(made_by.get("git_commit") or "")
+    short = commit[:7] if len(commit) >= 7 and commit != "unknown" else "nogit"
+    return f"{prefix}-{created}-{short}"
