@@ -229,7 +229,7 @@ def test_bench_quick_writes_a_record_with_the_expected_keys(tmp_path, capsys):
 
 
 def test_training_flop_count_of_the_neamtiu_cnn():
-    from fer_common.bench import training_flop_per_image
+    from fer_common.bench_worker import training_flop_per_image
     from replications.neamtiu.replication import build_model
 
     # Forward multiply-adds, layer by layer: output positions x kernel size x channels in x channels out.
@@ -266,14 +266,14 @@ def test_bench_records_are_not_taken_for_replication_records(tmp_path):
 
 
 def test_a_measuring_task_survives_the_trip_to_a_fresh_process():
-    from fer_common import bench
+    from fer_common import bench_worker as worker
 
-    task = bench.TrainTask(
-        "chen", "chen+augmentation", bench.PARALLEL, RuntimeOptions(threads=1), 80, 3, "x.npz", workers=2
+    task = worker.TrainTask(
+        "chen", "chen+augmentation", worker.PARALLEL, RuntimeOptions(threads=1), 80, 3, "x.npz", workers=2
     )
-    assert bench._task_from_json(bench._task_to_json(task)) == task
-    inference = bench.InferenceTask("neamtiu", "fer", bench.PLAIN, None, 64, 1, "x.npz", reference=True)
-    assert bench._task_from_json(bench._task_to_json(inference)) == inference
+    assert worker._task_from_json(worker._task_to_json(task)) == task
+    inference = worker.InferenceTask("neamtiu", "fer", worker.PLAIN, None, 64, 1, "x.npz", reference=True)
+    assert worker._task_from_json(worker._task_to_json(inference)) == inference
 
 
 def test_the_full_bench_trains_each_model_as_its_replication_declares():
@@ -305,11 +305,13 @@ def test_the_no_onednn_way_trains_the_default_way_in_a_process_with_onednn_off(m
     assert all(task.onednn for task in tasks if task.way != bench.NO_ONEDNN)
     assert not any(task.way == bench.NO_ONEDNN for task in bench.training_tasks(bench.QUICK_PLAN, models, options, "x"))
 
+    from fer_common import bench_worker
+
     started = []
-    monkeypatch.setattr(bench.subprocess, "Popen", lambda *args, env, **kwargs: started.append(env) or None)
+    monkeypatch.setattr(bench_worker.subprocess, "Popen", lambda *args, env, **kwargs: started.append(env) or None)
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
-    bench._start_process(eigen[0])
-    bench._start_process(next(task for task in tasks if task.way == bench.DEFAULT))
+    bench_worker._start_process(eigen[0])
+    bench_worker._start_process(next(task for task in tasks if task.way == bench.DEFAULT))
     assert [env["TF_ENABLE_ONEDNN_OPTS"] for env in started] == ["0", "1"]
 
 
