@@ -19,49 +19,11 @@ import numpy as np
 
 from fer_common import paths
 from fer_common.atomic import replacing, write_text_atomically
+from fer_common.contract import Preprocessing  # beside the contract; replications import it from here too
 from fer_common.errors import FerError
 
 FORMAT_VERSION = 1
-SCALES = ("unit", "raw")
 PACKAGE_BUNDLES_DIR = Path(__file__).resolve().parent / "pretrained"
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What a model's input was during training: square side, channel count, pixel scale.
-
-    scale "unit": pixels / 255, as `to_model_input` returns them; "raw": 0..255 floats, for models that
-    rescale inside (the CMU models).
-    """
-
-    size: int
-    channels: int
-    scale: str
-
-    def __post_init__(self) -> None:
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {', '.join(SCALES)}, not {self.scale!r}")
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
-
-    def apply(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """uint8 images (one (N, H, W, C) array, or a list of (H, W, C) of any sizes) -> float32 model batch."""
-        from fer_common.train import to_model_input
-
-        if isinstance(images, np.ndarray):
-            batch = to_model_input(images, self.channels, self.size)
-        elif len(images) == 0:
-            return np.zeros((0, self.size, self.size, self.channels), dtype=np.float32)
-        else:
-            # Faces come in different sizes: resize each one the way training resized its batch.
-            batch = np.concatenate(
-                [to_model_input(_with_channel_axis(image)[None], self.channels, self.size) for image in images]
-            )
-        return batch * np.float32(255.0) if self.scale == "raw" else batch
-
-
-def _with_channel_axis(image: np.ndarray) -> np.ndarray:
-    return image[..., None] if image.ndim == 2 else image
 
 
 @dataclass

@@ -257,14 +257,14 @@ def moved_files(
     names: list[str], current: Mapping[str, str], recorded: Mapping[str, str], repo_root: Path | None = None
 ) -> list[str]:
     """Of `names` (numbers-layer files whose content the record lacks), those a code move accounts for: the
-    file is at the moved content, and the record's code had one of the files it came from."""
+    file is at the moved content, and the record's code had every file it came from."""
     contents = set(recorded.values())
     moves = load_code_moves(repo_root)
     return [
         name
         for name in names
         if any(
-            move.file == name and move.sha256 == current[name] and any(s.sha256 in contents for s in move.sources)
+            move.file == name and move.sha256 == current[name] and all(s.sha256 in contents for s in move.sources)
             for move in moves
         )
     ]
