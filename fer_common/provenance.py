@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from . import paths
-from .errors import FerError
+from .errors import FerError, MetadataError
 from .metadata import FULL_PROFILE, ReplicationMetadata, canonical_json, code_files, files_hash, metadata_hash
 from .schema import CREATED_FORMAT
 
@@ -246,11 +246,16 @@ def load_code_moves(repo_root: Path | None = None) -> list[CodeMove]:
     path = Path(repo_root or paths.REPO_ROOT) / CODE_MOVES_FILE
     if not path.is_file():
         return []
-    entries = yaml.safe_load(path.read_text(encoding="utf-8")).get("moves") or []
-    return [
-        CodeMove(entry["file"], entry["sha256"], tuple(MovedFrom(**source) for source in entry["from"]))
-        for entry in entries
-    ]
+    try:
+        entries = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("moves") or []
+        return [
+            CodeMove(entry["file"], entry["sha256"], tuple(MovedFrom(**source) for source in entry["from"]))
+            for entry in entries
+        ]
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as error:
+        raise MetadataError(
+            f"{path}: each entry of `moves` needs file, sha256 and from (path, commit, sha256 each): {error!r}"
+        ) from None
 
 
 def moved_files(

@@ -20,7 +20,7 @@ import yaml
 
 from fer_common.checks import check_records
 from fer_common.data import load_dataset
-from fer_common.errors import DatasetError, FerError
+from fer_common.errors import DatasetError, FerError, MetadataError
 from fer_common.jobs import CodeVersion, JobResult, JobStore, job_key
 from fer_common.metadata import code_files, load_metadata
 from fer_common.provenance import CODE_MOVES_FILE, code_move_problems, stale_reasons
@@ -318,3 +318,9 @@ def test_data_other_than_the_latest_full_records_is_named_before_training(reposi
     assert "f" * 64 in caplog.text
     note = f"data checksum {checksum[:12]} differs from {'f' * 12}, the latest full record's"
     assert all(note in row["note"] for row in record["rows"])
+
+
+def test_a_malformed_code_moves_file_is_refused_naming_it(repository):
+    (repository / CODE_MOVES_FILE).write_text("moves:\n  - {file: fer_common/train.py}\n")
+    with pytest.raises(MetadataError, match=r"code_moves.yaml: each entry of `moves` needs file, sha256 and from"):
+        code_move_problems(repository)
