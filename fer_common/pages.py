@@ -18,6 +18,7 @@ from .report import (
     PaperResult,
     ResultRow,
     band_text,
+    baseline_text,
     claim_text,
     explain_command,
     heading_anchor,
@@ -152,13 +153,23 @@ def _protocol(paper: PaperResult) -> list[str]:
 def _claims(paper: PaperResult) -> list[str]:
     if not paper.meta.reported:  # a model recipe of ours: its rows are all beyond any paper
         return []
-    header = ["claim", "where in the paper", "reported", "ours: mean ± sd [95% CI]", "n_test", "band", "verdict"]
+    header = [
+        "claim",
+        "where in the paper",
+        "reported",
+        "ours: mean ± sd [95% CI]",
+        "learnt nothing",
+        "n_test",
+        "band",
+        "verdict",
+    ]
     rows = [
         [
             claim_text(row),
             row.where,
             number_text(row.reported, row.kind),
             ours_text(row),
+            baseline_text(row),
             row.n_test or "—",
             band_text(row),
             verdict_link(paper, row),

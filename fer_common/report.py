@@ -60,6 +60,8 @@ class ResultRow:
     note: str
     claim: str = "about"  # or "at_least" / "at_most": a threshold the paper claims
     reading: str = "primary"  # "alternative": another reading of an ambiguous sentence
+    chance: float | None = None  # uniform guessing on our test set (accuracy and recall rows)
+    majority: float | None = None  # always the test set's largest class
 
     @property
     def is_claim(self) -> bool:
@@ -147,6 +149,8 @@ def _row(entry: dict, *, group: str | None, better: str | None, where: str = "")
         note=entry.get("note") or "",
         claim=entry.get("claim", "about"),
         reading=entry.get("reading", "primary"),
+        chance=entry.get("chance"),
+        majority=entry.get("majority"),
     )
 
 
@@ -403,6 +407,12 @@ def ours_text(row: ResultRow) -> str:
         return f"{number_text(row.mean, row.kind)}{interval} (deterministic: {row.n_seeds} equal seeds)"
     spread = number_text(row.sd, row.kind, unit=False)
     return f"{number_text(row.mean, row.kind, unit=False)} ± {spread}{unit}{interval}"
+
+
+def baseline_text(row: ResultRow) -> str:
+    """`majority 65.3% · chance 33.3%`: what a model that learnt nothing scores on our test set."""
+    named = (("majority", row.majority), ("chance", row.chance))
+    return " · ".join(f"{name} {100 * value:.1f}%" for name, value in named if value is not None) or DASH
 
 
 def band_text(row: ResultRow) -> str:

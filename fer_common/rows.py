@@ -71,6 +71,25 @@ def seed_wilson_ci(metric: str, seeds: Mapping[str, Mapping]) -> list[float] | N
     return [float(np.mean(lows)), float(np.mean(highs))]
 
 
+def baselines(metric: str, seeds: Mapping[str, Mapping] | None) -> tuple[float | None, float | None]:
+    """(chance, majority) on our test set: what uniform guessing scores (1/k of k classes; accuracy and recall
+    rows), and, for accuracy, what always predicting the test set's largest class scores, averaged over
+    seeds (their test sets may differ). A recall row has no majority figure: that predictor's recall is 1 for
+    one class and 0 for the rest. (None, None) for other metrics, or without per-class supports."""
+    if metric != "accuracy" and not metric.startswith("recall/"):
+        return None, None
+    supports = [
+        [values["support"] for values in ((entry.get("report") or {}).get("per_class") or {}).values()]
+        for entry in (seeds or {}).values()
+    ]
+    supports = [counts for counts in supports if counts and sum(counts)]
+    if not supports:
+        return None, None
+    chance = 1.0 / len(supports[0])
+    majority = float(np.mean([max(counts) / sum(counts) for counts in supports])) if metric == "accuracy" else None
+    return chance, majority
+
+
 def missing_text(meta: ReplicationMetadata, note: str | None) -> str:
     """What a reader must supply for a replication that could not run."""
     return note or meta.missing or f"dataset {meta.dataset.name!r} not available here"
@@ -79,6 +98,7 @@ def missing_text(meta: ReplicationMetadata, note: str | None) -> str:
 def _observed_row(metric: str, setting: str, kind: str, summary: dict | None, seeds: Mapping | None) -> dict:
     """The observed part of a row: mean, sd, per-seed values and (for proportions) the CI."""
     has_ci = summary is not None and kind == "proportion" and seeds is not None
+    chance, majority = baselines(metric, seeds) if summary is not None else (None, None)
     return {
         "metric": metric,
         "setting": setting,
@@ -87,6 +107,8 @@ def _observed_row(metric: str, setting: str, kind: str, summary: dict | None, se
         "sd": summary["sd"] if summary else None,
         "values": summary["values"] if summary else [],
         "ci": seed_wilson_ci(metric, seeds) if has_ci else None,
+        "chance": chance,
+        "majority": majority,
     }
 
 

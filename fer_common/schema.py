@@ -178,6 +178,9 @@ class Row(StrictModel):
     # Paper rows since the threshold claims; older records have neither (an `about`, primary row).
     claim: Literal[CLAIMS] = ABOUT
     reading: Literal[READINGS] = PRIMARY
+    # What a model that learnt nothing scores on our test set (accuracy and recall rows; rows derive them).
+    chance: Number = None
+    majority: Number = None
 
     @model_validator(mode="after")
     def _paper_row_has_band(self) -> Row:

@@ -29,6 +29,7 @@ from .report import (
     PaperResult,
     ResultRow,
     band_text,
+    baseline_text,
     claim_text,
     collect_papers,
     collect_recipes,
@@ -50,7 +51,9 @@ STATUS_END = "<!-- status:end -->"
 README_NAME = "README.md"
 
 HOW_TO_READ = """\
-**How to read.** *ours*: mean ± sd over seeds [mean of the per-seed 95% Wilson intervals]. *band*: reported p ±
+**How to read.** *ours*: mean ± sd over seeds [mean of the per-seed 95% Wilson intervals]. *learnt nothing*: what
+a model that learnt nothing scores on our test set: always its largest class (*majority*, accuracy rows) and uniform
+guessing (*chance*). *band*: reported p ±
 max(sampling 1.96·√(p(1−p)/n_test), seeds 2·sd of ours, floor 1 point or the metadata's floor for a value); the
 term in parentheses set its width. Outside the band is *not reproduced*: a finding about the paper, not a failure
 of the suite. *proxy*: run on stand-in data, no verdict. *not run*: data missing here. Rows we add beyond the
@@ -64,6 +67,8 @@ CSV_COLUMNS = (
     "where",
     "reported",
     "ours",
+    "majority",
+    "chance",
     "n_test",
     "band",
     "verdict",
@@ -119,6 +124,7 @@ def _claim_cells(paper: PaperResult, row: ResultRow, *, links: bool = False) -> 
         where_short(row.where),
         number_text(row.reported, row.kind),
         ours_text(row),
+        baseline_text(row),
         str(row.n_test or DASH),
         band_text(row),
         verdict,
@@ -204,7 +210,17 @@ def render_markdown(
             f"interval) green where it lands in the band, red where it does not, blue on proxy data]({FIGURE_NAME})",
             "",
         ]
-    header = ["paper", "claim", "where", "reported", "ours: mean ± sd [95% CI]", "n_test", "band", "verdict"]
+    header = [
+        "paper",
+        "claim",
+        "where",
+        "reported",
+        "ours: mean ± sd [95% CI]",
+        "learnt nothing",
+        "n_test",
+        "band",
+        "verdict",
+    ]
     rows = [_claim_cells(paper, row, links=True) for paper in papers for row in paper.claims]
     lines += [*md_table(header, rows), ""]
     for paper in papers:
@@ -308,6 +324,8 @@ def _csv_row(paper: PaperResult, row: ResultRow) -> dict:
         "where": row.where,
         "reported": number_text(row.reported, row.kind),
         "ours": ours_text(row),
+        "majority": row.majority,
+        "chance": row.chance,
         "n_test": row.n_test,
         "band": band_text(row),
         "verdict": verdict_text(row),

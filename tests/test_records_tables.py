@@ -29,7 +29,7 @@ from fer_common.records import (
     write_record,
 )
 from fer_common.report import band_text, collect_papers, collect_recipes, ours_text, summary_text, verdict_text
-from fer_common.rows import record_rows
+from fer_common.rows import baselines, record_rows
 from fer_common.schema import Provenance
 from fer_common.tables import (
     STATUS_END,
@@ -536,13 +536,13 @@ def test_table_rows_and_files(root, results):
     # Without a record, the kind of data comes from the metadata.
     assert "- **Nobody (2023)** ([page](absent/README.md), missing data): no record yet" in markdown
     assert (
-        "| Nobody (2023) | accuracy (main) | Sec. 4 | 70.0% | — | 1000 | — | no result yet: run the replication |"
+        "| Nobody (2023) | accuracy (main) | Sec. 4 | 70.0% | — | — | 1000 | — | no result yet: run the replication |"
         in markdown
     )
     assert "| Example et al. (2024) | accuracy (random split) | Table 1 | 85.0% |" in markdown
     assert "subject split" not in markdown  # beyond-paper rows live on the replication's page
     csv_text = (results / "TABLE.csv").read_text()
-    assert csv_text.splitlines()[0].startswith("paper,setting,metric,claim,where,reported,ours,n_test,band,verdict")
+    assert csv_text.splitlines()[0].startswith("paper,setting,metric,claim,where,reported,ours,majority,chance,n_test,band,verdict")
     assert len(csv_text.splitlines()) == 1 + 3 + 1  # header, toy's claims, absent's claim
     tex = (results / "TABLE.tex").read_text()
     assert "\\begin{tabular}" in tex and "85.0\\%" in tex and "$\\pm$" in tex
@@ -931,3 +931,15 @@ def test_paths_are_written_portably(tmp_path, monkeypatch):
     written = write_new_json(tmp_path / "out", "x", {"record": REPO_ROOT / "results" / "x.json", "n": [1]})
     assert json.loads(written.read_text()) == {"record": "results/x.json", "n": [1]}
     assert ABSOLUTE_PATH.search(f"see {tmp_path}/x") and not ABSOLUTE_PATH.search("see results/x, and/or http://a.b/c")
+
+
+def test_accuracy_and_recall_rows_carry_what_a_model_that_learnt_nothing_scores():
+    def seed(supports):
+        return {"report": {"per_class": {name: {"support": n} for name, n in supports.items()}}}
+
+    # Two seeds whose test sets differ (random splits): the majority share is their mean.
+    seeds = {"0": seed({"neg": 15, "neu": 62, "pos": 18}), "1": seed({"neg": 20, "neu": 55, "pos": 20})}
+    chance, majority = baselines("accuracy", seeds)
+    assert chance == pytest.approx(1 / 3) and majority == pytest.approx((62 / 95 + 55 / 95) / 2)
+    assert baselines("recall/neu", seeds) == (pytest.approx(1 / 3), None)  # always-neu's recall is 1 or 0
+    assert baselines("macro_f1", seeds) == (None, None) and baselines("accuracy", {"0": {}}) == (None, None)
