@@ -39,6 +39,10 @@ AUDITS_PAGE = "audits.md"  # beside TABLE.md: the data audits and measurements b
 _NOTE_SEPARATOR = "; "
 
 
+# The columns of a claim's result, in the headline table and on each page: ours, its baselines, the band, the verdict.
+RESULT_COLUMNS = ("ours: mean ± sd [95% CI]", "learnt nothing", "n_test", "band", "verdict")
+
+
 def md_cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -153,16 +157,7 @@ def _protocol(paper: PaperResult) -> list[str]:
 def _claims(paper: PaperResult) -> list[str]:
     if not paper.meta.reported:  # a model recipe of ours: its rows are all beyond any paper
         return []
-    header = [
-        "claim",
-        "where in the paper",
-        "reported",
-        "ours: mean ± sd [95% CI]",
-        "learnt nothing",
-        "n_test",
-        "band",
-        "verdict",
-    ]
+    header = ["claim", "where in the paper", "reported", *RESULT_COLUMNS]
     rows = [
         [
             claim_text(row),

@@ -21,7 +21,7 @@ from .cpu_kinds import cpu_kinds_markdown
 from .measurement_formats import FIGURE_FILE
 from .metadata import ReplicationMetadata
 from .model_card import REFERENCE_MODEL, shipped_cards
-from .pages import AUDITS_PAGE, PAGE_NAME, md_table, render_page
+from .pages import AUDITS_PAGE, PAGE_NAME, RESULT_COLUMNS, md_table, render_page
 from .report import (
     DASH,
     EXPLANATIONS_HEADING,
@@ -210,17 +210,7 @@ def render_markdown(
             f"interval) green where it lands in the band, red where it does not, blue on proxy data]({FIGURE_NAME})",
             "",
         ]
-    header = [
-        "paper",
-        "claim",
-        "where",
-        "reported",
-        "ours: mean ± sd [95% CI]",
-        "learnt nothing",
-        "n_test",
-        "band",
-        "verdict",
-    ]
+    header = ["paper", "claim", "where", "reported", *RESULT_COLUMNS]
     rows = [_claim_cells(paper, row, links=True) for paper in papers for row in paper.claims]
     lines += [*md_table(header, rows), ""]
     for paper in papers:
