@@ -542,7 +542,8 @@ def test_table_rows_and_files(root, results):
     assert "| Example et al. (2024) | accuracy (random split) | Table 1 | 85.0% |" in markdown
     assert "subject split" not in markdown  # beyond-paper rows live on the replication's page
     csv_text = (results / "TABLE.csv").read_text()
-    assert csv_text.splitlines()[0].startswith("paper,setting,metric,claim,where,reported,ours,majority,chance,n_test,band,verdict")
+    header = "paper,setting,metric,claim,where,reported,ours,majority,chance,n_test,band,verdict"
+    assert csv_text.splitlines()[0].startswith(header)
     assert len(csv_text.splitlines()) == 1 + 3 + 1  # header, toy's claims, absent's claim
     tex = (results / "TABLE.tex").read_text()
     assert "\\begin{tabular}" in tex and "85.0\\%" in tex and "$\\pm$" in tex
