@@ -33,6 +33,11 @@ def portable(text: str) -> str:
     """`text` with this machine's folders written so that they mean something on another: the repository
     as relative paths, the data, cache and weights folders as their variables, the home folder as `~`.
     Committed files (records, shipped models' metadata) must not name one machine's layout."""
+    return _portable(text, _roots())
+
+
+def _roots() -> list[tuple[str, str]]:
+    """(folder, its portable name), longest first, so that a folder inside another takes its own name."""
     roots = [
         (REPO_ROOT.resolve(), ""),
         (data_dir(), "$FER_DATA_DIR"),
@@ -40,11 +45,12 @@ def portable(text: str) -> str:
         (weights_dir(), "$FER_WEIGHTS_DIR"),
         (Path.home().resolve(), "~"),
     ]
-    # Longest first, so a folder inside another takes its own name.
-    for root, name in sorted(roots, key=lambda pair: len(str(pair[0])), reverse=True):
-        prefix = str(root)
-        if prefix in ("", "/"):
-            continue
+    named = [(str(root), name) for root, name in roots if str(root) not in ("", "/")]
+    return sorted(named, key=lambda pair: len(pair[0]), reverse=True)
+
+
+def _portable(text: str, roots: list[tuple[str, str]]) -> str:
+    for prefix, name in roots:
         text = _replace_root(text, prefix, name)
     return text
 
@@ -56,9 +62,14 @@ def _replace_root(text: str, prefix: str, name: str) -> str:
 
 
 def portable_json(value: object) -> object:
-    """`portable` applied to every string (and key) of a JSON-like value."""
-    if isinstance(value, dict):
-        return {portable(str(key)): portable_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [portable_json(item) for item in value]
-    return portable(value) if isinstance(value, str) else value
+    """`portable` applied to every string (and key) of a JSON-like value; the folders are read once."""
+    roots = _roots()
+
+    def convert(item: object) -> object:
+        if isinstance(item, dict):
+            return {_portable(str(key), roots): convert(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [convert(inner) for inner in item]
+        return _portable(item, roots) if isinstance(item, str) else item
+
+    return convert(value)
