@@ -23,7 +23,15 @@ import yaml
 
 from . import paths
 from .errors import FerError, MetadataError
-from .metadata import FULL_PROFILE, ReplicationMetadata, canonical_json, code_files, files_hash, metadata_hash
+from .metadata import (
+    CPU_KINDS,
+    FULL_PROFILE,
+    ReplicationMetadata,
+    canonical_json,
+    code_files,
+    files_hash,
+    metadata_hash,
+)
 from .schema import CREATED_FORMAT
 
 # Untracked files here are code a run may import though git does not know it: they make a tree dirty.
@@ -31,8 +39,6 @@ CODE_FOLDERS = ("fer_common", "replications")
 _LISTED_FILES = 10  # name this many changed files in a message, then count the rest
 # Numbers-layer code moved between modules word for word, which keeps the records made before the move current.
 CODE_MOVES_FILE = "fer_common/code_moves.yaml"
-# Each CPU kind by the /proc/cpuinfo flag that tells it, widest first.
-_KIND_FLAGS = (("amx-bf16", "amx_bf16"), ("avx512-bf16", "avx512_bf16"), ("avx2", "avx2"))
 
 # Recorded package -> the distributions that provide it (TensorFlow ships as tensorflow or tensorflow-cpu).
 PACKAGES = {
@@ -124,7 +130,8 @@ def cpu_kind(cpuinfo: str | None = None) -> str:
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    return next((kind for kind, flag in _KIND_FLAGS if flag in flags), "other")
+    # Each kind is named after the /proc/cpuinfo flag that tells it; CPU_KINDS lists them narrowest first.
+    return next((kind for kind in reversed(CPU_KINDS) if kind.replace("-", "_") in flags), "other")
 
 
 def utc_now() -> str:
