@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from fer_common.checks import check_records
 from fer_common.data import load_dataset
 from fer_common.errors import DatasetError, FerError, MetadataError
 from fer_common.jobs import CodeVersion, JobResult, JobStore, job_key
-from fer_common.metadata import code_files, load_metadata
+from fer_common.metadata import NUMBERS_LAYER, code_files, load_metadata
 from fer_common.provenance import CODE_MOVES_FILE, code_move_problems, stale_reasons
 from fer_common.records import write_record
 from fer_common.runner import MODIFIED_DATA_NOTE, run_replication
@@ -324,3 +325,12 @@ def test_a_malformed_code_moves_file_is_refused_naming_it(repository):
     (repository / CODE_MOVES_FILE).write_text("moves:\n  - {file: fer_common/train.py}\n")
     with pytest.raises(MetadataError, match=r"code_moves.yaml: each entry of `moves` needs file, sha256 and from"):
         code_move_problems(repository)
+
+
+def test_the_hashed_numbers_layer_is_the_numbers_layer_the_import_rules_declare():
+    """Two lists name the numbers layer (the code hash's, import-linter's): they must not drift apart. `bands`
+    alone differs: pure arithmetic every layer reads (base), hashed while Boyce's test draws use a paper band."""
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [contract["layers"] for contract in config["contracts"] if contract["type"] == "layers"]
+    declared = next(set(layer.replace(" ", "").split(":")) for layer in layers if "fer_common.execution" in layer)
+    assert declared == set(NUMBERS_LAYER) - {"fer_common.bands"}
