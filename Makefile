@@ -19,8 +19,9 @@ help: ## list the targets
 	@grep -E '^[a-z0-9%_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-22s %s\n", $$1, $$2}'
 	@echo
 	@echo "make replicate-<id> for: $$(ls -d replications/*/metadata.yaml recipes/*/metadata.yaml | cut -d/ -f2 | tr '\n' ' ')"
-	@echo "Long runs resume where they stopped (make progress); on 2 cores the CMU proxy takes ~4.5 h (bf16, AVX512-BF16"
-	@echo "EPYC) to ~14 h (float32, AVX2-only EPYC), the recipe hours."
+	@echo "Long runs are jobs of at most a few hours each, kept as job results (results/<id>/jobs/, committed) that any"
+	@echo "machine's run reuses; make progress lists them, the jobs missing and what each needs (CPU, hours). The CMU"
+	@echo "proxy's ResNet18 jobs need a bf16 CPU (AMX or AVX512-BF16, RUN_ARGS=\"--precision auto\") to fit a session."
 	@echo "Data is read from FER_DATA_DIR (now: $(FER_DATA_DIR))."
 
 $(STAMP): pyproject.toml
@@ -75,7 +76,7 @@ bench-detectors: $(STAMP) ## face detectors (hog, haar): detection rate, false p
 all-tables: $(STAMP) ## regenerate results/TABLE.{md,csv,tex}, results/audits.md, results/<id>/README.md and the README status table
 	$(FER) tables
 
-progress: $(STAMP) ## where unfinished long runs stand: finished jobs and each training checkpoint's epochs
+progress: $(STAMP) ## where long runs stand: job results, the jobs missing with their cost per CPU, checkpoints
 	$(FER) progress
 
 check: $(STAMP) ## fail when a full record is dirty or invalid, or breaks its metadata's expectations (warn: missing, stale)

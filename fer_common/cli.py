@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from fer_common.errors import FerError
 from fer_common.logs import TENSORFLOW_LOG_LEVEL, configure_logging, import_tensorflow_quietly
@@ -137,7 +138,18 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """What `run` and `explain` share: seeds, data checks, speed switches and where the jobs run."""
-    parser.add_argument("--seeds", type=_seed_list, help="comma-separated seeds (default: the metadata's)")
+    parser.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="comma-separated seeds to run now (default: the metadata's); the record also waits for the "
+        "metadata's seeds, whose job results may come from other machines or sessions",
+    )
+    parser.add_argument(
+        "--jobs-dir",
+        type=Path,
+        help="keep and reuse job results in this folder (e.g. shared storage of several machines) instead of "
+        "results/<id>/jobs (full runs) or the cache (other profiles)",
+    )
     parser.add_argument(
         "--allow-modified-data",
         action="store_true",
@@ -168,11 +180,14 @@ def cmd_run(args) -> int:
         command=shlex.join(sys.argv),
         config_overrides={"weights": args.weights} if args.weights else None,
         executor=_executor_options(args),
+        jobs_dir=args.jobs_dir,
         allow_modified_data=args.allow_modified_data,
     )
+    if record is None:  # the log said which jobs the record waits for
+        return 0
     print("\n" + format_rows(load_metadata(replication.metadata_file), record) + "\n")
     if path:
-        print(f"record written: {path}")
+        print(f"record: {path}")
     return 0
 
 
@@ -221,8 +236,11 @@ def cmd_explain(args) -> int:
             options=_runtime_options(args),
             command=shlex.join(sys.argv),
             executor=_executor_options(args),
+            jobs_dir=args.jobs_dir,
             allow_modified_data=args.allow_modified_data,
         )
+        if record is None:
+            continue
         print("\n" + format_rows(meta, record) + "\n")
         print(f"record written: {path}")
     return 0
@@ -273,9 +291,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_progress(args) -> int:
-    from fer_common.progress import checkpoints, progress_text, unfinished_runs
+    from fer_common.progress import checkpoints, job_groups, progress_text
 
-    print(progress_text(unfinished_runs(), checkpoints()))
+    print(progress_text(job_groups(jobs_dir=args.jobs_dir), checkpoints()))
     return 0
 
 
@@ -576,11 +594,14 @@ def _add_bench(commands, verbosity: list) -> None:
 def _add_records(commands, verbosity: list) -> None:
     """`list`, `progress`, `tables`, `check`: what there is, and what the records say."""
     commands.add_parser("list", parents=verbosity, help="list the replications").set_defaults(handler=cmd_list)
-    commands.add_parser(
+    progress = commands.add_parser(
         "progress",
         parents=verbosity,
-        help="where unfinished runs stand: their finished jobs and training checkpoints (nothing is started)",
-    ).set_defaults(handler=cmd_progress)
+        help="where long runs stand: their job results (committed or in the cache), the jobs each record still "
+        "waits for with their measured cost, and training checkpoints (nothing is started)",
+    )
+    progress.add_argument("--jobs-dir", type=Path, help="also list the job results in this folder (shared storage)")
+    progress.set_defaults(handler=cmd_progress)
     commands.add_parser(
         "tables",
         parents=verbosity,

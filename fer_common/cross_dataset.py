@@ -18,9 +18,11 @@ replication records, does not take it for one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,11 +33,11 @@ from sklearn.metrics import f1_score
 
 from fer_common import paths
 from fer_common.atomic import write_text_atomically
-from fer_common.bundles import PACKAGE_BUNDLES_DIR, Bundle, how_to_make, list_bundles, load_bundle
-from fer_common.contract import BenchReference
+from fer_common.bundles import PACKAGE_BUNDLES_DIR, Bundle, how_to_make, list_bundles, load_bundle, save_bundle_file
+from fer_common.contract import BenchReference, Preprocessing
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
-from fer_common.errors import FerError
+from fer_common.errors import DatasetError, FerError
 from fer_common.faces import FaceDetector, crop_face, make_face_detector
 from fer_common.fairness import rate_with_interval
 from fer_common.measurement_formats import FIGURE_FILE, row_label
@@ -501,6 +503,57 @@ def run_cross_dataset(
     carried_names = [name for name, entry in record["models"].items() if entry.get("carried_from")]
     record["missing_models"] = missing_bundles(names + carried_names, models)
     return record
+
+
+@functools.cache
+def _test_faces(test_set: EvaluationSet) -> Faces:
+    """A test set's faces, prepared once per process (a run scores each of its jobs' models on them)."""
+    return prepare_faces(test_set, load_dataset(test_set.dataset, progress=False))
+
+
+def score_trained_model(
+    model_file: bytes, *, name: str, replication_id: str, class_names: Sequence[str], preprocessing: Preprocessing
+) -> dict:
+    """A freshly trained model's row of the matrix, for its job result: the job then carries its cross-dataset
+    cells, and the matrix never needs a bundle that stayed on the machine that trained it. A test set whose
+    data is not here is named in `not_scored`, with why."""
+    with tempfile.TemporaryDirectory() as folder:
+        model_path = Path(folder) / "model.keras"
+        model_path.write_bytes(model_file)
+        bundle_path = save_bundle_file(
+            model_path,
+            Path(folder) / name,
+            class_names=class_names,
+            preprocessing=preprocessing,
+            source={"replication": replication_id},
+        )
+        model = bundle_model(load_bundle(bundle_path), name)
+        cells, test_sets, not_scored = [], [], {}
+        for test_set in TEST_SETS:
+            if test_set.dataset == model.training_dataset:
+                continue  # within-dataset: the job's own record scores it
+            try:
+                faces = _test_faces(test_set)
+            except DatasetError as error:
+                not_scored[test_set.label] = str(error).splitlines()[0]
+                continue
+            cells.append(asdict(score_cell(model, faces)))
+            test_sets.append(_test_set_entry(faces))
+    mappings = {
+        f"{entry['dataset']} -> {name}": class_mapping(
+            entry["dataset"], model.training_dataset, model.class_names, model.class_groups
+        )
+        for entry in test_sets
+    }
+    return {
+        "format": FORMAT_VERSION,
+        "rule": RESTRICTION_RULE,
+        "face_detector": FACE_DETECTOR,
+        "test_sets": test_sets,
+        "mappings": mappings,
+        "cells": cells,
+        "not_scored": not_scored,
+    }
 
 
 def carry_rows(record: dict, previous: dict) -> list[str]:

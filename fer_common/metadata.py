@@ -163,6 +163,18 @@ CPU_KINDS = ("avx2", "avx512-bf16", "amx-bf16")
 REGRESSION_KINDS = ("proportion", "difference", "value")
 
 
+class Comparison(StrictModel):
+    """Two settings scored on the same images of each seed: `metric` (a row's metric in `setting`) is the
+    accuracy of `setting` minus that of `against`, per seed, with a paired test (McNemar) over the images.
+    images: `scored` (the set each seed's record entry was scored on) or the name of a details entry holding
+    another set's labels and predictions ({"true": ..., "predicted": ...}, see `per_image`)."""
+
+    metric: Text
+    setting: Text
+    against: Text
+    images: Text = "scored"
+
+
 class RegressionRun(StrictModel):
     """A recorded run of a short profile (e.g. `ci`) that regression bands are made of: the record under
     results/<id>/, the CPU kind it ran on, and the seeds it holds (its values' order in each band)."""
@@ -239,6 +251,7 @@ class ReplicationMetadata(StrictModel):
     beyond_paper: list[BeyondPaperRow] = []
     assumptions: list[Assumption] = []
     expected: list[ExpectedResult] = []
+    comparisons: list[Comparison] = []
     regression_runs: list[RegressionRun] = []
     regression: list[RegressionBand] = []
     hypotheses: list[Hypothesis] = []
@@ -253,6 +266,7 @@ class ReplicationMetadata(StrictModel):
         "beyond_paper",
         "assumptions",
         "expected",
+        "comparisons",
         "regression_runs",
         "regression",
         "hypotheses",
@@ -274,6 +288,13 @@ class ReplicationMetadata(StrictModel):
                 raise FieldError(
                     ("expected", i),
                     f"no reported or beyond_paper row for metric {entry.metric!r} in setting {entry.setting!r}",
+                )
+        for i, comparison in enumerate(self.comparisons):
+            _check_setting(self, comparison.setting, ("comparisons", i, "setting"))
+            _check_setting(self, comparison.against, ("comparisons", i, "against"))
+            if (comparison.metric, comparison.setting) not in rows:
+                raise FieldError(
+                    ("comparisons", i), f"no row for metric {comparison.metric!r} in {comparison.setting!r}"
                 )
         _check_regression(self)
         _check_hypotheses(self)

@@ -1,25 +1,40 @@
-"""What unfinished runs have left in the cache, for `fer-replicate progress`: the finished jobs of each run
-configuration (reused when the same command runs again) and each training checkpoint's epochs (a run resumes
-from its last). A run of hours on a CPU spans sessions; this says where each one stands without starting it.
+"""Where long runs stand, for `fer-replicate progress`: per replication, the job results there are (committed
+under `results/<id>/jobs/`, in a `--jobs-dir`, or in the cache), the jobs a full record still waits for and what
+each costs, measured from the finished jobs of its setting on each CPU kind; and each training checkpoint's
+epochs (a job resumes from its last). A run of hours on a CPU spans sessions and machines; this says where each
+one stands without starting anything.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer_common.jobs import jobs_dir
+from fer_common import paths
+from fer_common.jobs import JobKey, JobResultError, jobs_dir, read_job
+from fer_common.metadata import FULL_PROFILE, load_metadata
+from fer_common.provenance import changed_numbers_files, current_code_files
+from fer_common.registry import REPLICATIONS
 from fer_common.resume import STATE_FILE, checkpoints_dir, read_npz
 
+BF16_POLICY = "mixed_bfloat16"
 
-@dataclass(frozen=True)
-class UnfinishedRun:
-    """A run configuration's job folder: the jobs it finished, as `<setting>-seed<N>`."""
+
+@dataclass
+class JobGroup:
+    """The job results of one key (config, code, data, runtime) in one folder."""
 
     replication: str
     profile: str
     folder: Path
-    finished_jobs: list[str]
+    key: JobKey
+    finished: dict[tuple[str, int], dict] = field(default_factory=dict)  # (setting, seed) -> its provenance
+    code_changes: list[str] = field(default_factory=list)  # numbers-layer files changed since (empty: current)
+    missing: list[tuple[str, int]] = field(default_factory=list)  # jobs the profile's record still waits for
+    problems: list[str] = field(default_factory=list)  # result files that cannot be trusted
 
 
 @dataclass(frozen=True)
@@ -32,16 +47,64 @@ class Checkpoint:
     last_epoch: dict[str, float]  # the history's last values
 
 
-def unfinished_runs(root: Path | None = None) -> list[UnfinishedRun]:
-    """Every job folder under `root` (default: the cache's), sorted; a run that wrote its record has none."""
-    folder = Path(root or jobs_dir())
-    runs = []
-    for store in sorted(path for path in folder.glob("*-*-*") if path.is_dir()):
-        prefix, _ = store.name.rsplit("-", 1)
-        replication, profile = prefix.split("-", 1)
-        finished = sorted(path.stem for path in store.glob("*.json"))
-        runs.append(UnfinishedRun(replication, profile, store, finished))
-    return runs
+def _folders(
+    results_dir: Path | None, jobs_root: Path | None, replications: Mapping[str, Path]
+) -> list[tuple[str, str, Path]]:
+    """(replication, profile, folder) of every job folder: committed full runs, then the cache or --jobs-dir."""
+    results = Path(results_dir or paths.results_dir())
+    found = [(replication, FULL_PROFILE, results / replication / "jobs") for replication in replications]
+    for folder in sorted(Path(jobs_root or jobs_dir()).glob("*-*")):
+        replication, _, profile = folder.name.rpartition("-")
+        if folder.is_dir() and replication in replications:
+            found.append((replication, profile, folder))
+    return [(replication, profile, folder) for replication, profile, folder in found if folder.is_dir()]
+
+
+def job_groups(
+    results_dir: Path | None = None, jobs_root: Path | None = None, replications: Mapping[str, Path] | None = None
+) -> list[JobGroup]:
+    """Every folder's job results, grouped by key, with what the profile's record still needs. replications:
+    {id: metadata file} (default: the registry's entries)."""
+    if replications is None:
+        replications = {name: REPLICATIONS.metadata_file(name) for name in REPLICATIONS.ids()}
+    groups: list[JobGroup] = []
+    for replication, profile, folder in _folders(results_dir, jobs_root, replications):
+        meta = load_metadata(replications[replication])
+        now = current_code_files(meta)
+        by_key: dict[str, JobGroup] = {}
+        problems = []
+        for path in sorted(folder.glob("*.json")):
+            try:
+                job = read_job(path)
+            except JobResultError as error:
+                problems.append(str(error))
+                continue
+            group = by_key.setdefault(job.key.digest, JobGroup(replication, profile, folder, job.key))
+            group.finished[job.setting, job.seed] = job.origin
+            group.code_changes = changed_numbers_files(job.code_files, now)
+        if problems and not by_key:
+            groups.append(JobGroup(replication, profile, folder, JobKey("", "", "", {}), problems=problems))
+        for group in by_key.values():
+            group.problems = problems
+            if profile == FULL_PROFILE or profile in meta.profiles:
+                _, seeds = meta.resolve(profile)
+                group.missing = [
+                    (setting, seed)
+                    for setting in meta.settings_for(profile)
+                    for seed in seeds
+                    if (setting, seed) not in group.finished
+                ]
+            groups.append(group)
+    return groups
+
+
+def measured_cost(group: JobGroup, setting: str) -> dict[str, float]:
+    """{CPU kind: median hours} of the finished jobs of `setting` in the group, summed across resumes."""
+    hours: dict[str, list[float]] = defaultdict(list)
+    for (name, _), origin in group.finished.items():
+        if name == setting and origin.get("wall_time_s") is not None:
+            hours[origin.get("cpu_kind") or "unknown CPU"].append(origin["wall_time_s"] / 3600)
+    return {kind: statistics.median(values) for kind, values in sorted(hours.items())}
 
 
 def checkpoints(root: Path | None = None) -> list[Checkpoint]:
@@ -54,17 +117,58 @@ def checkpoints(root: Path | None = None) -> list[Checkpoint]:
     return found
 
 
-def progress_text(runs: list[UnfinishedRun], saved: list[Checkpoint]) -> str:
-    if not runs and not saved:
-        return "No unfinished runs: every run started here has written its record (or none was started)."
+def _group_lines(group: JobGroup) -> list[str]:
+    where = paths.portable(str(group.folder))
+    if not group.finished:
+        return [f"  {group.replication} ({group.profile}), {where}:", *(f"    refused: {p}" for p in group.problems)]
+    runtime = group.key.runtime
+    code = "current code" if not group.code_changes else f"other code ({', '.join(group.code_changes[:3])} changed)"
+    lines = [
+        f"  {group.replication} ({group.profile}), {where}, key {group.key.digest}: {code}, "
+        f"{runtime.get('policy')}, {runtime.get('threads')} thread(s)"
+    ]
+    for (setting, seed), origin in sorted(group.finished.items()):
+        hours = origin["wall_time_s"] / 3600
+        lines.append(
+            f"    done     {setting} seed {seed}: {hours:.2f} h on {origin.get('cpu_kind')} "
+            f"({origin.get('git_commit', '')[:7]}, {origin.get('finished_utc')})"
+        )
+    needs = (
+        "a bf16 CPU (AMX or AVX512-BF16; `--precision auto` there)"
+        if runtime.get("policy") == BF16_POLICY
+        else "float32 (`--precision float32`, any CPU)"
+    )
+    for setting, seed in group.missing:
+        cost = measured_cost(group, setting)
+        estimate = ", ".join(f"about {hours:.1f} h on {kind}" for kind, hours in cost.items()) or "not measured yet"
+        lines.append(f"    missing  {setting} seed {seed}: {estimate}; to match this key it needs {needs}")
+    command = f"fer-replicate run {group.replication}"
+    command += "" if group.profile == FULL_PROFILE else f" --profile {group.profile}"
+    if group.folder.parent not in (jobs_dir(), group.folder.parent.parent / group.replication):
+        command += f" --jobs-dir {paths.portable(str(group.folder.parent))}"
+    if runtime.get("policy") == BF16_POLICY:
+        command += " --precision auto"
+    if group.missing:
+        seeds = ",".join(str(seed) for seed in sorted({seed for _, seed in group.missing}))
+        lines.append(f"    next: {command} --seeds {seeds} --threads {runtime.get('threads')} (then keep {where})")
+    elif group.code_changes:
+        lines.append("    its code has changed since: a run now trains every job again")
+    else:
+        lines.append(f"    complete: `{command}` assembles the record without training")
+    lines.extend(f"    refused: {problem}" for problem in group.problems)
+    return lines
+
+
+def progress_text(groups: list[JobGroup], saved: list[Checkpoint]) -> str:
+    if not groups and not saved:
+        return "No job results and no training checkpoints: nothing is under way."
     lines = []
-    if runs:
-        lines.append("Unfinished runs (the same command reuses these jobs):")
-        for run in runs:
-            jobs = ", ".join(run.finished_jobs) or "none yet"
-            lines.append(f"  {run.replication} --profile {run.profile}: {len(run.finished_jobs)} finished ({jobs})")
+    if groups:
+        lines.append("Job results (a run whose key matches reuses them, on any machine):")
+        for group in groups:
+            lines.extend(_group_lines(group))
     if saved:
-        lines.append("Training checkpoints (each resumes from its last epoch):")
+        lines.append("Training checkpoints in this machine's cache (each job resumes from its last epoch):")
         for checkpoint in saved:
             state = f"{checkpoint.epochs_done} epochs done" + (", stopped early" if checkpoint.stopped else "")
             numbers = ", ".join(

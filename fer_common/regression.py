@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .errors import MetadataError
 from .metadata import RegressionBand, ReplicationMetadata
+from .rows import derived_summaries
 
 # A few test cases: how far one image-level drift may move a proportion beyond the recorded values, at least.
 FLOOR_IMAGES = 3
@@ -74,9 +75,10 @@ def check_regression_run(meta: ReplicationMetadata, profile: str, record: Mappin
         raise MetadataError(f"{meta.path}: no regression bands for profile {profile!r}")
     records = ", ".join(dict.fromkeys(run.record for run, _ in meta.regression_seeds(profile)))
     problems = []
+    summaries = derived_summaries(meta, record["settings"])
     for entry in bands:
         label = f"{meta.id} {profile}: {entry.metric} [{entry.setting}]"
-        summary = record["settings"].get(entry.setting, {}).get("summary", {}).get(entry.metric)
+        summary = summaries.get(entry.setting, {}).get(entry.metric)
         if summary is None or summary["mean"] is None:
             problems.append(f"{label}: the run has no such value")
             continue

@@ -16,6 +16,7 @@ import numpy as np
 from .bands import BEYOND_PAPER, DATA_KINDS, NOT_RUN, claim_band, paper_band, verdict
 from .metadata import ReplicationMetadata
 from .metrics import summarize, wilson_interval
+from .paired import paired_note, with_comparisons
 
 
 def summarize_seeds(seeds: Mapping[str, Mapping]) -> dict[str, dict]:
@@ -196,13 +197,27 @@ def add_row_notes(rows: list[dict], settings: Mapping[str, Mapping], run_notes: 
 def derive_rows(
     meta: ReplicationMetadata, data: str, settings: Mapping[str, Mapping], run_notes: list[str]
 ) -> list[dict]:
-    """Rows from per-seed results ({setting: {"seeds": {seed: entry}}}): summaries, CIs, bands, verdicts and
-    notes, by the metadata and the rules as they are now."""
+    """Rows from per-seed results ({setting: {"seeds": {seed: entry}}}): paired comparisons, summaries, CIs,
+    bands, verdicts and notes, by the metadata and the rules as they are now."""
+    settings = with_comparisons(meta, settings)
     seeds = {name: entry["seeds"] for name, entry in settings.items()}
     summaries = {name: summarize_seeds(by_seed) for name, by_seed in seeds.items()}
     rows = build_rows(meta, summaries, data, seeds=seeds)
     add_row_notes(rows, settings, run_notes)
+    for row in rows:
+        note = paired_note(row["metric"], seeds.get(row["setting"], {}))
+        if note:
+            row["note"] = "; ".join(filter(None, [row.get("note", ""), note]))
     return rows
+
+
+def derived_summaries(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict[str, dict]]:
+    """{setting: {metric: summary}} of a record's settings, the paired comparisons' metrics included."""
+    derived = with_comparisons(meta, settings)
+    return {
+        name: summarize_seeds(entry["seeds"]) if "seeds" in entry else dict(entry.get("summary", {}))
+        for name, entry in derived.items()
+    }
 
 
 def record_rows(meta: ReplicationMetadata, record: Mapping) -> list[dict]:

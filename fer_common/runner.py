@@ -23,9 +23,21 @@ from fer_common.data.integrity import DataAudit, data_audit
 from fer_common.errors import DatasetError, JobsFailedError, MetadataError, RecordError
 from fer_common.execution import run_job
 from fer_common.executors import Capacity, ExecutorOptions, TaskFailure, execute, plan_capacity
-from fer_common.jobs import CodeVersion, JobResult, JobSpec, JobStore, StoredJob, job_key, plan_jobs
-from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, files_hash, load_metadata
-from fer_common.provenance import collect_provenance, current_code_files, require_clean_tree
+from fer_common.jobs import (
+    JobClock,
+    JobKey,
+    JobResult,
+    JobSpec,
+    JobStore,
+    StoredJob,
+    effective_runtime,
+    plan_jobs,
+)
+from fer_common.jobs import jobs_dir as jobs_dir_default
+from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, load_metadata
+from fer_common.per_image import encode_labels
+from fer_common.provenance import changed_numbers_files, collect_provenance, current_code_files, require_clean_tree
+from fer_common.registry import REPLICATIONS
 from fer_common.rows import summarize_seeds
 from fer_common.train import RuntimeOptions, describe_options
 
@@ -59,6 +71,7 @@ def run_replication(
     config_overrides: dict | None = None,
     executor: ExecutorOptions | None = None,
     jobs_root: Path | None = None,
+    jobs_dir: Path | None = None,
     allow_modified_data: bool = False,
     repo_root: Path | None = None,
 ) -> tuple[dict, Path | None]:
@@ -66,9 +79,12 @@ def run_replication(
 
     config_overrides (e.g. `weights: none` from the command line) must name keys the metadata's config
     has; they are part of the recorded config and its hash. executor: where the jobs run (default: here,
-    one after another). Each finished job is kept in `jobs_root` (default `<cache>/jobs`) until the run
-    ends, so a re-run of an interrupted or failed run reuses it; JobsFailedError when jobs still fail after
-    their retries (no record then).
+    one after another). Each finished job is kept as a job result (`fer_common.jobs`), so a re-run of an
+    interrupted or failed run reuses it: in `jobs_dir/<id>-<profile>` when given (shared storage), in
+    `<results>/<id>/jobs/` for a full run that writes its record (committed with it), else in
+    `jobs_root/<id>-<profile>` (default `<cache>/jobs`) until the record is written. JobsFailedError when jobs
+    still fail after their retries (no record then). Where the job results are kept, `seeds` are the seeds
+    to run now and the record also waits for the profile's: seeds run elsewhere assemble one record.
 
     A full run refuses a tree with uncommitted changes (FerError); other profiles record `git_dirty`. Data
     that fails its SHA256SUMS stops the run unless allow_modified_data (the record and rows then say so).
@@ -96,6 +112,11 @@ def run_replication(
     data_notes = _data_notes(audit) + _checksum_change_notes(meta.id, prepared.checksum, results_dir)
 
     settings_run = meta.settings_for(profile)
+    publish_dir = Path(results_dir or paths.results_dir()) if write else None
+    folder, keep = _job_folder(meta.id, profile, jobs_root, jobs_dir, publish_dir)
+    # Kept job results may come from other machines or sessions: `--seeds` names the jobs to run now, and the
+    # record waits for the profile's seeds as well.
+    record_seeds = sorted(set(default_seeds) | set(seeds)) if keep else seeds
     planned = plan_jobs(settings_run, seeds, replication.job_groups)
     capacity = plan_capacity(executor, options.threads, len(planned))
     job_options = replace(options, threads=capacity.threads)
@@ -103,7 +124,7 @@ def run_replication(
     provenance = collect_provenance(
         meta,
         config,
-        seeds,
+        record_seeds,
         prepared.checksum,
         0.0,
         # The precision "auto" resolved to on this machine is what the record must say.
@@ -117,40 +138,149 @@ def run_replication(
     if executor.parallel:
         provenance["executor"] = {"kind": executor.kind, "workers": capacity.workers}
         _describe_capacity(meta.id, executor, capacity)
-    code = CodeVersion(provenance["git_commit"], provenance["code_hash"])
-    store = JobStore.for_run(meta.id, profile, job_key(provenance, job_options), code, jobs_root)
+    store = _job_store(meta.id, profile, provenance, job_options, folder, keep)
     jobs = [
         JobSpec(replication, config, group, seed, job_options, prepared.checksum, allow_modified_data)
-        for group, seed in planned
+        for group, seed in plan_jobs(settings_run, record_seeds, replication.job_groups)
     ]
+    needed = [(setting, job.seed) for job in jobs for setting in job.settings]
+    complete = store.with_runtime_of_complete_results(needed)
+    if complete is not None:
+        log.info(
+            "[%s] every job has a result made with runtime %s (this machine's: %s): assembling the record from "
+            "them, nothing to train",
+            meta.id,
+            _runtime_text(complete.key.runtime),
+            _runtime_text(store.key.runtime),
+        )
+        store = complete
+        provenance["runtime"] = {**dict(complete.key.runtime), "precision": complete.key.runtime["policy"]}
     with store.owned():
-        finished = _run_jobs(meta.id, jobs, store, executor, capacity, prepared)
+        finished = _run_jobs(meta.id, jobs, set(seeds), store, executor, capacity, prepared)
+        waiting = [
+            (setting, seed) for setting in settings_run for seed in record_seeds if (setting, seed) not in finished
+        ]
+        if waiting:
+            log.warning(_waiting_text(meta.id, profile, store, waiting))
+            return None, None
 
         settings: dict[str, dict] = {
-            setting: {"seeds": {str(seed): finished[setting, seed].result for seed in seeds}}
+            setting: {"seeds": {str(seed): _seed_entry(finished[setting, seed]) for seed in record_seeds}}
             for setting in settings_run
         }
         _add_finalized_details(replication, prepared, settings, config)
         for setting_result in settings.values():
             setting_result["summary"] = summarize_seeds(setting_result["seeds"])
 
+        used = [finished[job.settings[0], job.seed] for job in jobs]
         provenance.update(_job_code(meta, finished, repo_root))
+        provenance["jobs"] = [_job_origin(job) for job in used]
         provenance["wall_time_s"] = round(time.perf_counter() - started, 1)
-        # Every job's own time, those finished by an earlier invocation of the run included (a resumed run's
-        # clock counts only what it trained itself); a job of several settings counts once.
-        provenance["jobs_wall_time_s"] = round(
-            sum(finished[group[0], seed].result["wall_time_s"] for group, seed in planned), 1
-        )
+        # Every job's own time, those finished by an earlier invocation or on another machine included (a
+        # resumed run's clock counts only what it trained itself); a job of several settings counts once.
+        provenance["jobs_wall_time_s"] = round(sum(entry["wall_time_s"] for entry in provenance["jobs"]), 1)
+        if write and profile == FULL_PROFILE:
+            previous = records.latest_record(meta.id, profile, results_dir)
+            if previous is not None and _same_assembly(previous["provenance"], provenance):
+                log.info(
+                    "[%s] %s already holds these job results at this code, data and metadata: nothing new to write",
+                    meta.id,
+                    paths.portable(previous["_path"]),
+                )
+                return previous, Path(previous["_path"])
         record = records.build_record(meta, profile, prepared.data_kind, settings, provenance)
         path = None
         if write:
             path = records.write_record(record, results_dir)
             if make_plots:
-                first_seeds = {setting: finished[setting, seeds[0]] for setting in settings_run}
+                first_seeds = {setting: finished[setting, record_seeds[0]] for setting in settings_run}
                 _write_figures(path, meta, first_seeds, prepared.class_names)
-            _save_models(meta.id, finished, settings_run, seeds, prepared.class_names, path, provenance)
-        store.remove()  # the record holds it all now
+            _save_models(meta.id, finished, settings_run, record_seeds, prepared.class_names, path, provenance)
+        if not store.keep:
+            store.remove()  # the record holds it all now
     return record, path
+
+
+def _same_assembly(previous: dict, provenance: dict) -> bool:
+    """Whether a record was assembled from the same job results, code, config, data and metadata as this run
+    would be: writing it again would only add a copy."""
+    identity = ("code_hash", "metadata_hash", "config_hash", "dataset_checksum", "seeds", "run_notes")
+    same_jobs = [entry.get("file") for entry in previous.get("jobs", [])] == [
+        entry["file"] for entry in provenance["jobs"]
+    ]
+    return same_jobs and all(previous.get(name) == provenance.get(name) for name in identity)
+
+
+def _job_folder(
+    replication_id: str, profile: str, jobs_root: Path | None, jobs_dir: Path | None, publish_dir: Path | None
+) -> tuple[Path, bool]:
+    """(folder of the run's job results, whether they are kept after the record): see `run_replication`."""
+    if jobs_dir is not None:
+        return Path(jobs_dir) / f"{replication_id}-{profile}", True
+    if profile == FULL_PROFILE and publish_dir is not None:
+        return publish_dir / replication_id / "jobs", True
+    return Path(jobs_root or jobs_dir_default()) / f"{replication_id}-{profile}", False
+
+
+def _job_store(
+    replication_id: str, profile: str, provenance: dict, options: RuntimeOptions, folder: Path, keep: bool
+) -> JobStore:
+    """The run's job results: keyed by config, numbers-layer code, data and the runtime as it acts here."""
+    key = JobKey(
+        config_hash=provenance["config_hash"],
+        code_hash=provenance["code_hash"],
+        dataset_checksum=provenance["dataset_checksum"],
+        runtime=effective_runtime(options),
+    )
+    origin = {
+        name: provenance[name]
+        for name in ("git_commit", "git_dirty", "cpu", "cpu_kind", "python", "packages", "command")
+    }
+    origin["runtime"] = effective_runtime(options)
+    return JobStore(folder, replication_id, profile, key, provenance["code_files"], origin, keep)
+
+
+def _runtime_text(runtime) -> str:
+    return f"{runtime['policy']}, {runtime['threads']} thread(s)"
+
+
+def _seed_entry(job: StoredJob) -> dict:
+    """A job's per-seed entry of the record, with its per-image labels and predictions (one character each):
+    what a paired comparison of two settings scored on the same images reads."""
+    y_true, probabilities = job.predictions()
+    return {
+        **job.result,
+        "predictions": {"true": encode_labels(y_true), "predicted": encode_labels(np.argmax(probabilities, axis=1))},
+    }
+
+
+def _job_origin(job: StoredJob) -> dict:
+    """One job's line in the record: which result file, and where and how long it ran."""
+    origin = job.origin
+    return {
+        "setting": job.setting,
+        "seed": job.seed,
+        "file": job.file.name,
+        "git_commit": origin["git_commit"],
+        "cpu": origin["cpu"],
+        "cpu_kind": origin["cpu_kind"],
+        "policy": origin["runtime"]["policy"],
+        "threads": origin["runtime"]["threads"],
+        "wall_time_s": origin["wall_time_s"],
+        "finished_utc": origin["finished_utc"],
+    }
+
+
+def _waiting_text(replication_id: str, profile: str, store: JobStore, waiting: list[tuple[str, int]]) -> str:
+    seeds = sorted({seed for _, seed in waiting})
+    jobs = ", ".join(f"{setting} seed {seed}" for setting, seed in waiting)
+    profile_option = "" if profile == FULL_PROFILE else f" --profile {profile}"
+    return (
+        f"[{replication_id}] no record yet: the record waits for {len(waiting)} job(s) ({jobs}). Run them here "
+        f"or on another machine with `fer-replicate run {replication_id}{profile_option} --seeds "
+        f"{','.join(map(str, seeds))}` and bring their results to {paths.portable(str(store.folder))} (commit "
+        "them, or share the folder with --jobs-dir); `fer-replicate progress` lists what is there."
+    )
 
 
 def _publishes_in(results_dir: Path | None, repo_root: Path | None) -> bool:
@@ -186,13 +316,15 @@ def _describe_capacity(replication_id: str, executor: ExecutorOptions, capacity:
 def _run_jobs(
     replication_id: str,
     jobs: list[JobSpec],
+    run_seeds: set[int],
     store: JobStore,
     executor: ExecutorOptions,
     capacity: Capacity,
     prepared: Prepared,
 ) -> dict[tuple[str, int], StoredJob]:
-    """Every job's stored result: reused from `store` where an earlier run finished it, else run and stored
-    the moment it finishes. JobsFailedError (after the rest ran) when some still fail after their retries."""
+    """Every job's stored result: reused from `store` where an earlier run (here or elsewhere) finished it, else
+    run if its seed is in `run_seeds` and stored the moment it finishes; a job of another seed without a result
+    stays missing. JobsFailedError (after the rest ran) when some still fail after their retries."""
     finished: dict[tuple[str, int], StoredJob] = {}
     pending = []
     for job in jobs:
@@ -204,11 +336,13 @@ def _run_jobs(
             else:
                 log.info("[%s] reusing job setting=%s seed=%d from %s", replication_id, setting, job.seed, store.folder)
                 finished[setting, job.seed] = stored
-        if missing:  # a group runs whole: its settings share one computation
+        if missing and job.seed in run_seeds:  # a group runs whole: its settings share one computation
             pending.append(job)
 
     def keep(job: JobSpec, results: list[JobResult]) -> None:
         for result in results:
+            if store.keep and result.model_file is not None and replication_id in REPLICATIONS.ids():
+                result.cross_dataset = _cross_dataset_cells(replication_id, result, prepared.class_names)
             finished[result.setting, result.seed] = store.save(result)
             log.info(
                 "[%s]   setting=%s seed=%d: accuracy %.4f (%.0fs)",
@@ -220,13 +354,48 @@ def _run_jobs(
             )
 
     # Jobs that run in this process use the data prepared above instead of preparing it again.
-    function = run_job if executor.parallel else functools.partial(run_job, prepared=prepared)
+    clocks = paths.cache_dir() / "job-clocks"
+    function = functools.partial(
+        run_timed_job, clocks=clocks, key=store.key.digest, prepared=None if executor.parallel else prepared
+    )
     failures = execute(
         pending, function, executor, capacity, keep, label=lambda job: job.label, prefix=f"[{replication_id}]"
     )
     if failures:
         raise JobsFailedError(_failure_report(failures, len(pending), store))
     return finished
+
+
+def _cross_dataset_cells(replication_id: str, result: JobResult, class_names: list[str]) -> dict | None:
+    """The trained model scored on the other datasets, for a job result that is kept: its weights do not travel
+    with it. A failure here is logged and leaves the job's own measurements intact."""
+    from fer_common.cross_dataset import score_trained_model
+
+    name = f"{replication_id}-{result.setting}-seed{result.seed}"
+    try:
+        return score_trained_model(
+            result.model_file,
+            name=name,
+            replication_id=replication_id,
+            class_names=class_names,
+            preprocessing=result.model.preprocessing,
+        )
+    except Exception as error:  # noqa: BLE001 - hours of training must not be lost to the scoring of extra cells
+        log.warning(
+            "[%s] %s: cross-dataset cells not scored (%s: %s)", replication_id, name, type(error).__name__, error
+        )
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def run_timed_job(spec: JobSpec, *, clocks: Path, key: str, prepared: Prepared | None = None) -> list[JobResult]:
+    """`execution.run_job` with a clock in the cache beside its checkpoints: a job resumed after its session
+    ended counts the time of the attempts before (see `JobClock`)."""
+    clock = JobClock(clocks / f"{spec.replication.id}-{'+'.join(spec.settings)}-seed{spec.seed}-{key}.json")
+    with clock.running() as earlier:
+        results = run_job(spec, prepared)
+    for result in results:
+        result.earlier_wall_time_s = earlier
+    return results
 
 
 def _failure_report(failures: list[TaskFailure], attempted: int, store: JobStore) -> str:
@@ -248,7 +417,7 @@ def _best_models(
     for setting in settings:
         for seed in seeds:
             job = finished[setting, seed]
-            if job.model_file is None:
+            if job.model is None:
                 continue
             score = job.model.selection_score
             chosen = best.get(setting)
@@ -270,6 +439,15 @@ def _save_models(
     and, where the replication asks for it, `<id>-<setting>-seed<N>` for every seed."""
 
     def save(name: str, seed: int, job: StoredJob, chosen_by: str) -> None:
+        if job.model_file is None:
+            log.warning(
+                "[%s] no bundle %s: seed %d's model stayed on the machine that trained it (job results travel "
+                "without weights); its measurements are in the record",
+                replication_id,
+                name,
+                seed,
+            )
+            return
         saved = save_bundle_file(
             job.model_file,
             models_dir() / name,
@@ -295,7 +473,7 @@ def _save_models(
         save(f"{replication_id}-{setting}", chosen.seed, finished[setting, chosen.seed], rule)
         for seed in seeds:
             job = finished[setting, seed]
-            if job.model_file is not None and job.model.keep_every_seed:
+            if job.model is not None and job.model.keep_every_seed:
                 save(f"{replication_id}-{setting}-seed{seed}", seed, job, f"seed {seed}")
 
 
@@ -339,11 +517,11 @@ def _checksum_change_notes(replication_id: str, checksum: str, results_dir: Path
 
 
 def _job_code(meta: ReplicationMetadata, finished: dict[tuple[str, int], StoredJob], repo_root: Path | None) -> dict:
-    """The commits the record's jobs ran at, and `mixed_code` when some ran other code than the tree has now
-    (a resumed run after a code change, or code edited while the run went on)."""
+    """The commits the record's jobs ran at, and `mixed_code` when some ran other numbers-layer code than the
+    tree has now (code edited while the run went on): matched by content, as a record's code is."""
     commits = list(dict.fromkeys(job.code.git_commit for job in finished.values()))
-    now = files_hash(current_code_files(meta, repo_root))
-    mixed = any(job.code.code_hash != now for job in finished.values())
+    now = current_code_files(meta, repo_root)
+    mixed = any(changed_numbers_files(job.code_files, now) for job in finished.values())
     if mixed:
         log.warning(
             "[%s] the jobs ran at other code than the tree now holds (commits %s): the record says mixed_code and "

@@ -127,6 +127,8 @@ class SeedEntry(StrictModel):
     notes: list[str]
     details: dict[str, Any]
     wall_time_s: float | None = None
+    # The scored set's labels and predicted classes, one character per image (`per_image`): paired tests.
+    predictions: dict[str, str] | None = None
 
 
 class SeedEntryV1(StrictModel):

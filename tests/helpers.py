@@ -1,6 +1,7 @@
 """Shared test helpers: where the real datasets are, and skipping cleanly when they are not."""
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,8 @@ def requires_dataset(name: str):
     return pytest.mark.skipif(
         not present, reason=f"needs the real {name} dataset in FER_DATA_DIR ({shared_data_dir()})"
     )
+
+
+def git(repository: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repository), *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()

@@ -1,12 +1,12 @@
-"""The CMU paper's relative claim on FER2013 (cmu_proxy): both models in one job, their difference, the cost
-estimate. The quick profile runs end to end on a 1,000-image subset of the real FER2013 (one epoch)."""
+"""The CMU paper's relative claim on FER2013 (cmu_proxy): one job per model on the seed's split, their paired
+difference, the stopping rule, the cost estimate. The quick profile runs end to end on a 1,000-image subset of
+the real FER2013 (at most two epochs)."""
 
 import numpy as np
 import pytest
 
-from fer_common.contract import Prepared
+from fer_common.per_image import decode_labels
 from fer_common.registry import REPLICATIONS
-from fer_common.resume import checkpoint_folder
 from fer_common.runner import run_replication
 from fer_common.train import RuntimeOptions
 from replications.cmu_proxy import replication as cmu_proxy
@@ -30,22 +30,30 @@ def test_quick_profile_trains_both_models_on_one_split(quick_record):
     for entry in seeds.values():
         assert entry["report"]["n"] == 100, "validation accuracy is the reported figure"
         assert 0.0 <= entry["metrics"]["test_accuracy"] <= 1.0
-        assert len(entry["history"]["val_accuracy"]) == 1
+        epochs = entry["details"]["epochs_trained"]
+        assert len(entry["history"]["val_accuracy"]) == epochs <= 2
+        assert entry["details"]["stopped_early"] == (epochs < 2)
+        held_out = entry["details"]["held_out"]
+        assert np.mean(decode_labels(held_out["true"]) == decode_labels(held_out["predicted"])) == pytest.approx(
+            entry["metrics"]["test_accuracy"]
+        )
+    assert seeds["baseline"]["predictions"]["true"] == seeds["resnet18"]["predictions"]["true"], "one split"
 
 
 @requires_dataset("fer2013")
-def test_the_difference_is_resnet18_minus_baseline_on_the_validation_split(quick_record):
+def test_the_difference_is_resnet18_minus_baseline_on_the_same_images_with_a_paired_test(quick_record):
     baseline = quick_record["settings"]["baseline"]["seeds"]["0"]
     resnet18 = quick_record["settings"]["resnet18"]["seeds"]["0"]
-    assert resnet18["metrics"]["accuracy_minus_baseline"] == pytest.approx(
+    rows = {(row["setting"], row["metric"]): row for row in quick_record["rows"]}
+    assert rows[("resnet18", "accuracy_minus_baseline")]["mean"] == pytest.approx(
         resnet18["metrics"]["accuracy"] - baseline["metrics"]["accuracy"]
     )
-    assert resnet18["metrics"]["test_accuracy_minus_baseline"] == pytest.approx(
+    assert rows[("resnet18", "test_accuracy_minus_baseline")]["mean"] == pytest.approx(
         resnet18["metrics"]["test_accuracy"] - baseline["metrics"]["test_accuracy"]
     )
-    assert resnet18["denominators"]["accuracy_minus_baseline"] == 100
-    rows = {(row["setting"], row["metric"]): row for row in quick_record["rows"]}
+    assert "accuracy_minus_baseline" not in resnet18["metrics"], "derived from the predictions, not stored"
     difference = rows[("resnet18", "accuracy_minus_baseline")]
+    assert "paired, same images: seed 0" in difference["note"] and "McNemar p=" in difference["note"]
     assert (difference["kind"], difference["reported"], difference["verdict"]) == ("value", 0.02, "proxy")
     assert difference["band"]["terms"]["floor"] == 0.01 and difference["band"]["terms"]["sampling"] is None
     assert rows[("baseline", "accuracy")]["verdict"] == rows[("resnet18", "accuracy")]["verdict"] == "proxy"
@@ -76,43 +84,21 @@ def test_full_run_hours_add_both_models_epochs_and_seeds():
     assert full_run_hours(rates, sizes, epochs=2, seeds=3) == {"48px": 0.13, "96px": 0.13}
 
 
-def test_a_job_stopped_after_the_baseline_resumes_without_training_it_again(monkeypatch, tmp_path, caplog):
-    """The job is both models: a session that ends while ResNet18 trains must not cost the baseline's hours."""
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    generator = np.random.default_rng(0)
-    labels = np.repeat(np.arange(7), 20)
-    images = generator.integers(0, 256, (len(labels), 48, 48, 1), dtype=np.uint8)
-    data = cmu_proxy.Fer2013Data(images, labels, {"data": "synthetic", "code": "test"})
-    prepared = Prepared(data, [f"class{index}" for index in range(7)], "synthetic", "proxy")
-    config = {
-        "validation_fraction": 0.1,
-        "test_fraction": 0.1,
-        "epochs": 1,
-        "batch_size": 32,
-        "learning_rate": 5e-4,
-        "baseline_channels": [2, 2, 2, 2, 2],
-    }
-    runtime = RuntimeOptions()
-    keys = {setting: cmu_proxy.run_key(data, setting, 0, config, runtime) for setting in ("baseline", "resnet18")}
-    original = cmu_proxy.fit_resumable
+class _Model:
+    stop_training = False
 
-    def stop_at_resnet18(*args, run_key, **kwargs):
-        if run_key == keys["resnet18"]:
-            raise KeyboardInterrupt  # the session ends
-        return original(*args, run_key=run_key, **kwargs)
 
-    monkeypatch.setattr(cmu_proxy, "fit_resumable", stop_at_resnet18)
-    with pytest.raises(KeyboardInterrupt):
-        cmu_proxy.CmuProxy().run_job(prepared, ("baseline", "resnet18"), 0, config, runtime)
-    assert checkpoint_folder(keys["baseline"]).is_dir(), "the finished baseline's checkpoint is kept"
-
-    monkeypatch.setattr(cmu_proxy, "fit_resumable", original)
-    with caplog.at_level("INFO", logger="fer_common.resume"):
-        outcomes = cmu_proxy.CmuProxy().run_job(prepared, ("baseline", "resnet18"), 0, config, runtime)
-    assert f"[resume] {keys['baseline']}: continuing after epoch 1/1" in caplog.text
-    assert f"[resume] {keys['resnet18']}" not in caplog.text
-    assert "accuracy_minus_baseline" in outcomes["resnet18"].metrics
-    assert not any(checkpoint_folder(key).exists() for key in keys.values()), "a finished job leaves none"
+def test_training_stops_once_validation_accuracy_has_not_improved_for_the_patience_and_resumes_its_count():
+    stopper = cmu_proxy.PlateauStop(patience=3)
+    stopper.set_model(_Model())
+    for epoch, accuracy in enumerate([0.30, 0.35, 0.34, 0.35]):  # equal is no improvement
+        stopper.on_epoch_end(epoch, {"val_accuracy": accuracy})
+    assert not stopper.model.stop_training and stopper.wait == 2
+    resumed = cmu_proxy.PlateauStop(patience=3)  # a session ended: the checkpoint carries the count
+    resumed.set_model(_Model())
+    resumed.restore_resume_state(*stopper.resume_state())
+    resumed.on_epoch_end(4, {"val_accuracy": 0.33})
+    assert resumed.model.stop_training and resumed.best == 0.35
 
 
 @pytest.mark.slow

@@ -148,10 +148,10 @@ def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_che
     assert "setting=subject_split seed=1: RuntimeError: subject_split seed 1 crashed (2 attempts)" in str(failed.value)
     assert not results.exists(), "no record when a job failed"
     [job_folder] = job_folders(jobs_root)
-    assert sorted(path.name for path in job_folder.glob("*.json")) == [
-        "random_split-seed0.json",
-        "random_split-seed1.json",
-        "subject_split-seed0.json",
+    assert sorted(path.name.rsplit("-", 1)[0] for path in job_folder.glob("*.json")) == [
+        "random_split-seed0",
+        "random_split-seed1",
+        "subject_split-seed0",
     ]
 
     fake_chen["failing"], fake_chen["calls"] = set(), []

@@ -5,29 +5,43 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_common.progress import checkpoints, progress_text, unfinished_runs
+from fer_common.jobs import JobKey, JobResult, JobStore
+from fer_common.metadata import load_metadata
+from fer_common.progress import checkpoints, job_groups, progress_text
+from fer_common.provenance import current_code_files
 from fer_common.resume import STATE_FILE, CheckpointError
 
 from .test_resume import EPOCHS, NUM_CLASSES, build_model, train
 
 
-def test_progress_lists_finished_jobs_and_each_checkpoints_epochs(tmp_path):
+def test_progress_lists_job_results_what_each_record_waits_for_and_each_checkpoints_epochs(tmp_path):
     generator = np.random.default_rng(0)
     data = generator.random((64, 16, 16, 1), dtype=np.float32), generator.integers(0, NUM_CLASSES, 64)
-    jobs = tmp_path / "jobs" / "boyce-full-0123456789abcdef"
-    jobs.mkdir(parents=True)
-    (jobs / "model1-seed0.json").write_text("{}")
-    (tmp_path / "jobs" / "boyce-full-0123456789abcdef.lock").write_text("")
+    runtime = {
+        "policy": "mixed_bfloat16",
+        "threads": 2,
+        "deterministic": True,
+        "jit_compile": False,
+        "steps_per_execution": 16,
+    }
+    key = JobKey("config", "code", "data", runtime)
+    meta = load_metadata("boyce")
+    origin = {"git_commit": "c" * 40, "cpu": "test CPU", "cpu_kind": "amx-bf16", "runtime": runtime}
+    store = JobStore(tmp_path / "jobs" / "boyce-full", "boyce", "full", key, current_code_files(meta), origin)
+    setting = meta.settings_for("full")[0]
+    store.save(JobResult(setting, 0, {"metrics": {}, "wall_time_s": 7200.0}, np.array([0]), np.eye(2)[[0]]))
     train(build_model(init_seed=0), data, tmp_path / "checkpoints", keep_checkpoint=True)
 
-    [run] = unfinished_runs(tmp_path / "jobs")
-    assert (run.replication, run.profile, run.finished_jobs) == ("boyce", "full", ["model1-seed0"])
+    [group] = job_groups(tmp_path / "results", tmp_path / "jobs")
+    assert (group.replication, group.profile, list(group.finished)) == ("boyce", "full", [(setting, 0)])
+    assert (setting, 1) in group.missing and not group.code_changes
     [checkpoint] = checkpoints(tmp_path / "checkpoints")
     assert checkpoint.run_key == "test-run" and checkpoint.epochs_done == EPOCHS and not checkpoint.stopped
-    text = progress_text([run], [checkpoint])
-    assert "boyce --profile full: 1 finished (model1-seed0)" in text
+    text = progress_text([group], [checkpoint])
+    assert f"done     {setting} seed 0: 2.00 h on amx-bf16" in text
+    assert f"missing  {setting} seed 1: about 2.0 h on amx-bf16; to match this key it needs a bf16 CPU" in text
     assert f"test-run: {EPOCHS} epochs done (val_accuracy" in text
-    assert progress_text([], []).startswith("No unfinished runs")
+    assert progress_text([], []).startswith("No job results")
 
 
 def test_a_corrupt_checkpoint_is_named_not_a_traceback(tmp_path):

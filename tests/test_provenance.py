@@ -8,59 +8,29 @@ repository" without touching this one.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from fer_common.checks import check_records
 from fer_common.data import load_dataset
 from fer_common.errors import DatasetError, FerError, MetadataError
-from fer_common.jobs import CodeVersion, JobResult, JobStore, job_key
 from fer_common.metadata import NUMBERS_LAYER, code_files, load_metadata
 from fer_common.provenance import CODE_MOVES_FILE, code_move_problems, stale_reasons
 from fer_common.records import write_record
 from fer_common.runner import MODIFIED_DATA_NOTE, run_replication
 from fer_common.tables import write_tables
-from fer_common.train import RuntimeOptions
 
 from .fixtures_data import make_ckplus, write_sha256sums
 from .helpers import REPO_ROOT
+from .helpers import git as _git
 from .sixth_replication.replication import SixthReplication
 
 TRAIN = "fer_common/train.py"
 SPLITS = "fer_common/data/splits.py"
-
-
-def _git(repository: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repository), *args], capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-@pytest.fixture
-def repository(tmp_path) -> Path:
-    """A committed copy of the library's tracked files with the sixth replication under replications/."""
-    copy = tmp_path / "repository"
-    for name in _git(REPO_ROOT, "ls-files", "fer_common", "replications/__init__.py").splitlines():
-        if name == CODE_MOVES_FILE:  # moves from this repository's history, which the copy does not have
-            continue
-        (copy / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, copy / name)
-    shutil.copytree(
-        REPO_ROOT / "tests" / "sixth_replication",
-        copy / "replications" / "sixth_replication",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    _git(copy, "init", "-q")
-    _git(copy, "add", ".")
-    _git(copy, "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "copy")
-    return copy
 
 
 def _copied_sixth(repository: Path) -> type[SixthReplication]:
@@ -245,20 +215,6 @@ def test_the_code_hash_follows_numbers_layer_imports_only(repository):
     assert not {"fer_common/runner.py", "fer_common/provenance.py", "fer_common/metadata.py"} & set(files)
     # The registry names every paper and computes nothing: adding one must not make the others' records stale.
     assert "fer_common/registry.py" not in files and not any(name.startswith("replications/chen") for name in files)
-
-
-def test_jobs_keep_their_code_and_their_key_ignores_the_commit(tmp_path):
-    provenance = {"config_hash": "c", "metadata_hash": "m", "code_hash": "h", "dataset_checksum": "d"}
-    options = RuntimeOptions()
-    assert job_key({**provenance, "git_commit": "a"}, options) == job_key({**provenance, "git_commit": "b"}, options)
-    assert job_key({**provenance, "code_hash": "other"}, options) != job_key(provenance, options)
-
-    store = JobStore(tmp_path / "jobs", CodeVersion("a" * 40, "h"))
-    result = JobResult("gray", 0, {"metrics": {}}, np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
-    stored = store.save(result)
-    assert stored.code == CodeVersion("a" * 40, "h") == store.load("gray", 0).code
-    entry = json.loads((tmp_path / "jobs" / "gray-seed0.json").read_text())
-    assert (entry["git_commit"], entry["code_hash"]) == ("a" * 40, "h")
 
 
 # --- data the record can vouch for ---------------------------------------------------------------------

@@ -57,9 +57,9 @@ def test_the_runner_turns_its_jobs_into_a_record_figures_and_a_bundle(tmp_path, 
     # The seed of highest selection score (its train accuracy) is published as a bundle for `predict`.
     assert (models_dir / "sixth_replication-gray.keras").is_file()
     assert "highest train accuracy of seeds [0, 1]" in (models_dir / "sixth_replication-gray.json").read_text()
-    # Finished jobs go once the record holds them; the configuration's lock file stays (removing it could let
-    # a waiting run and a new one both hold a lock).
-    assert [entry.suffix for entry in (tmp_path / "jobs").iterdir()] == [".lock"]
+    # A full run keeps its job results beside its record (to be committed: see test_jobs.py), not in the cache.
+    assert len(list((tmp_path / "results" / "sixth_replication" / "jobs").glob("gray-seed*.json"))) == 2
+    assert not (tmp_path / "jobs").exists()
 
 
 def test_a_profile_picks_its_seeds_and_config(tmp_path, models_dir):

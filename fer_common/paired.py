@@ -1,0 +1,109 @@
+"""Paired comparisons: two settings scored on the same images of a seed (the metadata's `comparisons`).
+
+The difference of their accuracies comes from the per-image predictions the record keeps, with McNemar's
+exact test on the images one setting gets right and the other wrong (a two-sided binomial test of the
+discordant pairs at 1/2; McNemar 1947, as in Dietterich 1998 for comparing classifiers on one test set)
+and a 95% Wald interval of the paired difference (Agresti & Min 2004's simple form). Intervals of two models
+that overlap say nothing about their difference on the same images; this does.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+from fer_common.metadata import Comparison, ReplicationMetadata
+from fer_common.per_image import decode_labels
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """One seed's comparison: `difference` = accuracy(setting) - accuracy(against) on `n` shared images."""
+
+    n: int
+    difference: float
+    only_setting: int  # images the setting gets right and the other wrong
+    only_against: int
+    p_value: float  # McNemar's exact test
+    ci: tuple[float, float]
+
+    def describe(self) -> str:
+        low, high = self.ci
+        return (
+            f"{100 * self.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}], "
+            f"McNemar p={self.p_value:.2g} ({self.only_setting} vs {self.only_against} of {self.n} images)"
+        )
+
+
+def paired_accuracy(true: np.ndarray, setting: np.ndarray, against: np.ndarray) -> PairedResult:
+    """The paired comparison of two predictions of the same labelled images."""
+    if not (len(true) == len(setting) == len(against)) or not len(true):
+        raise ValueError(f"paired predictions must cover the same images: {len(true)}, {len(setting)}, {len(against)}")
+    right, right_against = setting == true, against == true
+    n = len(true)
+    only_setting = int(np.sum(right & ~right_against))
+    only_against = int(np.sum(~right & right_against))
+    discordant = only_setting + only_against
+    difference = (only_setting - only_against) / n
+    p_value = 1.0 if discordant == 0 else float(binomtest(only_setting, discordant, 0.5).pvalue)
+    spread = math.sqrt(max(discordant - (only_setting - only_against) ** 2 / n, 0.0)) / n
+    return PairedResult(
+        n, difference, only_setting, only_against, p_value, (difference - Z95 * spread, difference + Z95 * spread)
+    )
+
+
+def _images(entry: Mapping, images: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(labels, predicted classes) of a seed entry's `images`, None when the entry does not keep them."""
+    held = entry.get("predictions") if images == "scored" else (entry.get("details") or {}).get(images)
+    if not held:
+        return None
+    return decode_labels(held["true"]), decode_labels(held["predicted"])
+
+
+def compare_seed(comparison: Comparison, entry: Mapping, against: Mapping) -> PairedResult | None:
+    """A comparison for one seed, None where either side lacks per-image predictions (older records)."""
+    mine, theirs = _images(entry, comparison.images), _images(against, comparison.images)
+    if mine is None or theirs is None:
+        return None
+    if not np.array_equal(mine[0], theirs[0]):
+        raise ValueError(
+            f"{comparison.metric}: {comparison.setting} and {comparison.against} were not scored on the same images"
+        )
+    return paired_accuracy(mine[0], mine[1], theirs[1])
+
+
+def with_comparisons(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
+    """A copy of a record's settings ({setting: {"seeds": {seed: entry}}}) with every comparison's value, its
+    denominator and its paired test (`paired`) added to the seeds of its setting. A value the record already
+    holds (records made when jobs computed it) is kept."""
+    settings = copy.deepcopy(dict(settings))
+    for comparison in meta.comparisons:
+        mine = settings.get(comparison.setting, {}).get("seeds", {})
+        theirs = settings.get(comparison.against, {}).get("seeds", {})
+        for seed, entry in mine.items():
+            if seed not in theirs:
+                continue
+            result = compare_seed(comparison, entry, theirs[seed])
+            if result is None:
+                continue
+            entry["metrics"].setdefault(comparison.metric, result.difference)
+            entry.setdefault("denominators", {}).setdefault(comparison.metric, result.n)
+            entry.setdefault("paired", {})[comparison.metric] = result
+    return settings
+
+
+def paired_note(metric: str, seeds: Mapping[str, Mapping]) -> str:
+    """`paired, same images: seed 0 +2.1 points [...], McNemar p=...; ...` for a row, or '' without tests."""
+    parts = [
+        f"seed {seed} {entry['paired'][metric].describe()}"
+        for seed, entry in seeds.items()
+        if metric in entry.get("paired", {})
+    ]
+    return "paired, same images: " + "; ".join(parts) if parts else ""
