@@ -293,7 +293,7 @@ def cmd_list(args) -> int:
 def cmd_progress(args) -> int:
     from fer_common.progress import checkpoints, job_groups, progress_text
 
-    print(progress_text(job_groups(jobs_dir=args.jobs_dir), checkpoints()))
+    print(progress_text(job_groups(jobs_root=args.jobs_dir), checkpoints()))
     return 0
 
 

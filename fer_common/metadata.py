@@ -29,10 +29,11 @@ from pydantic import (
     model_validator,
 )
 
-from .bands import ABOUT, ALTERNATIVE, CLAIMS, DATA_KINDS, DEFAULT_FLOOR, KINDS, NOT_RUN, PRIMARY, READINGS, VERDICTS
+from .bands import ABOUT, ALTERNATIVE, CLAIMS, DATA_KINDS, DEFAULT_FLOOR, KINDS, NOT_RUN, PRIMARY, READINGS
 from .errors import MetadataError
 from .paths import REPO_ROOT
 from .schema import FieldError, StrictModel, first_problem
+from .verdicts import DEFAULT_MARGINS, VERDICTS
 
 METADATA_FILE = "metadata.yaml"
 FULL_PROFILE = "full"
@@ -163,6 +164,17 @@ CPU_KINDS = ("avx2", "avx512-bf16", "amx-bf16")
 REGRESSION_KINDS = ("proportion", "difference", "value")
 
 
+class Margin(StrictModel):
+    """The equivalence margin of one claim (see `verdicts`): how far from the paper's value still counts as the
+    same result, and why; claims without one take `verdicts.DEFAULT_MARGINS`."""
+
+    metric: Text
+    setting: Text
+    claim: Literal[CLAIMS] = ABOUT
+    margin: Annotated[float, Field(gt=0)]
+    why: Text
+
+
 class Comparison(StrictModel):
     """Two settings scored on the same images of each seed: `metric` (a row's metric in `setting`) is the
     accuracy of `setting` minus that of `against`, per seed, with a paired test (McNemar) over the images.
@@ -252,6 +264,7 @@ class ReplicationMetadata(StrictModel):
     assumptions: list[Assumption] = []
     expected: list[ExpectedResult] = []
     comparisons: list[Comparison] = []
+    margins: list[Margin] = []
     regression_runs: list[RegressionRun] = []
     regression: list[RegressionBand] = []
     hypotheses: list[Hypothesis] = []
@@ -267,6 +280,7 @@ class ReplicationMetadata(StrictModel):
         "assumptions",
         "expected",
         "comparisons",
+        "margins",
         "regression_runs",
         "regression",
         "hypotheses",
@@ -301,6 +315,13 @@ class ReplicationMetadata(StrictModel):
         if self.missing is None and self.dataset.data == "missing":
             raise FieldError(("missing",), "is required when dataset.data is 'missing': say what a user must supply")
         return self
+
+    def margin(self, metric: str, setting: str, claim: str, kind: str, floor: float) -> float:
+        """The claim's equivalence margin: its `margins:` entry, else the default of its kind (a value's floor)."""
+        for entry in self.margins:
+            if (entry.metric, entry.setting, entry.claim) == (metric, setting, claim):
+                return entry.margin
+        return DEFAULT_MARGINS.get(kind, floor)
 
     @property
     def path(self) -> Path | None:

@@ -25,6 +25,7 @@ from .report import (
     hypotheses_by_row,
     hypotheses_text,
     inside_band_text,
+    interval_text,
     number_text,
     one_paragraph,
     ours_text,
@@ -33,6 +34,7 @@ from .report import (
     summary_text,
     verdict_link,
 )
+from .verdicts import METHOD
 
 PAGE_NAME = "README.md"
 AUDITS_PAGE = "audits.md"  # beside TABLE.md: the data audits and measurements beyond the replications
@@ -40,7 +42,27 @@ _NOTE_SEPARATOR = "; "
 
 
 # The columns of a claim's result, in the headline table and on each page: ours, its baselines, the band, the verdict.
-RESULT_COLUMNS = ("ours: mean ± sd [95% CI]", "learnt nothing", "n_test", "band", "verdict")
+RESULT_COLUMNS = ("ours: mean ± sd [95% CI]", "learnt nothing", "n_test", "one more run, 95% (margin)", "verdict")
+HOW_TO_READ_VERDICT = f"""\
+### How to read a verdict
+
+*ours* is the mean ± sd over seeds, with the mean of the per-seed 95% Wilson intervals; *learnt nothing* is what
+always predicting our test set's largest class (*majority*) or guessing uniformly (*chance*) scores. *One more
+run, 95%* is the range our seeds make plausible for one more run of our protocol on a test set of the paper's
+size; *margin* is how far from the paper's value still counts as the same result (5 points for a rate unless
+the metadata's `margins:` says otherwise, with its reason). The method: {METHOD}.
+
+- **reproduced**: the whole range lies within the paper's value ± margin (for "at least t": our mean's 95% bound
+  and most seeds reach t, within the margin).
+- **not reproduced**: the paper's value lies outside the range; the words say whether ours is higher or lower
+  and by how much. A finding about the paper, not a failure of the suite.
+- **inconclusive**: the paper's value lies inside a range wider than its margin: our runs cannot tell. The
+  *why* column says what would (more seeds, or nothing when the test set alone is that noisy).
+- **proxy**: run on stand-in data, no verdict; **not run**: the data is missing here.
+
+A claim is one sentence of the paper; another reading of an ambiguous sentence is shown as its own row
+("other reading") and not counted.
+"""
 
 
 def md_cell(value: object) -> str:
@@ -157,7 +179,7 @@ def _protocol(paper: PaperResult) -> list[str]:
 def _claims(paper: PaperResult) -> list[str]:
     if not paper.meta.reported:  # a model recipe of ours: its rows are all beyond any paper
         return []
-    header = ["claim", "where in the paper", "reported", *RESULT_COLUMNS]
+    header = ["claim", "where in the paper", "reported", *RESULT_COLUMNS, "why"]
     rows = [
         [
             claim_text(row),
@@ -166,12 +188,13 @@ def _claims(paper: PaperResult) -> list[str]:
             ours_text(row),
             baseline_text(row),
             row.n_test or "—",
-            band_text(row),
+            interval_text(row),
             verdict_link(paper, row),
+            row.judgement or "—",
         ]
         for row in paper.claims
     ]
-    return ["## Paper claims", "", *md_table(header, rows), ""]
+    return ["## Paper claims", "", *md_table(header, rows), "", HOW_TO_READ_VERDICT]
 
 
 def _explanations(paper: PaperResult) -> list[str]:

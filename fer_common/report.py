@@ -28,6 +28,7 @@ from .metadata import (
 from .provenance import stale_reasons
 from .records import latest_record
 from .rows import record_rows
+from .verdicts import INCONCLUSIVE
 
 DASH = "—"
 TIMING_GROUP = "timing"
@@ -62,6 +63,9 @@ class ResultRow:
     reading: str = "primary"  # "alternative": another reading of an ambiguous sentence
     chance: float | None = None  # uniform guessing on our test set (accuracy and recall rows)
     majority: float | None = None  # always the test set's largest class
+    interval: tuple[float, float] | None = None  # what our runs make plausible for one more run (verdicts.judge)
+    margin: float | None = None  # the claim's equivalence margin
+    judgement: str = ""  # why the verdict is what it is
 
     @property
     def is_claim(self) -> bool:
@@ -151,6 +155,9 @@ def _row(entry: dict, *, group: str | None, better: str | None, where: str = "")
         reading=entry.get("reading", "primary"),
         chance=entry.get("chance"),
         majority=entry.get("majority"),
+        interval=tuple(entry["interval"]) if entry.get("interval") else None,
+        margin=entry.get("margin"),
+        judgement=entry.get("judgement") or "",
     )
 
 
@@ -245,8 +252,8 @@ def collect_recipes(results_dir: Path | None = None, root: Path | None = None) -
 
 
 def explain_claims(paper: PaperResult, results_dir: Path | None = None) -> list[ClaimExplanations]:
-    """For each claim that does not reproduce (the first row of its metric and setting), its hypotheses with
-    what their profiles' latest records give."""
+    """For each claim that is not shown to reproduce (not reproduced, or inconclusive: the first row of its
+    metric and setting), its hypotheses with what their profiles' latest records give."""
     explained, seen = [], set()
     for claim in paper.claims:
         key = (claim.metric, claim.setting)
@@ -254,7 +261,7 @@ def explain_claims(paper: PaperResult, results_dir: Path | None = None) -> list[
             continue
         seen.add(key)
         hypotheses = [entry for entry in paper.meta.hypotheses if (entry.metric, entry.setting) == key]
-        if hypotheses and claim.verdict in (BELOW, ABOVE):
+        if hypotheses and claim.verdict in (BELOW, ABOVE, INCONCLUSIVE):
             explanations = [_explanation(paper.meta, entry, claim.kind, results_dir) for entry in hypotheses]
             explained.append(ClaimExplanations(claim, explanations))
     return explained
@@ -425,6 +432,17 @@ def band_text(row: ResultRow) -> str:
     return f"{low}–{high}{unit} ({row.band['binding']})"
 
 
+def interval_text(row: ResultRow) -> str:
+    """`57.6–100% (±5.0)`: what our runs make plausible for one more run on the paper's test size, and the
+    claim's margin."""
+    if row.interval is None:
+        return DASH
+    unit = "%" if row.kind == "proportion" else ""
+    low, high = (number_text(value, row.kind, unit=False) for value in row.interval)
+    margin = f" (±{number_text(row.margin, row.kind, unit=False)})" if row.margin is not None else ""
+    return f"{low}–{high}{unit}{margin}"
+
+
 def difference_text(row: ResultRow) -> str:
     """`7.8 points higher`, `0.241 lower`, or `equal to the paper's`; `(lower = better)` where that holds."""
     difference = row.mean - row.reported
@@ -448,6 +466,8 @@ def verdict_text(row: ResultRow) -> str:
         return f"reproduced: ours {difference}"
     if row.verdict in (BELOW, ABOVE):
         return f"not reproduced: ours {difference}"
+    if row.verdict == INCONCLUSIVE:
+        return f"inconclusive: ours {difference}, too uncertain to tell"
     if row.verdict == PROXY:
         return f"proxy data, no verdict: ours {difference}, {row.position or 'outside'} the band"
     return row.verdict
@@ -485,8 +505,22 @@ def paper_label(meta: ReplicationMetadata) -> str:
     return f"{surname}{others} ({meta.year})"
 
 
+OUTCOMES = (REPRODUCED, "not reproduced", INCONCLUSIVE)
+
+
+def outcome(row: ResultRow) -> str:
+    """The verdict as one of the three outcomes (below and above are both *not reproduced*), else itself."""
+    return "not reproduced" if row.verdict in (BELOW, ABOVE) else row.verdict
+
+
+def outcome_counts(paper: PaperResult) -> Counter:
+    """Each claim counted once, by its primary reading (another reading of a sentence is shown, not counted)."""
+    return Counter(outcome(row) for row in paper.claims if row.reading == "primary")
+
+
 def summary_text(paper: PaperResult) -> str:
-    """`1 of 5 claims reproduced`, `6 claims on proxy data (no verdict)`, `not run: data missing`."""
+    """`1 reproduced, 3 not reproduced, 4 inconclusive of 8 claims`, `6 claims on proxy data (no verdict)`,
+    `not run: data missing`."""
     claims = paper.claims
     if paper.record is None:
         return f"no record yet: run `make replicate-{paper.meta.id}`"
@@ -498,8 +532,13 @@ def summary_text(paper: PaperResult) -> str:
     if counts[PROXY]:
         inside = sum(row.verdict == PROXY and row.position == "inside" for row in claims)
         return f"{counts[PROXY]} claims run on proxy data, no verdict ({inside} inside the paper's band)"
-    noun = "claim" if len(claims) == 1 else "claims"
-    return f"{counts[REPRODUCED]} of {len(claims)} {noun} reproduced"
+    primary = outcome_counts(paper)
+    total = sum(primary.values())
+    noun = "claim" if total == 1 else "claims"
+    parts = ", ".join(f"{primary[name]} {name}" for name in OUTCOMES)
+    others = len(claims) - total
+    alternative = f" (and {others} other reading{'s' if others != 1 else ''} of ambiguous sentences)" if others else ""
+    return f"{parts} of {total} {noun}{alternative}"
 
 
 def one_paragraph(text: str) -> str:

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .bands import BEYOND_PAPER, DATA_KINDS, NOT_RUN, claim_band, paper_band, verdict
+from .bands import BEYOND_PAPER, DATA_KINDS, NOT_RUN, claim_band, paper_band
 from .metadata import ReplicationMetadata
 from .metrics import summarize, wilson_interval
 from .paired import paired_note, with_comparisons
+from .verdicts import judge
 
 
 def summarize_seeds(seeds: Mapping[str, Mapping]) -> dict[str, dict]:
@@ -91,6 +92,13 @@ def baselines(metric: str, seeds: Mapping[str, Mapping] | None) -> tuple[float |
     return chance, majority
 
 
+def _mean_denominator(metric: str, seeds: Mapping[str, Mapping] | None) -> float | None:
+    """Our test images per seed for a metric (their mean: seeds' test sets may differ), None when unknown."""
+    counts = [metric_denominator(metric, entry) for entry in (seeds or {}).values()]
+    counts = [count for count in counts if count]
+    return float(np.mean(counts)) if counts else None
+
+
 def missing_text(meta: ReplicationMetadata, note: str | None) -> str:
     """What a reader must supply for a replication that could not run."""
     return note or meta.missing or f"dataset {meta.dataset.name!r} not available here"
@@ -156,6 +164,16 @@ def build_rows(
             figure.claim,
             figure.kind,
         )
+        judgement = judge(
+            row["values"],
+            figure.value,
+            claim=figure.claim,
+            kind=figure.kind,
+            margin=meta.margin(figure.metric, figure.setting, figure.claim, figure.kind, figure.floor),
+            n_ours=_mean_denominator(figure.metric, seeds.get(figure.setting)),
+            n_paper=figure.n_test,
+            data=data if summary else "missing",
+        )
         row.update(
             reported=figure.value,
             claim=figure.claim,
@@ -163,9 +181,12 @@ def build_rows(
             n_test=figure.n_test,
             where=figure.where,
             band=band.to_dict(),
-            verdict=verdict(row["mean"], band, data),
+            verdict=judgement.verdict,
             position=band.position(row["mean"]) if summary else None,
             note=note(figure.note, summary, figure.metric, figure.setting),
+            interval=None if judgement.low is None else [judgement.low, judgement.high],
+            margin=judgement.margin,
+            judgement=judgement.reason if summary else None,
         )
         rows.append(row)
     for extra in meta.beyond_paper:

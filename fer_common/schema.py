@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .bands import ABOUT, BEYOND_PAPER, CLAIMS, DATA_KINDS, KINDS, NOT_RUN, PRIMARY, READINGS, VERDICTS
+from .bands import ABOUT, BEYOND_PAPER, CLAIMS, DATA_KINDS, KINDS, NOT_RUN, PRIMARY, READINGS
+from .verdicts import VERDICTS
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
@@ -183,6 +184,10 @@ class Row(StrictModel):
     # What a model that learnt nothing scores on our test set (accuracy and recall rows; rows derive them).
     chance: Number = None
     majority: Number = None
+    # The verdict rule's reading (`verdicts.judge`): the interval, the claim's margin and why.
+    interval: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
+    margin: Number = None
+    judgement: str | None = None
 
     @model_validator(mode="after")
     def _paper_row_has_band(self) -> Row:

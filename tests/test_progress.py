@@ -50,3 +50,10 @@ def test_a_corrupt_checkpoint_is_named_not_a_traceback(tmp_path):
     state.write_bytes(b"not an npz")
     with pytest.raises(CheckpointError, match="some-run.*delete it to start afresh"):
         checkpoints(tmp_path)
+
+
+def test_the_progress_command_lists_a_jobs_dir(tmp_path, capsys):
+    from fer_common.cli import main
+
+    assert main(["progress", "--jobs-dir", str(tmp_path / "none")]) == 0
+    assert capsys.readouterr().out.strip()  # committed job results, or "nothing is under way"

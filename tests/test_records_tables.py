@@ -28,7 +28,15 @@ from fer_common.records import (
     write_new_json,
     write_record,
 )
-from fer_common.report import band_text, collect_papers, collect_recipes, ours_text, summary_text, verdict_text
+from fer_common.report import (
+    band_text,
+    collect_papers,
+    collect_recipes,
+    interval_text,
+    ours_text,
+    summary_text,
+    verdict_text,
+)
 from fer_common.rows import baselines, record_rows
 from fer_common.schema import Provenance
 from fer_common.tables import (
@@ -39,6 +47,7 @@ from fer_common.tables import (
     render_status,
     write_tables,
 )
+from fer_common.verdicts import INCONCLUSIVE
 
 from .helpers import REPO_ROOT
 
@@ -265,14 +274,18 @@ def test_rows_bands_verdicts_and_ci(root):
     rows = {(r["metric"], r["setting"]): r for r in record["rows"]}
     accuracy = rows[("accuracy", "random_split")]
     assert accuracy["mean"] == pytest.approx(0.85) and accuracy["values"] == [0.8, 0.9]
-    assert accuracy["band"]["binding"] == "sampling" and accuracy["verdict"] == REPRODUCED
+    # Two seeds on ten images cannot tell 85% from much else: the paper's value is in a range wider than ±5.
+    assert accuracy["band"]["binding"] == "sampling" and accuracy["verdict"] == INCONCLUSIVE
+    assert accuracy["margin"] == 0.05 and accuracy["interval"][0] < 0.85 < accuracy["interval"][1]
+    assert "wider than the paper's ±5.0%" in accuracy["judgement"]
     # CI = mean of the per-seed Wilson bounds (not a pooled 17/20 interval).
     (l8, h8), (l9, h9) = wilson_interval(8, 10), wilson_interval(9, 10)
     assert accuracy["ci"] == pytest.approx([(l8 + l9) / 2, (h8 + h9) / 2])
     loss = rows[("loss", "random_split")]
     assert loss["band"]["terms"]["sampling"] is None and loss["ci"] is None
     recall = rows[("recall/pos", "random_split")]  # 0.99 reported; we get 0.9/1.0 on 5 positives
-    assert recall["ci"] is not None and recall["verdict"] == REPRODUCED
+    # Every positive is found in both seeds: two equal seeds show 100%, within ±5 of the paper's 99%.
+    assert recall["values"] == [1.0, 1.0] and recall["ci"] is not None and recall["verdict"] == REPRODUCED
     beyond = rows[("accuracy", "subject_split")]
     assert beyond["verdict"] == BEYOND_PAPER and beyond["band"] is None and beyond["mean"] == pytest.approx(0.65)
     provenance = record["provenance"]
@@ -320,12 +333,14 @@ def test_threshold_and_alternative_rows(root):
     by_claim = {(r["metric"], r.get("claim"), r.get("reading")): r for r in record["rows"]}
     assert by_claim[("recall/pos", "about", "primary")]["reported"] == 0.99
     at_least = by_claim[("recall/pos", "at_least", "primary")]
-    # 0.9 and 1.0 over two seeds: mean 0.95 is at or above 0.9 minus its tolerance, and the band is open above.
+    # 1.0 in both seeds: both reach "at least 90%", and so does our mean's bound.
     assert at_least["verdict"] == REPRODUCED and at_least["band"]["high"] == 1.0
+    assert at_least["judgement"].startswith("2 of 2 seeds at least 90.0%")
     assert at_least["band"]["low"] == pytest.approx(max(0.0, 0.9 - 1.96 * np.sqrt(0.9 * 0.1 / 5)))
-    # recall/neg is 0.6 and 0.8: above "at most 10%" plus its tolerance (0.263 for 5 cases).
+    # recall/neg is 0.6 and 0.8 against "at most 10%": neither seed, yet two seeds' range still reaches 10%.
     at_most = by_claim[("recall/neg", "at_most", "primary")]
-    assert at_most["verdict"] == ABOVE and at_most["band"]["low"] == 0.0
+    assert at_most["verdict"] == INCONCLUSIVE and at_most["band"]["low"] == 0.0
+    assert at_most["judgement"].startswith("0 of 2 seeds at most 10.0%")
     alternative = by_claim[("confusion/neg->pos", "about", "alternative")]
     assert alternative["mean"] is not None and "recall/pos" in alternative["note"]
 
@@ -525,14 +540,22 @@ def test_table_rows_and_files(root, results):
     ]
     accuracy, loss = toy.claims[:2]
     assert re.fullmatch(r"85\.0 ± 7\.1% \[\d+\.\d, \d+\.\d\]", ours_text(accuracy)), ours_text(accuracy)
-    assert band_text(accuracy).endswith("(sampling)") and accuracy.verdict == REPRODUCED
-    assert verdict_text(accuracy) == "reproduced: ours equal to the paper's"
+    assert band_text(accuracy).endswith("(sampling)") and accuracy.verdict == INCONCLUSIVE
+    assert verdict_text(accuracy) == "inconclusive: ours equal to the paper's, too uncertain to tell"
+    assert interval_text(accuracy).endswith("% (±5.0)")
     assert accuracy.n_seeds == 2 and toy.record["data"] == "real" and toy.stale == []
     assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", ours_text(loss)), ours_text(loss)
     assert papers["absent"].record is None and summary_text(papers["absent"]).startswith("no record yet")
 
     markdown = (results / "TABLE.md").read_text()
-    assert "- **Example et al. (2024)** ([page](toy/README.md), real data): 3 of 3 claims reproduced" in markdown
+    summary = f"([page](toy/README.md), real data): {summary_text(toy)}"
+    assert f"- **Example et al. (2024)** {summary}" in markdown
+    assert summary_text(toy) == "1 reproduced, 0 not reproduced, 2 inconclusive of 3 claims"
+    assert "| [Example et al. (2024)](toy/README.md) | " in markdown  # the outcome counts open the page
+    assert (
+        "### How to read a verdict" in markdown
+        and "### How to read a verdict" in (results / "toy" / "README.md").read_text()
+    )
     # Without a record, the kind of data comes from the metadata.
     assert "- **Nobody (2023)** ([page](absent/README.md), missing data): no record yet" in markdown
     assert (
@@ -542,7 +565,7 @@ def test_table_rows_and_files(root, results):
     assert "| Example et al. (2024) | accuracy (random split) | Table 1 | 85.0% |" in markdown
     assert "subject split" not in markdown  # beyond-paper rows live on the replication's page
     csv_text = (results / "TABLE.csv").read_text()
-    header = "paper,setting,metric,claim,where,reported,ours,majority,chance,n_test,band,verdict"
+    header = "paper,setting,metric,claim,where,reported,ours,majority,chance,n_test,one_more_run,verdict,why"
     assert csv_text.splitlines()[0].startswith(header)
     assert len(csv_text.splitlines()) == 1 + 3 + 1  # header, toy's claims, absent's claim
     tex = (results / "TABLE.tex").read_text()
@@ -612,7 +635,7 @@ def test_a_runnable_replication_without_a_full_record_warns_and_fails_the_strict
     missing = ["toy: no full record yet — run `make replicate-toy`"]
     assert check_records(results) == ([], missing)
     assert check_records(results, strict=True) == (missing, [])
-    _expect(root, REPRODUCED, 0.85)
+    _expect(root, INCONCLUSIVE, 0.85)
     write_record(_clean_record(), results)
     write_tables(results)
     report = check_records(results)
@@ -668,7 +691,7 @@ def test_check_records_catches_verdict_change_and_band_breach(root, results):
     write_tables(results)
     _expect(root, "not reproduced (below)", 0.60)
     problems, warnings = check_records(results)
-    assert any("verdict 'reproduced', expected 'not reproduced (below)'" in p for p in problems)
+    assert any("verdict 'inconclusive', expected 'not reproduced (below)'" in p for p in problems)
     assert any("mean 0.8500 outside regression band [0.5800, 0.6200]" in p for p in problems)
     # Filling in `expected` records a reviewed run: it must not make that run's own record stale.
     assert warnings == []
@@ -706,7 +729,7 @@ def test_readme_status_is_rewritten_between_markers(root, results):
     text = readme.read_text()
     assert text.startswith(f"# intro\n\n{STATUS_START}\n| replication | paper | dataset | status |\n")
     assert "| old | table |" not in text and text.endswith(f"{STATUS_END}\n\n## after\n")
-    assert "| full run recorded: 3 of 3 claims reproduced |" in text
+    assert "| full run recorded: 1 reproduced, 0 not reproduced, 2 inconclusive of 3 claims |" in text
     readme.write_text("# a README without markers\n")
     write_tables(results)
     assert readme.read_text() == "# a README without markers\n"
@@ -730,8 +753,8 @@ def test_check_fails_when_a_generated_file_is_edited(root, results):
 
 
 def _with_hypotheses(root) -> None:
-    """Toy's accuracy reported as 40% (ours 85%: not reproduced) with two hypotheses: `quick`, and a profile
-    that has no record."""
+    """Toy's accuracy reported as 40% (ours 85% over two seeds on ten images: inconclusive) with two hypotheses:
+    `quick`, and a profile that has no record."""
     data = yaml.safe_load((root / "toy" / "metadata.yaml").read_text())
     data["reported"][0]["value"] = 0.40
     data["profiles"]["explain_longer"] = {"config": {"epochs": 40}}
@@ -742,14 +765,14 @@ def _with_hypotheses(root) -> None:
     _edit_metadata(root, **data)
 
 
-def test_a_claim_that_does_not_reproduce_gets_its_hypotheses_read_against_its_band(root, results):
+def test_a_claim_not_shown_to_reproduce_gets_its_hypotheses_read_against_its_band(root, results):
     _with_hypotheses(root)
     write_record(_record(), results)
     write_record(_record("quick"), results)
     write_tables(results)
     (toy,) = [paper for paper in collect_papers(results) if paper.meta.id == "toy"]
     [explained] = toy.explained
-    assert explained.claim.metric == "accuracy" and explained.claim.verdict == ABOVE
+    assert explained.claim.metric == "accuracy" and explained.claim.verdict == INCONCLUSIVE
     quick, longer = explained.explanations
     assert quick.record_name.startswith("quick-") and quick.row.mean == pytest.approx(0.85) and quick.stale == []
     assert longer.record_name == "" and longer.row is None
@@ -762,13 +785,13 @@ def test_a_claim_that_does_not_reproduce_gets_its_hypotheses_read_against_its_ba
     assert "| more epochs; `explain_longer` | not run yet | not run yet: `make explain-toy` |" in section
     link = "](toy/README.md#what-could-explain-the-gaps) |"
     table = (results / "TABLE.md").read_text()
-    assert f"| [not reproduced: ours 45.0 points higher{link}" in table
+    assert f"| [inconclusive: ours 45.0 points higher, too uncertain to tell{link}" in table
     assert table.count("#what-could-explain") == 2  # the summary line and the claim; reproduced claims link nowhere
     assert (
         "[what could explain the gaps](toy/README.md#what-could-explain-the-gaps): "
         "1 of 2 hypotheses computed; none lands inside a band" in table
     )
-    assert "[not reproduced: ours 45.0 points higher](#what-could-explain-the-gaps)" in page
+    assert "[inconclusive: ours 45.0 points higher, too uncertain to tell](#what-could-explain-the-gaps)" in page
     # quick's record gives a number, so the page has its figure; without that record it would have none
     assert (results / "toy" / "hypotheses.svg").is_file()
 
