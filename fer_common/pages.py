@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from .bands import ABOVE, BELOW, REPRODUCED
 from .claims_figure import HYPOTHESES_FIGURE_NAME, has_hypotheses_figure
 from .report import (
     DASH,
@@ -30,11 +31,12 @@ from .report import (
     one_paragraph,
     ours_text,
     paper_label,
+    primary_claims,
     stale_text,
     summary_text,
     verdict_link,
 )
-from .verdicts import METHOD
+from .verdicts import INCONCLUSIVE, METHOD
 
 PAGE_NAME = "README.md"
 AUDITS_PAGE = "audits.md"  # beside TABLE.md: the data audits and measurements beyond the replications
@@ -241,7 +243,52 @@ def _explanations(paper: PaperResult) -> list[str]:
         if has_hypotheses_figure(paper)
         else []
     )
-    return [EXPLANATIONS_HEADING, "", intro, "", *figure, *md_table(header, rows), ""]
+    return [EXPLANATIONS_HEADING, "", intro, "", *figure, *md_table(header, rows), "", *_variant_matrix(paper)]
+
+
+_MARKS = {REPRODUCED: "✓", BELOW: "✗", ABOVE: "✗", INCONCLUSIVE: "?"}
+
+
+def _variant_matrix(paper: PaperResult) -> list[str]:
+    """Every variant against every primary claim, by the verdict rule: what it brings in, what it pushes out."""
+    if not paper.variants:
+        return []
+    counted = primary_claims(paper)
+    computed = [variant for variant in paper.variants if variant.record_name]
+    cells = len(computed) * len(counted)
+    explaining = [variant for variant in computed if variant.explains]
+    intro = (
+        f"Each variant judged on every claim by the verdict rule above (✓ reproduced, ✗ not reproduced, "
+        f"? inconclusive), passing claims included. {len(computed)} of {len(paper.variants)} variants computed, "
+        f"against {len(counted)} claims: {cells} cells, so a few could agree with the paper by chance alone "
+        "(multiple comparisons). A variant counts as an explanation only when it brings a claim that does not "
+        "reproduce as run into agreement (not ruled out, its mean within the claim's margin of the paper's value) "
+        "without ruling out a claim that is not ruled out as run: "
+        + (", ".join(f"`{variant.profile}`" for variant in explaining) + "." if explaining else "none does.")
+    )
+    header = ["variant", *(claim_text(paper.claims[i]) for i in counted), "brings in", "pushes out", "explains"]
+
+    def mark(row) -> str:
+        return f"{_MARKS.get(row.verdict, row.verdict)} {number_text(row.mean, row.kind)}"
+
+    def seeds(rows) -> str:
+        return f" ({max((row.n_seeds for row in rows), default=0)} seeds)"
+
+    rows = [["as run (`full`)" + seeds(paper.claims), *(mark(paper.claims[i]) for i in counted), DASH, DASH, DASH]]
+    for variant in paper.variants:
+        if not variant.record_name:
+            rows.append([f"`{variant.profile}`", *(["not run yet"] * len(counted)), DASH, DASH, DASH])
+            continue
+        rows.append(
+            [
+                f"`{variant.profile}`" + seeds(variant.rows.values()),
+                *(mark(variant.rows[i]) if i in variant.rows else DASH for i in counted),
+                str(len(variant.brings_in)),
+                str(len(variant.pushes_out)),
+                "yes" if variant.explains else "no",
+            ]
+        )
+    return ["### Every claim under every variant", "", intro, "", *md_table(header, rows), ""]
 
 
 def _explanation_cell(claim: ResultRow, entry: Explanation) -> str:

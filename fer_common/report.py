@@ -111,6 +111,7 @@ class PaperResult:
     rows: list[ResultRow]
     stale: list[str]
     explained: list[ClaimExplanations] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=list)
     audit_lines: list[str] = field(default_factory=list)
     audit_title: str = ""
 
@@ -227,6 +228,7 @@ def collect_papers(results_dir: Path | None = None, root: Path | None = None) ->
                 paper.rows,
                 paper.stale,
                 explained=explain_claims(paper, results_dir),
+                variants=variants(paper, results_dir),
                 audit_lines=lines,
                 audit_title=audit_text.splitlines()[0].lstrip("#").strip() if lines else "",
             )
@@ -285,6 +287,78 @@ def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, kind: str, r
     return Explanation(hypothesis, Path(record["_path"]).name, row, stale_reasons(meta, record))
 
 
+@dataclass(frozen=True)
+class Variant:
+    """The replication run another way (a hypothesis's profile), with every primary claim under it: which
+    claims it brings into agreement with the paper and which it pushes out."""
+
+    label: str
+    profile: str
+    record_name: str  # "" when the profile has no record yet
+    rows: dict[int, ResultRow]  # index in `paper.claims` -> that claim's row in the variant's record
+    brings_in: list[int]  # claims not reproduced as run that the variant agrees with (`agrees`)
+    pushes_out: list[int]  # claims not ruled out as run that the variant rules out
+
+    @property
+    def explains(self) -> bool:
+        return bool(self.brings_in) and not self.pushes_out
+
+
+RULED_OUT = (BELOW, ABOVE)
+
+
+def agrees(row: ResultRow) -> bool:
+    """Whether a row agrees with the paper's claim: not ruled out, and its mean within the claim's margin of
+    the paper's value (on the claim's side of a threshold). Not being ruled out alone is not enough: fewer seeds
+    widen the interval and would let any variant "agree"."""
+    if row.verdict in RULED_OUT or row.mean is None or row.reported is None or row.margin is None:
+        return False
+    if row.claim == "at_least":
+        return row.mean >= row.reported - row.margin
+    if row.claim == "at_most":
+        return row.mean <= row.reported + row.margin
+    return abs(row.mean - row.reported) <= row.margin
+
+
+def primary_claims(paper: PaperResult) -> list[int]:
+    """Indices in `paper.claims` of the claims counted: primary readings that have a result."""
+    return [i for i, row in enumerate(paper.claims) if row.reading == "primary" and row.mean is not None]
+
+
+def variants(paper: PaperResult, results_dir: Path | None = None) -> list[Variant]:
+    """Every hypothesis profile of the paper (once, however many claims it was written for) judged on every
+    primary claim by the same verdict rule, so a variant that fixes one claim and breaks another shows both."""
+    if paper.record is None:
+        return []
+    meta = paper.meta
+    counted = primary_claims(paper)
+    labels: dict[str, str] = {}
+    for hypothesis in meta.hypotheses:
+        if hypothesis.profile != FULL_PROFILE and hypothesis.measure is None:
+            labels.setdefault(hypothesis.profile, hypothesis.hypothesis)
+    found = []
+    for profile, label in labels.items():
+        record = latest_record(meta.id, profile, results_dir)
+        rows: dict[int, ResultRow] = {}
+        if record is not None:
+            by_key = {
+                (row["metric"], row["setting"], row.get("claim", "about"), row.get("reading", "primary")): row
+                for row in record_rows(meta, record)
+            }
+            for index in counted:
+                claim = paper.claims[index]
+                entry = by_key.get((claim.metric, claim.setting, claim.claim, claim.reading))
+                if entry is not None and entry.get("mean") is not None:
+                    rows[index] = _row(entry, group=None, better=claim.better, where=claim.where)
+        brings_in = [i for i, row in rows.items() if paper.claims[i].verdict in RULED_OUT and agrees(row)]
+        pushes_out = [
+            i for i, row in rows.items() if paper.claims[i].verdict not in RULED_OUT and row.verdict in RULED_OUT
+        ]
+        name = Path(record["_path"]).name if record else ""
+        found.append(Variant(label, profile, name, rows, brings_in, pushes_out))
+    return found
+
+
 HypothesisKey = tuple[str, str, str | None]  # (its text, its profile, the measure it reads)
 
 
@@ -316,7 +390,17 @@ def hypotheses_text(paper: PaperResult, *, names: bool = True) -> str:
             landing.append(f"`{measure or profile}` for {listed}")
     found = f"{len(landing)} land{'s' if len(landing) == 1 else ''} inside a band"
     found += f": {'; '.join(landing)}" if names else ""
-    return f"{computed} of {len(hypotheses)} hypotheses computed; " + (found if landing else "none lands inside a band")
+    text = f"{computed} of {len(hypotheses)} hypotheses computed; " + (found if landing else "none lands inside a band")
+    judged = [variant for variant in paper.variants if variant.record_name]
+    if judged:
+        explaining = [f"`{variant.profile}`" for variant in judged if variant.explains]
+        text += (
+            f"; judged on every claim, {', '.join(explaining)} explain{'s' if len(explaining) == 1 else ''} a gap "
+            "without opening another"
+            if explaining
+            else "; judged on every claim, none explains a gap without opening another"
+        )
+    return text
 
 
 def explain_command(replication_id: str, profile: str) -> str:

@@ -259,7 +259,7 @@ def test_a_bundles_training_set_comes_from_its_replications_metadata(only_tiny_b
 
 def test_each_replication_with_data_is_expected_to_publish_its_first_claims_bundle():
     assert expected_bundles() == {
-        "hong-grayscale": "make replicate-hong",
+        "hong-grayscale_balanced": "make replicate-hong",
         "chen-random_split": "make replicate-chen",
         "boyce-final": "make replicate-boyce",
         "neamtiu-source_protocol": "make replicate-neamtiu",

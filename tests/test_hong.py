@@ -206,3 +206,14 @@ def test_mean_over_epochs_reads_the_named_epochs_and_refuses_a_short_run():
     assert mean_over_epochs(curve, 3) == pytest.approx(0.75)  # epoch 3 to the last
     assert math.isnan(mean_over_epochs(curve, 1, 35))  # a 4-epoch run says nothing about epoch 35
     assert math.isnan(mean_over_epochs(curve, 70))
+
+
+def test_the_balanced_setting_draws_neutral_down_to_the_mean_of_the_other_classes():
+    from replications.hong.replication import balanced_subset
+
+    labels = np.repeat([0, 1, 2], [61, 248, 71])  # the proxy's negative, neutral, positive
+    chosen = balanced_subset(labels, neutral=1)
+    assert np.bincount(labels[chosen]).tolist() == [61, 66, 71]
+    np.testing.assert_array_equal(chosen, balanced_subset(labels, neutral=1))  # the same draw for every seed
+    few = np.repeat([0, 1, 2], [10, 4, 12])
+    assert np.bincount(few[balanced_subset(few, neutral=1)]).tolist() == [10, 4, 12]  # fewer neutral: all kept

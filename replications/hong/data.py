@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +44,7 @@ class HongData:
     labels: np.ndarray
     demographics: dict[str, np.ndarray]  # "race" / "sex" -> one code per image
     composition: dict
+    subsets: dict[str, np.ndarray] = field(default_factory=dict)  # setting -> the images it uses (default: all)
 
 
 def demographics_from_names(names: list[str]) -> pd.DataFrame:

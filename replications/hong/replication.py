@@ -1,6 +1,9 @@
 """Hong et al. (2023): a 4-conv + 3-FC CNN classifying CFD faces as negative / neutral / positive.
 
-Settings: `grayscale` is the paper's input; `colour` is the same pipeline on RGB. Hong argues that grayscale
+Settings: `grayscale_balanced` is the paper's input on classes of about equal size (the paper's train and
+test accuracy sit near 33% before the network learns, so its classes were about balanced: the neutral class
+is drawn down to the mean size of the other two); `grayscale` is the same input on every proxy image (65%
+neutral); `colour` is `grayscale` on RGB. Hong argues that grayscale
 removes racial bias but never measures it, so every job also scores accuracy and per-class recall by race
 and by sex (extras, one value per seed), and `finalize` adds a bias audit on the test predictions pooled
 over the seeds (details). The statistics are `fer_common.fairness`'s; the data is `data.py`'s (the user's
@@ -34,7 +37,9 @@ from replications.hong.data import (
 from replications.hong.model import build_model
 
 log = logging.getLogger(__name__)
-SETTING_CHANNELS = {"grayscale": 1, "colour": 3}
+SETTING_CHANNELS = {"grayscale_balanced": 1, "grayscale": 1, "colour": 3}
+BALANCED = "grayscale_balanced"
+SUBSET_SEED = 0  # the balanced draw is the same for every seed: only the split and training vary by seed
 # Gaps are first group minus second group: a positive race gap means Black faces are classified better.
 GAP_PAIRS = {"race": ("B", "W"), "sex": ("F", "M")}
 # Several SGD steps per call into TensorFlow: the same updates in the same order, less Python overhead.
@@ -54,6 +59,17 @@ def mean_over_epochs(history_values: list[float], first: int, last: int | None =
     if first < 1 or end < first or len(history_values) < end:
         return math.nan
     return float(np.mean(history_values[first - 1 : end]))
+
+
+def balanced_subset(labels: np.ndarray, neutral: int, seed: int = SUBSET_SEED) -> np.ndarray:
+    """Sorted indices of every non-neutral image and a random draw of neutral ones, as many as the mean size of
+    the other classes (all of them when there are fewer)."""
+    counts = np.bincount(labels)
+    others = [count for index, count in enumerate(counts) if index != neutral]
+    neutral_images = np.flatnonzero(labels == neutral)
+    size = min(int(round(float(np.mean(others)))), len(neutral_images))
+    chosen = np.random.default_rng(seed).choice(neutral_images, size=size, replace=False)
+    return np.sort(np.concatenate([np.flatnonzero(labels != neutral), chosen]))
 
 
 def group_extras(
@@ -99,6 +115,13 @@ def train_model(
     return model, result
 
 
+def _setting_data(data: HongData, setting: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(images, labels, demographics) of the images a setting uses."""
+    chosen = data.subsets.get(setting, np.arange(len(data.labels)))
+    demographics = {attribute: values[chosen] for attribute, values in data.demographics.items()}
+    return data.images[setting][chosen], data.labels[chosen], demographics
+
+
 class Hong(Replication):
     metadata_file = Path(__file__).with_name("metadata.yaml")
 
@@ -121,16 +144,18 @@ class Hong(Replication):
             )
         if list(dataset.class_names) != list(CLASS_NAMES):
             raise DatasetError(f"Hong needs the classes {CLASS_NAMES}, the data has {dataset.class_names}.")
-        images = {
-            setting: to_model_input(dataset.images, channels=channels, size=config["input_size"])
-            for setting, channels in SETTING_CHANNELS.items()
+        by_channels = {
+            channels: to_model_input(dataset.images, channels=channels, size=config["input_size"])
+            for channels in set(SETTING_CHANNELS.values())
         }
+        images = {setting: by_channels[channels] for setting, channels in SETTING_CHANNELS.items()}
         return Prepared(
             data=HongData(
                 images=images,
                 labels=dataset.labels,
                 demographics={attribute: dataset.meta[attribute].astype(str).to_numpy() for attribute in GAP_PAIRS},
                 composition=dataset.extra.get("composition", dataset.class_counts()),
+                subsets={BALANCED: balanced_subset(dataset.labels, CLASS_NAMES.index("neutral"))},
             ),
             class_names=list(CLASS_NAMES),
             checksum=dataset.checksum,
@@ -144,7 +169,7 @@ class Hong(Replication):
         from fer_common.data import splits
 
         data: HongData = prepared.data
-        images, labels, demographics = data.images[setting], data.labels, data.demographics
+        images, labels, demographics = _setting_data(data, setting)
         train, test = splits.stratified_holdout(labels, config["test_fraction"], seed)
         model, result = train_model(images, labels, train, test, seed, config, runtime)
         probabilities = predict_probabilities(model, images[test])
@@ -162,6 +187,8 @@ class Hong(Replication):
             "mean_train_accuracy_epochs_1_35": mean_over_epochs(result.history.get("accuracy", []), 1, 35),
             "mean_test_accuracy_epochs_1_35": mean_over_epochs(result.history.get("val_accuracy", []), 1, 35),
             "mean_test_accuracy_from_epoch_70": mean_over_epochs(result.history.get("val_accuracy", []), 70),
+            # 1 when the running train accuracy ever reaches 100%: its mean over seeds counts the seeds that do.
+            "train_accuracy_reached_1": float(not math.isnan(first_epoch_at(result.history.get("accuracy", []), 1.0))),
         }
         test_demographics = {attribute: values[test] for attribute, values in demographics.items()}
         extras.update(group_extras(y_true, y_pred, test_demographics, prepared.class_names))
@@ -184,6 +211,9 @@ class Hong(Replication):
             details={
                 "data": prepared.description,
                 "composition": data.composition,
+                "class_counts": {
+                    name: int(n) for name, n in zip(prepared.class_names, np.bincount(labels), strict=True)
+                },
                 "n_train": int(len(train)),
                 "n_test": int(len(test)),
                 "test_set_is_validation_data": True,
@@ -222,7 +252,9 @@ class Hong(Replication):
                     for group, entry in seed_details["group_counts"].items()
                 }
                 counts = fairness.pool_counts([counts, seed_counts])
-                _, test = splits.stratified_holdout(prepared.data.labels, config["test_fraction"], seed)
+                _, test = splits.stratified_holdout(
+                    _setting_data(prepared.data, setting)[1], config["test_fraction"], seed
+                )
                 images.update(test.tolist())
                 audit = fairness.audit(counts, prepared.class_names, GAP_PAIRS)
                 audit.update(
