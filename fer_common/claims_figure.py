@@ -2,10 +2,12 @@
 ours against the paper's value and band) and each page's hypotheses figure (what each hypothesis gives for
 each claim that does not reproduce).
 
-One row per claim: the band as a grey bar, the paper's value as a black tick, ours as a dot (mean over seeds)
-with its 95% interval, coloured by verdict. A reader sees at once which claims land in their band and how far
-the others miss. The figure is SVG text, generated with the tables and checked like them, so it carries no
-date and its element ids come from a fixed salt: the same records give the same bytes.
+Headline figure, one row per claim: what our runs make plausible for one more run (the verdict rule's 95%
+interval, `verdicts`) as a grey bar, the paper's value as a black tick with its margin as thin ticks, ours as
+a dot (mean over seeds) with its 95% confidence interval, coloured by verdict. A reader sees at once which
+claims hold, which our runs cannot tell, and how far the others miss. The hypotheses figure reads each
+hypothesis against the claim's paper band. The figure is SVG text, generated with the tables and checked like
+them, so it carries no date and its element ids come from a fixed salt: the same records give the same bytes.
 """
 
 from __future__ import annotations
@@ -15,12 +17,24 @@ import textwrap
 
 from .bands import ABOVE, BELOW, PROXY, REPRODUCED
 from .report import PaperResult, ResultRow, claim_text, hypotheses_by_row, inside_band_text, paper_label
+from .verdicts import INCONCLUSIVE
 
 FIGURE_NAME = "claims.svg"
 HYPOTHESES_FIGURE_NAME = "hypotheses.svg"  # on each replication's page, beside its README
-_COLOURS = {REPRODUCED: "#1a9850", BELOW: "#d73027", ABOVE: "#d73027", PROXY: "#4575b4"}
+_COLOURS = {
+    REPRODUCED: "#1a9850",
+    BELOW: "#d73027",
+    ABOVE: "#d73027",
+    INCONCLUSIVE: "#f39c12",
+    PROXY: "#4575b4",
+}
 _INSIDE, _OUTSIDE = _COLOURS[REPRODUCED], _COLOURS[BELOW]  # a hypothesis's value inside its claim's band or not
-_VERDICT_WORDS = {REPRODUCED: "reproduced", BELOW: "not reproduced", PROXY: "proxy data: no verdict"}
+_VERDICT_WORDS = {
+    REPRODUCED: "reproduced",
+    BELOW: "not reproduced",
+    INCONCLUSIVE: "inconclusive",
+    PROXY: "proxy data: no verdict",
+}
 
 
 # Fixed element ids and no date: the same records give the same bytes.
@@ -73,9 +87,12 @@ def claims_svg(papers: list[PaperResult]) -> str | None:
 
 
 def _draw_claim(axes, position: int, row: ResultRow) -> None:
-    low, high = 100 * row.band["low"], 100 * row.band["high"]
+    low, high = (100 * value for value in (row.interval or (row.band["low"], row.band["high"])))
     axes.barh(position, high - low, left=low, height=0.6, color="#e0e0e0", edgecolor="none")
     axes.plot([100 * row.reported] * 2, [position - 0.3, position + 0.3], color="black", linewidth=1.2)
+    if row.margin is not None:
+        for edge in (row.reported - row.margin, row.reported + row.margin):
+            axes.plot([100 * edge] * 2, [position - 0.2, position + 0.2], color="black", linewidth=0.5)
     colour = _COLOURS[row.verdict]
     if row.ci:
         axes.plot([100 * row.ci[0], 100 * row.ci[1]], [position] * 2, color=colour, linewidth=1)
@@ -96,8 +113,8 @@ def _legend_handles() -> list:
         for verdict, words in _VERDICT_WORDS.items()
     ]
     return [
-        Patch(color="#e0e0e0", label="band"),
-        Line2D([], [], color="black", linewidth=1.2, label="paper"),
+        Patch(color="#e0e0e0", label="ours: one more run (95%)"),
+        Line2D([], [], color="black", linewidth=1.2, label="paper ± margin"),
         *dots,
     ]
 

@@ -217,8 +217,9 @@ def render_markdown(
     ]
     if plotted_claims(papers):
         lines += [
-            f"![Each claim that is a percentage: the paper's value (black tick) and band (grey), ours (dot, 95% "
-            f"interval) green where it lands in the band, red where it does not, blue on proxy data]({FIGURE_NAME})",
+            f"![Each claim that is a percentage: the paper's value (black tick, thin ticks its margin), what our runs "
+            f"make plausible for one more run (grey), ours (dot, 95% interval): green reproduced, red not reproduced, "
+            f"orange inconclusive, blue on proxy data]({FIGURE_NAME})",
             "",
         ]
     header = ["paper", "claim", "where", "reported", *RESULT_COLUMNS]
