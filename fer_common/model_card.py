@@ -129,7 +129,10 @@ def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: di
     lines += [
         "",
         "Other datasets: classes the model does not know are left out, and CFD photos are face-cropped "
-        "by the default detector first (see the cross-dataset section of the audits page).",
+        "by the default detector first (see the cross-dataset section of the audits page). The two rows are "
+        "not a paired comparison; and the `fer` package's checkpoint was chosen on FER2013 PublicTest and "
+        "PrivateTest together, so its PrivateTest figure is "
+        "optimistic by an unknown amount.",
     ]
     return lines
 
@@ -158,7 +161,13 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
     if not lines:
         return ["- Not measured yet: run the replication and `make cross-dataset`."]
     test_sets = cross_dataset["test_sets"] if cross_dataset else []
-    return [*lines, *(f"\n({entry['group_legend']}.)" for entry in test_sets if entry.get("group_legend"))]
+    confounded = (
+        "\nThe rates by group are over all of a group's photos, not within class: on CFD every expression other "
+        "than neutral is photographed of Black and White people only, so a gap by race mixes the model's bias with "
+        "how hard each group's classes are. They say where to look, not how biased the model is."
+    )
+    legends = [f"\n({entry['group_legend']}.)" for entry in test_sets if entry.get("group_legend")]
+    return [*lines, *legends, *([confounded] if legends else [])]
 
 
 # A record states the switch it ran with; `auto` resolves by the CPU's bf16 support (fer_common.train).
