@@ -28,4 +28,6 @@ def row_label(record: Mapping, model: str) -> str:
     entry = record["models"][model]
     carried = entry.get("carried_from")
     scored_at = f" (scored at {str(carried['git_commit'])[:7]})" if carried else ""
+    if entry.get("from_job_result"):
+        scored_at = f" (scored in its job, {entry['from_job_result']})"
     return f"{model} / {entry['training_dataset']}{scored_at}"

@@ -369,3 +369,51 @@ def test_no_row_is_carried_over_from_a_matrix_made_on_other_test_images(tmp_path
     assert carry_rows(record, previous) == [] and record["models"] == {} and record["cells"] == []
     assert "checksums differ" in caplog.text
     assert CARRIED_NOTE not in cross_dataset_markdown(record)
+
+
+def test_a_row_comes_from_the_job_result_that_scored_it_when_its_bundle_stayed_on_another_machine(
+    tmp_path, monkeypatch
+):
+    from fer_common.contract import Preprocessing, TrainedModel
+    from fer_common.jobs import JobKey, JobResult, JobStore
+
+    faces = [faces_of(FER_TEST, FER_CLASSES, [3, 3, 4])]
+    model = fixed_model("cmu_proxy-baseline-seed1", "fer2013", FER_CLASSES, np.eye(7)[3])
+    scored = cross_dataset.build_record([model], faces, score_matrix([model], faces), {}, "in the job")
+    scored["cells"][0]["status"] = "scored"  # a FER2013 model scored on FER2013 faces stands in for CK+48 here
+    store = JobStore(
+        tmp_path / "results" / "cmu_proxy" / "jobs",
+        "cmu_proxy",
+        "full",
+        JobKey("c", "h", "d", {}),
+        {},
+        {"git_commit": "a" * 40},
+    )
+    files = []
+    for seed, score in ((0, 0.4), (1, 0.5)):  # seed 1 has the higher selection score: it is the published one
+        result = JobResult(
+            "baseline",
+            seed,
+            {"metrics": {}, "wall_time_s": 1.0},
+            np.array([0]),
+            np.eye(7)[[0]],
+            model_file=b"a .keras file",
+            model=TrainedModel(None, Preprocessing(48, 3, "raw"), score, "held-out test split"),
+        )
+        result.cross_dataset = {key: scored[key] for key in ("test_sets", "mappings", "cells")}
+        files.append(store.save(result).file.name)
+    jobs = [{"setting": "baseline", "seed": seed, "file": file} for seed, file in enumerate(files)]
+    monkeypatch.setattr(
+        cross_dataset,
+        "latest_record",
+        lambda replication, profile, results_dir: (
+            {"provenance": {"jobs": jobs}} if replication == "cmu_proxy" else None
+        ),
+    )
+
+    record = cross_dataset.build_record([], faces, [], {}, "now")
+    assert cross_dataset.rows_from_job_results(record, tmp_path / "results") == ["cmu_proxy-baseline"]
+    entry = record["models"]["cmu_proxy-baseline"]
+    assert entry["source"]["seed"] == 1 and entry["from_job_result"] == f"cmu_proxy/jobs/{files[1]}"
+    assert [cell["model"] for cell in record["cells"]] == ["cmu_proxy-baseline"]
+    assert "scored in its job" in cross_dataset_markdown(record)
