@@ -544,6 +544,8 @@ def verdict_text(row: ResultRow) -> str:
     if row.verdict == NO_RESULT:
         return "no result yet: run the replication"
     if row.mean is None or row.reported is None:
+        if row.verdict == NOT_RUN and row.judgement:
+            return f"no result: {row.judgement}"
         return "not run: data missing here" if row.verdict == NOT_RUN else row.verdict
     difference = difference_text(row)
     if row.verdict == REPRODUCED:

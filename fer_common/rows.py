@@ -186,7 +186,7 @@ def build_rows(
             note=note(figure.note, summary, figure.metric, figure.setting),
             interval=None if judgement.low is None else [judgement.low, judgement.high],
             margin=judgement.margin,
-            judgement=judgement.reason if summary else None,
+            judgement=judgement.reason if summary else (None if data == "missing" else "no seed gave a value"),
         )
         rows.append(row)
     for extra in meta.beyond_paper:
