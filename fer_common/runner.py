@@ -274,12 +274,16 @@ def _job_origin(job: StoredJob) -> dict:
 def _waiting_text(replication_id: str, profile: str, store: JobStore, waiting: list[tuple[str, int]]) -> str:
     seeds = sorted({seed for _, seed in waiting})
     jobs = ", ".join(f"{setting} seed {seed}" for setting, seed in waiting)
-    profile_option = "" if profile == FULL_PROFILE else f" --profile {profile}"
+    options = "" if profile == FULL_PROFILE else f" --profile {profile}"
+    runtime = store.key.runtime
+    options += " --precision auto" if runtime["policy"] == "mixed_bfloat16" else ""
+    options += f" --threads {runtime['threads']}"
     return (
         f"[{replication_id}] no record yet: the record waits for {len(waiting)} job(s) ({jobs}). Run them here "
-        f"or on another machine with `fer-replicate run {replication_id}{profile_option} --seeds "
-        f"{','.join(map(str, seeds))}` and bring their results to {paths.portable(str(store.folder))} (commit "
-        "them, or share the folder with --jobs-dir); `fer-replicate progress` lists what is there."
+        f"or on another machine with `fer-replicate run {replication_id}{options} --seeds "
+        f"{','.join(map(str, seeds))}` (the same precision policy and threads: they are part of the jobs' key) "
+        f"and bring their results to {paths.portable(str(store.folder))} (commit them, or share the folder with "
+        "--jobs-dir); `fer-replicate progress` lists what is there."
     )
 
 
