@@ -127,12 +127,17 @@ def _group_lines(group: JobGroup) -> list[str]:
         f"  {group.replication} ({group.profile}), {where}, key {group.key.digest}: {code}, "
         f"{runtime.get('policy')}, {runtime.get('threads')} thread(s)"
     ]
-    for (setting, seed), origin in sorted(group.finished.items()):
-        hours = origin["wall_time_s"] / 3600
-        lines.append(
-            f"    done     {setting} seed {seed}: {hours:.2f} h on {origin.get('cpu_kind')} "
-            f"({origin.get('git_commit', '')[:7]}, {origin.get('finished_utc')})"
-        )
+    if group.missing:
+        for (setting, seed), origin in sorted(group.finished.items()):
+            hours = origin["wall_time_s"] / 3600
+            lines.append(
+                f"    done     {setting} seed {seed}: {hours:.2f} h on {origin.get('cpu_kind')} "
+                f"({origin.get('git_commit', '')[:7]}, {origin.get('finished_utc')})"
+            )
+    else:  # a complete run: one line, not one per job
+        hours = sum(origin["wall_time_s"] for origin in group.finished.values()) / 3600
+        kinds = ", ".join(sorted({str(origin.get("cpu_kind")) for origin in group.finished.values()}))
+        lines.append(f"    done     all {len(group.finished)} jobs: {hours:.2f} h on {kinds}")
     needs = (
         "a bf16 CPU (AMX or AVX512-BF16; `--precision auto` there)"
         if runtime.get("policy") == BF16_POLICY
