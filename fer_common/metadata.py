@@ -230,6 +230,9 @@ class Hypothesis(StrictModel):
     hypothesis: Text  # in words, with the paper's sentence that allows it
     profile: Text
     measure: Text | None = None
+    # Read every claim in this setting of the profile's record instead of its own (e.g. a leakage audit's
+    # subject-disjoint split): the variant matrix only (report.variants).
+    reads_setting: Text | None = None
 
 
 class Profile(StrictModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import measurement_pages, paths
@@ -27,8 +27,8 @@ from .metadata import (
 )
 from .provenance import stale_reasons
 from .records import latest_record
-from .rows import record_rows
-from .verdicts import INCONCLUSIVE
+from .rows import mean_denominator, record_rows
+from .verdicts import INCONCLUSIVE, judge
 
 DASH = "—"
 TIMING_GROUP = "timing"
@@ -276,13 +276,14 @@ def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, kind: str, r
     if record is None:
         return Explanation(hypothesis, "", None, [])
     measure = hypothesis.measure or hypothesis.metric
+    setting = hypothesis.reads_setting or hypothesis.setting
     entry = next(
-        (row for row in record_rows(meta, record) if (row["metric"], row["setting"]) == (measure, hypothesis.setting)),
+        (row for row in record_rows(meta, record) if (row["metric"], row["setting"]) == (measure, setting)),
         None,
     )
-    summary = record["settings"].get(hypothesis.setting, {}).get("summary", {}).get(measure)
+    summary = record["settings"].get(setting, {}).get("summary", {}).get(measure)
     if entry is None and summary is not None:
-        entry = {"metric": measure, "setting": hypothesis.setting, "kind": kind, **summary}
+        entry = {"metric": measure, "setting": setting, "kind": kind, **summary}
     row = _row(entry, group=None, better=None) if entry else None
     return Explanation(hypothesis, Path(record["_path"]).name, row, stale_reasons(meta, record))
 
@@ -326,37 +327,70 @@ def primary_claims(paper: PaperResult) -> list[int]:
 
 
 def variants(paper: PaperResult, results_dir: Path | None = None) -> list[Variant]:
-    """Every hypothesis profile of the paper (once, however many claims it was written for) judged on every
-    primary claim by the same verdict rule, so a variant that fixes one claim and breaks another shows both."""
+    """Every hypothesis profile of the paper (once, however many claims it was written for; a profile read in
+    another setting is a variant of its own) judged on every primary claim by the same verdict rule, so a
+    variant that fixes one claim and breaks another shows both."""
     if paper.record is None:
         return []
     meta = paper.meta
     counted = primary_claims(paper)
-    labels: dict[str, str] = {}
+    labels: dict[tuple[str, str | None], str] = {}
     for hypothesis in meta.hypotheses:
-        if hypothesis.profile != FULL_PROFILE and hypothesis.measure is None:
-            labels.setdefault(hypothesis.profile, hypothesis.hypothesis)
+        if hypothesis.measure is None and (hypothesis.profile != FULL_PROFILE or hypothesis.reads_setting):
+            labels.setdefault((hypothesis.profile, hypothesis.reads_setting), hypothesis.hypothesis)
     found = []
-    for profile, label in labels.items():
+    for (profile, reads_setting), label in labels.items():
         record = latest_record(meta.id, profile, results_dir)
         rows: dict[int, ResultRow] = {}
-        if record is not None:
-            by_key = {
-                (row["metric"], row["setting"], row.get("claim", "about"), row.get("reading", "primary")): row
-                for row in record_rows(meta, record)
-            }
-            for index in counted:
-                claim = paper.claims[index]
-                entry = by_key.get((claim.metric, claim.setting, claim.claim, claim.reading))
-                if entry is not None and entry.get("mean") is not None:
-                    rows[index] = _row(entry, group=None, better=claim.better, where=claim.where)
+        for index in counted if record is not None else []:
+            row = _variant_row(meta, record, paper.claims[index], reads_setting)
+            if row is not None:
+                rows[index] = row
         brings_in = [i for i, row in rows.items() if paper.claims[i].verdict in RULED_OUT and agrees(row)]
         pushes_out = [
             i for i, row in rows.items() if paper.claims[i].verdict not in RULED_OUT and row.verdict in RULED_OUT
         ]
         name = Path(record["_path"]).name if record else ""
-        found.append(Variant(label, profile, name, rows, brings_in, pushes_out))
+        shown = profile + (f", read in {reads_setting}" if reads_setting else "")
+        found.append(Variant(label, shown, name, rows, brings_in, pushes_out))
     return found
+
+
+def _variant_row(meta: ReplicationMetadata, record: dict, claim: ResultRow, reads_setting: str | None):
+    """A claim judged on a variant's record: its metric's per-seed values in the claim's setting (or
+    `reads_setting`), by the verdict rule; None when the record has no such values."""
+    seeds = record["settings"].get(reads_setting or claim.setting, {}).get("seeds", {})
+    values = [entry["metrics"].get(claim.metric) for entry in seeds.values()]
+    values = [value for value in values if value is not None and value == value]  # NaN: not reached
+    if not values:
+        return None
+    figure = next(
+        f for f in meta.reported if (f.metric, f.setting, f.claim) == (claim.metric, claim.setting, claim.claim)
+    )
+    margin = meta.margin(claim.metric, claim.setting, claim.claim, claim.kind, figure.floor)
+    judgement = judge(
+        values,
+        claim.reported,
+        claim=claim.claim,
+        kind=claim.kind,
+        margin=margin,
+        n_ours=mean_denominator(claim.metric, seeds),
+        n_paper=claim.n_test,
+        data=record["data"],
+    )
+    mean = sum(values) / len(values)
+    spread = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return replace(
+        claim,
+        mean=mean,
+        sd=spread,
+        n_seeds=len(values),
+        ci=None,
+        verdict=judgement.verdict,
+        interval=None if judgement.low is None else (judgement.low, judgement.high),
+        margin=margin,
+        judgement=judgement.reason,
+    )
 
 
 HypothesisKey = tuple[str, str, str | None]  # (its text, its profile, the measure it reads)

@@ -92,7 +92,7 @@ def baselines(metric: str, seeds: Mapping[str, Mapping] | None) -> tuple[float |
     return chance, majority
 
 
-def _mean_denominator(metric: str, seeds: Mapping[str, Mapping] | None) -> float | None:
+def mean_denominator(metric: str, seeds: Mapping[str, Mapping] | None) -> float | None:
     """Our test images per seed for a metric (their mean: seeds' test sets may differ), None when unknown."""
     counts = [metric_denominator(metric, entry) for entry in (seeds or {}).values()]
     counts = [count for count in counts if count]
@@ -170,7 +170,7 @@ def build_rows(
             claim=figure.claim,
             kind=figure.kind,
             margin=meta.margin(figure.metric, figure.setting, figure.claim, figure.kind, figure.floor),
-            n_ours=_mean_denominator(figure.metric, seeds.get(figure.setting)),
+            n_ours=mean_denominator(figure.metric, seeds.get(figure.setting)),
             n_paper=figure.n_test,
             data=data if summary else "missing",
         )

@@ -1015,3 +1015,13 @@ def test_a_variant_that_fixes_one_claim_and_breaks_another_is_not_an_explanation
     write_record(_record_of("explain_fewer_epochs", 2, 0), results)  # 80%: no closer to 60%, breaks nothing
     (toy,) = [paper for paper in collect_papers(results) if paper.meta.id == "toy"]
     assert toy.variants[0].brings_in == [] and not toy.variants[0].explains
+
+
+def test_a_variant_can_read_the_claims_in_another_setting_of_the_same_record(root, results):
+    hypothesis = {"metric": "accuracy", "setting": "random_split", "profile": "full", "reads_setting": "subject_split"}
+    _edit_metadata(root, hypotheses=[{**hypothesis, "hypothesis": "no subject on both sides of the split"}])
+    write_record(_record(), results)
+    (toy,) = [paper for paper in collect_papers(results) if paper.meta.id == "toy"]
+    [variant] = toy.variants
+    assert variant.profile == "full, read in subject_split" and variant.rows[0].mean == pytest.approx(0.65)
+    assert variant.rows[0].claim == "about" and variant.rows[0].reported == 0.85  # judged against the paper's claim
