@@ -1025,3 +1025,12 @@ def test_a_variant_can_read_the_claims_in_another_setting_of_the_same_record(roo
     [variant] = toy.variants
     assert variant.profile == "full, read in subject_split" and variant.rows[0].mean == pytest.approx(0.65)
     assert variant.rows[0].claim == "about" and variant.rows[0].reported == 0.85  # judged against the paper's claim
+
+
+def test_each_claim_counts_once_by_its_primary_reading(root, results):
+    _with_threshold_rows(root)  # adds two threshold claims and another reading of the recall/pos sentence
+    write_record(_record(), results)
+    (toy,) = [paper for paper in collect_papers(results) if paper.meta.id == "toy"]
+    assert len(toy.claims) == 6
+    text = summary_text(toy)
+    assert text.endswith("of 5 claims (and 1 other reading of ambiguous sentences)"), text
