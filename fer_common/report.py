@@ -25,6 +25,7 @@ from .metadata import (
     load_metadata,
     replications_dir,
 )
+from .metrics import summarize
 from .provenance import stale_reasons
 from .records import latest_record
 from .rows import mean_denominator, record_rows
@@ -360,10 +361,10 @@ def _variant_row(meta: ReplicationMetadata, record: dict, claim: ResultRow, read
     """A claim judged on a variant's record: its metric's per-seed values in the claim's setting (or
     `reads_setting`), by the verdict rule; None when the record has no such values."""
     seeds = record["settings"].get(reads_setting or claim.setting, {}).get("seeds", {})
-    values = [entry["metrics"].get(claim.metric) for entry in seeds.values()]
-    values = [value for value in values if value is not None and value == value]  # NaN: not reached
-    if not values:
+    summary = summarize([entry["metrics"].get(claim.metric) for entry in seeds.values()])  # NaN: not reached
+    if not summary["n"]:
         return None
+    values = [value for value in summary["values"] if value is not None]
     figure = next(
         f for f in meta.reported if (f.metric, f.setting, f.claim) == (claim.metric, claim.setting, claim.claim)
     )
@@ -378,13 +379,11 @@ def _variant_row(meta: ReplicationMetadata, record: dict, claim: ResultRow, read
         n_paper=claim.n_test,
         data=record["data"],
     )
-    mean = sum(values) / len(values)
-    spread = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
     return replace(
         claim,
-        mean=mean,
-        sd=spread,
-        n_seeds=len(values),
+        mean=summary["mean"],
+        sd=summary["sd"],
+        n_seeds=summary["n"],
         ci=None,
         verdict=judgement.verdict,
         interval=None if judgement.low is None else (judgement.low, judgement.high),
