@@ -42,7 +42,7 @@ test-fast: $(STAMP) ## the fast tests only (no full replications)
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP) lint-imports ## ruff, and the import rules
-	$(BIN)/ruff check fer_common replications recipes tests
+	$(BIN)/ruff check fer_common replications recipes studies tests
 
 lint-imports: $(STAMP) ## the import rules of pyproject.toml (import-linter): the report imports no TensorFlow, ...
 	$(BIN)/lint-imports

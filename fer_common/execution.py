@@ -15,7 +15,7 @@ from fer_common import metrics
 from fer_common.contract import Prepared, Replication, SeedOutcome
 from fer_common.data.integrity import data_audit
 from fer_common.errors import DatasetError
-from fer_common.jobs import JobResult, JobSpec
+from fer_common.job_types import JobResult, JobSpec
 from fer_common.metadata import canonical_json
 from fer_common.train import RuntimeOptions, configure_runtime
 

@@ -32,10 +32,11 @@ import numpy as np
 
 from fer_common import paths, records
 from fer_common.atomic import write_atomically, write_bytes_atomically, write_text_atomically
-from fer_common.contract import Preprocessing, Replication, TrainedModel
+from fer_common.contract import Preprocessing, TrainedModel
 from fer_common.errors import FerError
+from fer_common.job_types import JobResult
 from fer_common.metadata import canonical_json
-from fer_common.provenance import changed_numbers_files, utc_now
+from fer_common.provenance import numbers_code_changes, utc_now
 from fer_common.train import RuntimeOptions, resolve_precision
 
 JOB_FORMAT = 4  # 4: self-contained job results (key, code files, provenance, digest), named by their key
@@ -45,38 +46,6 @@ _LISTED_FILES = 5
 
 class JobResultError(FerError):
     """A job result that cannot be trusted (damaged, hand-edited or of an unknown format)."""
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything a worker needs to run one job; it travels to the worker, so it stays small and picklable."""
-
-    replication: Replication
-    config: dict
-    settings: tuple[str, ...]
-    seed: int
-    options: RuntimeOptions
-    data_checksum: str  # the data the run was started with: a worker that loads other data refuses to run
-    allow_modified_data: bool = False  # load data that fails its SHA256SUMS (the run said so, the record says so)
-
-    @property
-    def label(self) -> str:
-        return f"setting={'+'.join(self.settings)} seed={self.seed}"
-
-
-@dataclass
-class JobResult:
-    """What a worker gives back for one setting of a job."""
-
-    setting: str
-    seed: int
-    result: dict  # the per-seed entry of the record (`execution.evaluate_outcome` plus wall_time_s)
-    y_true: np.ndarray
-    probabilities: np.ndarray
-    model_file: bytes | None = None  # the trained model as a .keras file, when the replication offers one
-    model: TrainedModel | None = None  # how it was trained and selected (its `model` field is None here)
-    earlier_wall_time_s: float = 0.0  # what attempts stopped before it (resumed from their checkpoint) took
-    cross_dataset: dict | None = None  # its model's cells on the other datasets (`cross_dataset.score_trained_model`)
 
 
 @dataclass(frozen=True)
@@ -114,12 +83,19 @@ class JobKey:
     def digest(self) -> str:
         return hashlib.sha256(canonical_json(asdict(self)).encode("utf-8")).hexdigest()[:16]
 
-    def differences(self, other: JobKey, own_files: Mapping[str, str], other_files: Mapping[str, str]) -> list[str]:
+    def differences(
+        self,
+        other: JobKey,
+        own_files: Mapping[str, str],
+        other_files: Mapping[str, str],
+        repo_root: Path | None = None,
+    ) -> list[str]:
         """Why a job result of key `other` (made with `other_files`) is not reusable by a run of this key; []
-        when it is. Code is matched as records are (`provenance.changed_numbers_files`): by content, so a
-        result stays reusable when a file it ran is moved or removed, not when one this run needs changed."""
+        when it is. Code is matched as records are (`provenance.numbers_code_changes`): by content, so a
+        result stays reusable when a file it ran is moved or removed (or its code moved word for word), not
+        when one this run needs changed."""
         reasons = []
-        changed = changed_numbers_files(other_files, own_files)
+        changed = numbers_code_changes(other_files, own_files, repo_root)
         if changed:
             shown = ", ".join(changed[:_LISTED_FILES]) + (
                 f" and {len(changed) - _LISTED_FILES} more" if len(changed) > _LISTED_FILES else ""
@@ -243,6 +219,7 @@ class JobStore:
     code_files: Mapping[str, str]
     origin: Mapping[str, Any]  # this machine's part of each job's provenance (commit, CPU, runtime)
     keep: bool = True  # False: delete this key's results once the record holds them (a cache folder)
+    repo_root: Path | None = None  # the repository whose code moves (fer_common/code_moves.yaml) apply
 
     @property
     def code(self) -> CodeVersion:
@@ -304,7 +281,7 @@ class JobStore:
             return read_job(path)
         for other in sorted(self.folder.glob(f"{setting}-seed{seed}-*.json")):
             entry = _read_entry(other)
-            reasons = self.key.differences(JobKey(**entry["key"]), self.code_files, entry["code_files"])
+            reasons = self.key.differences(JobKey(**entry["key"]), self.code_files, entry["code_files"], self.repo_root)
             if not reasons:  # the same numbers-layer code by content (a file moved or removed since)
                 return read_job(other)
             log.info("[%s] not reusing %s: %s", self.replication, paths.portable(str(other)), "; ".join(reasons))
@@ -322,7 +299,7 @@ class JobStore:
             entry = _read_entry(path)
             key = JobKey(**entry["key"])
             same_run = replace(key, runtime=self.key.runtime, code_hash=self.key.code_hash)
-            if same_run != self.key or changed_numbers_files(entry["code_files"], self.code_files):
+            if same_run != self.key or numbers_code_changes(entry["code_files"], self.code_files, self.repo_root):
                 continue
             found = candidates.setdefault(key.digest, (key, set()))[1]
             found.add((entry["setting"], int(entry["seed"])))

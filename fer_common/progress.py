@@ -16,7 +16,7 @@ from pathlib import Path
 from fer_common import paths
 from fer_common.jobs import JobKey, JobResultError, jobs_dir, read_job
 from fer_common.metadata import FULL_PROFILE, load_metadata
-from fer_common.provenance import changed_numbers_files, current_code_files
+from fer_common.provenance import current_code_files, numbers_code_changes
 from fer_common.registry import REPLICATIONS
 from fer_common.resume import STATE_FILE, checkpoints_dir, read_npz
 
@@ -81,7 +81,7 @@ def job_groups(
                 continue
             group = by_key.setdefault(job.key.digest, JobGroup(replication, profile, folder, job.key))
             group.finished[job.setting, job.seed] = job.origin
-            group.code_changes = changed_numbers_files(job.code_files, now)
+            group.code_changes = numbers_code_changes(job.code_files, now)
         if problems and not by_key:
             groups.append(JobGroup(replication, profile, folder, JobKey("", "", "", {}), problems=problems))
         for group in by_key.values():

@@ -282,6 +282,17 @@ def moved_files(
     ]
 
 
+def numbers_code_changes(
+    recorded: Mapping[str, str], current: Mapping[str, str], repo_root: Path | None = None
+) -> list[str]:
+    """The numbers-layer files of `current` that the code `recorded` (by a record or a job result) did not run:
+    matched by content (`changed_numbers_files`), less those a word-for-word code move accounts for
+    (`moved_files`). Records and job results are judged by this one rule."""
+    changed = changed_numbers_files(recorded, current)
+    moved = moved_files(changed, current, recorded, repo_root) if changed else []
+    return [name for name in changed if name not in moved]
+
+
 def code_move_problems(repo_root: Path | None = None) -> tuple[list[str], list[str]]:
     """(problems, warnings) of CODE_MOVES_FILE: an entry whose file has changed since (obsolete: remove it, its
     records are stale anyway), or whose definitions are not all in its sources as git holds them. A source
@@ -319,9 +330,7 @@ def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | 
     files = current_code_files(meta, repo_root)
     recorded = provenance.get("code_files")
     if recorded:
-        changed = changed_numbers_files(recorded, files)
-        moved = moved_files(changed, files, recorded, repo_root)
-        changed = [name for name in changed if name not in moved]
+        changed = numbers_code_changes(recorded, files, repo_root)
         if changed:
             reasons.append(f"code changed: {describe_files(changed)}")
     elif provenance.get("code_hash") != files_hash(files):

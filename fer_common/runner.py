@@ -23,20 +23,12 @@ from fer_common.data.integrity import DataAudit, data_audit
 from fer_common.errors import DatasetError, JobsFailedError, MetadataError, RecordError
 from fer_common.execution import run_job
 from fer_common.executors import Capacity, ExecutorOptions, TaskFailure, execute, plan_capacity
-from fer_common.jobs import (
-    JobClock,
-    JobKey,
-    JobResult,
-    JobSpec,
-    JobStore,
-    StoredJob,
-    effective_runtime,
-    plan_jobs,
-)
+from fer_common.job_types import JobResult, JobSpec
+from fer_common.jobs import JobClock, JobKey, JobStore, StoredJob, effective_runtime, plan_jobs
 from fer_common.jobs import jobs_dir as jobs_dir_default
 from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, load_metadata
 from fer_common.per_image import encode_labels
-from fer_common.provenance import changed_numbers_files, collect_provenance, current_code_files, require_clean_tree
+from fer_common.provenance import collect_provenance, current_code_files, numbers_code_changes, require_clean_tree
 from fer_common.registry import REPLICATIONS
 from fer_common.rows import summarize_seeds
 from fer_common.train import RuntimeOptions, describe_options
@@ -138,7 +130,7 @@ def run_replication(
     if executor.parallel:
         provenance["executor"] = {"kind": executor.kind, "workers": capacity.workers}
         _describe_capacity(meta.id, executor, capacity)
-    store = _job_store(meta.id, profile, provenance, job_options, folder, keep)
+    store = _job_store(meta.id, profile, provenance, job_options, folder, keep, repo_root)
     jobs = [
         JobSpec(replication, config, group, seed, job_options, prepared.checksum, allow_modified_data)
         for group, seed in plan_jobs(settings_run, record_seeds, replication.job_groups)
@@ -223,7 +215,13 @@ def _job_folder(
 
 
 def _job_store(
-    replication_id: str, profile: str, provenance: dict, options: RuntimeOptions, folder: Path, keep: bool
+    replication_id: str,
+    profile: str,
+    provenance: dict,
+    options: RuntimeOptions,
+    folder: Path,
+    keep: bool,
+    repo_root: Path | None,
 ) -> JobStore:
     """The run's job results: keyed by config, numbers-layer code, data and the runtime as it acts here."""
     key = JobKey(
@@ -237,7 +235,7 @@ def _job_store(
         for name in ("git_commit", "git_dirty", "cpu", "cpu_kind", "python", "packages", "command")
     }
     origin["runtime"] = effective_runtime(options)
-    return JobStore(folder, replication_id, profile, key, provenance["code_files"], origin, keep)
+    return JobStore(folder, replication_id, profile, key, provenance["code_files"], origin, keep, repo_root)
 
 
 def _runtime_text(runtime) -> str:
@@ -525,7 +523,7 @@ def _job_code(meta: ReplicationMetadata, finished: dict[tuple[str, int], StoredJ
     tree has now (code edited while the run went on): matched by content, as a record's code is."""
     commits = list(dict.fromkeys(job.code.git_commit for job in finished.values()))
     now = current_code_files(meta, repo_root)
-    mixed = any(changed_numbers_files(job.code_files, now) for job in finished.values())
+    mixed = any(numbers_code_changes(job.code_files, now, repo_root) for job in finished.values())
     if mixed:
         log.warning(
             "[%s] the jobs ran at other code than the tree now holds (commits %s): the record says mixed_code and "

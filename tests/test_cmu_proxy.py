@@ -10,7 +10,7 @@ from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
 from fer_common.train import RuntimeOptions
 from replications.cmu_proxy import replication as cmu_proxy
-from replications.cmu_proxy.cost import full_run_hours
+from studies.cmu_proxy_cost import full_run_hours
 
 from .helpers import requires_dataset
 

@@ -375,7 +375,8 @@ def test_a_row_comes_from_the_job_result_that_scored_it_when_its_bundle_stayed_o
     tmp_path, monkeypatch
 ):
     from fer_common.contract import Preprocessing, TrainedModel
-    from fer_common.jobs import JobKey, JobResult, JobStore
+    from fer_common.job_types import JobResult
+    from fer_common.jobs import JobKey, JobStore
 
     faces = [faces_of(FER_TEST, FER_CLASSES, [3, 3, 4])]
     model = fixed_model("cmu_proxy-baseline-seed1", "fer2013", FER_CLASSES, np.eye(7)[3])

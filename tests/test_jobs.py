@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_common.jobs import JobKey, JobResult, JobResultError, JobStore, read_job
+from fer_common.job_types import JobResult
+from fer_common.jobs import JobKey, JobResultError, JobStore, read_job
 from fer_common.paired import paired_accuracy
 from fer_common.per_image import decode_labels, encode_labels
 from fer_common.progress import job_groups, progress_text
+from fer_common.provenance import CODE_MOVES_FILE
 
 from .helpers import REPO_ROOT
 from .helpers import git as _git
@@ -79,6 +81,22 @@ def test_a_result_whose_code_moved_or_lost_a_file_is_still_reused(tmp_path):
     _store(tmp_path).save(_result())
     fewer = {TRAIN: FILES[TRAIN]}  # a file the job ran was removed from the replication since
     assert _store(tmp_path, replace(KEY, code_hash="fewer files"), fewer).load("gray", 0) is not None
+
+
+def test_a_result_whose_code_moved_word_for_word_is_reused_as_a_record_would_be(tmp_path):
+    """A numbers-layer file at content the job never ran is accepted when fer_common/code_moves.yaml says its
+    code came, word for word, from files the job ran (the rule records follow, `numbers_code_changes`)."""
+    _store(tmp_path / "jobs").save(_result())
+    moved = {**FILES, TRAIN: "f" * 64}
+    key = replace(KEY, code_hash="moved")
+    assert JobStore(tmp_path / "jobs", "sixth_replication", "full", key, moved, ORIGIN).load("gray", 0) is None
+    (tmp_path / CODE_MOVES_FILE).parent.mkdir(parents=True)
+    (tmp_path / CODE_MOVES_FILE).write_text(
+        f"moves:\n  - file: {TRAIN}\n    sha256: {'f' * 64}\n"
+        f"    from:\n      - {{path: {TRAIN}, commit: {'c' * 40}, sha256: {FILES[TRAIN]}}}\n"
+    )
+    store = JobStore(tmp_path / "jobs", "sixth_replication", "full", key, moved, ORIGIN, repo_root=tmp_path)
+    assert store.load("gray", 0) is not None
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_common.jobs import JobKey, JobResult, JobStore
+from fer_common.job_types import JobResult
+from fer_common.jobs import JobKey, JobStore
 from fer_common.metadata import load_metadata
 from fer_common.progress import checkpoints, job_groups, progress_text
 from fer_common.provenance import current_code_files

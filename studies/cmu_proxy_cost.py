@@ -1,7 +1,7 @@
 """What the proxy's full run costs here, at FER2013's 48 px and upscaled to 96 px: the measurement behind its
 input-size assumption.
 
-    PYTHONPATH=$PWD python -m replications.cmu_proxy.cost --precision auto --threads 0
+    PYTHONPATH=$PWD python -m studies.cmu_proxy_cost --precision auto --threads 0
 
 Times training steps (batch 64, the replication's optimiser and loss) and inference of both models at both
 sizes, in interleaved rounds so a busy CPU slows every size alike, and estimates the full profile's hours

@@ -2,7 +2,7 @@
 candidate on a stratified subset (the recipe's own `train_seed`, with the metadata's config otherwise),
 its training and inference rates, and the `fer` package model's inference rate on the same machine.
 
-    python -m recipes.fer2013_cnn.explore --epochs 2 --train-limit 3000 --eval-limit 1000 --precision auto
+    python -m studies.recipe_explore --epochs 2 --train-limit 3000 --eval-limit 1000 --precision auto
 
 writes results/bench/recipe-explore-<UTC>-<commit>.json (commit first: the measurement names its code).
 """
