@@ -173,7 +173,7 @@ def run_replication(
         provenance["jobs_wall_time_s"] = round(sum(entry["wall_time_s"] for entry in provenance["jobs"]), 1)
         if write and profile == FULL_PROFILE:
             previous = records.latest_record(meta.id, profile, results_dir)
-            if previous is not None and _same_assembly(previous["provenance"], provenance):
+            if previous is not None and _same_assembly(previous["provenance"], provenance, repo_root):
                 log.info(
                     "[%s] %s already holds these job results at this code, data and metadata: nothing new to write",
                     meta.id,
@@ -193,14 +193,19 @@ def run_replication(
     return record, path
 
 
-def _same_assembly(previous: dict, provenance: dict) -> bool:
+def _same_assembly(previous: dict, provenance: dict, repo_root: Path | None) -> bool:
     """Whether a record was assembled from the same job results, code, config, data and metadata as this run
-    would be: writing it again would only add a copy."""
-    identity = ("code_hash", "metadata_hash", "config_hash", "dataset_checksum", "seeds", "run_notes")
+    would be: writing it again would only add a copy. Code counts as the same by the rule that keeps records
+    current (`numbers_code_changes`: by content, code moves included), not by its hash."""
+    identity = ("metadata_hash", "config_hash", "dataset_checksum", "seeds", "run_notes")
+    same_code = previous.get("code_hash") == provenance.get("code_hash") or (
+        bool(previous.get("code_files"))
+        and not numbers_code_changes(previous["code_files"], provenance["code_files"], repo_root)
+    )
     same_jobs = [entry.get("file") for entry in previous.get("jobs", [])] == [
         entry["file"] for entry in provenance["jobs"]
     ]
-    return same_jobs and all(previous.get(name) == provenance.get(name) for name in identity)
+    return same_code and same_jobs and all(previous.get(name) == provenance.get(name) for name in identity)
 
 
 def _job_folder(
