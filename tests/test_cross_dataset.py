@@ -35,7 +35,7 @@ from fer_common.data.ckplus48 import CLASS_NAMES as CKPLUS_CLASSES
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.fer2013 import CLASS_NAMES as FER_CLASSES
 from fer_common.errors import FerError
-from fer_common.measurement_pages import CARRIED_NOTE, cross_dataset_markdown
+from fer_common.measurement_pages import CARRIED_NOTE, cross_dataset_markdown, paired_with, within_class_text
 from fer_common.report import latest_measurements
 from fer_common.tables import render_audits
 
@@ -43,6 +43,7 @@ from .helpers import requires_dataset
 
 FER_TEST = TEST_SETS[0]
 CFD_TEST = next(test_set for test_set in TEST_SETS if test_set.dataset == "cfd")
+CK_TEST = next(test_set for test_set in TEST_SETS if test_set.dataset == "ckplus48")
 HONG_CLASSES = ["negative", "neutral", "positive"]
 
 
@@ -138,10 +139,52 @@ def test_a_cell_scores_only_mapped_images_and_never_predicts_a_class_the_test_se
     assert cell.macro_f1 == pytest.approx(0.4)  # happy F1 0.8, sadness 0
 
 
-def test_a_cell_of_the_models_own_dataset_is_left_to_the_replications_record():
-    model = fixed_model("fer", "fer2013", FER_CLASSES, np.full(7, 1 / 7))
-    cell = score_cell(model, faces_of(FER_TEST, FER_CLASSES, [0, 1]))
+def test_a_cell_of_the_models_own_dataset_is_left_to_the_record_unless_it_is_a_held_out_split():
+    """CK+48 and CFD are scored whole, training images included: their own models' cells stay with the record.
+    FER2013 PrivateTest is held out from every model's training and selection, so they are scored there too."""
+    chen = fixed_model("chen", "ckplus48", CKPLUS_CLASSES, np.full(7, 1 / 7))
+    cell = score_cell(chen, faces_of(CK_TEST, CKPLUS_CLASSES, [0, 1]))
     assert cell.status == "within-dataset" and "record" in cell.note and cell.n == 0
+    neutral = FER_CLASSES.index("neutral")
+    model = fixed_model("neamtiu", "fer2013", FER_CLASSES, np.eye(7)[neutral])
+    cell = score_cell(model, faces_of(FER_TEST, FER_CLASSES, [neutral, 0]))
+    assert FER_TEST.held_out and cell.status == "scored" and (cell.correct, cell.n) == (1, 2)
+    assert cell.per_image == "10"
+
+
+def test_models_scored_on_the_same_images_are_paired_with_mcnemar():
+    """The per-image results pair two cells image by image; cells of different images are not paired."""
+    happy = FER_CLASSES.index("happy")
+    labels = [happy] * 30 + [0] * 10
+    faces = faces_of(FER_TEST, FER_CLASSES, labels)
+    always_happy = asdict(score_cell(fixed_model("ours", "fer2013", FER_CLASSES, np.eye(7)[happy]), faces))
+    always_angry = asdict(score_cell(fixed_model("fer (reference)", "fer2013", FER_CLASSES, np.eye(7)[0]), faces))
+    result = paired_with(always_happy, always_angry)
+    # 30 images only "ours" gets right, 10 only the reference: McNemar's exact p = P(|X - 20| >= 10), X ~ B(40, 1/2)
+    assert (result.n, result.only_setting, result.only_against) == (40, 30, 10)
+    assert result.difference == pytest.approx(0.5) and result.p_value == pytest.approx(0.00221, abs=1e-4)
+    four_classes = fixed_model("boyce", "fer2013", ["angry", "happy", "sad", "neutral"], [0, 1.0, 0, 0])
+    fewer_images = asdict(score_cell(four_classes, faces_of(FER_TEST, FER_CLASSES, [1, *labels[1:]])))
+    assert paired_with(fewer_images, always_angry) is None  # its disgust image is not scored: other images
+    assert paired_with({**always_happy, "per_image": ""}, always_angry) is None  # scored before per-image results
+
+
+def test_cfd_rates_by_group_are_also_given_within_class():
+    """Photos of happy faces of one group and neutral of another: the gap over all photos is the classes' gap;
+    within class each group's rate is its own."""
+    dataset = synthetic_cfd([True] * 6)
+    dataset.labels[:] = [0, 0, 0, 1, 1, 1]  # N N N HC HC HC
+    dataset.meta["race"] = ["B", "W", "B", "B", "W", "W"]
+    faces = prepare_faces(CFD_TEST, dataset, StubDetector())
+    cell = asdict(score_cell(fixed_model("fer", "fer2013", FER_CLASSES, np.eye(7)[6]), faces))  # always neutral
+    assert {
+        group: {name: rate["n"] for name, rate in classes.items()}
+        for group, classes in cell["groups_within_class"].items()
+    } == {"race=B": {"N": 2, "HC": 1}, "race=W": {"N": 1, "HC": 2}, "sex=F": {"N": 3, "HC": 3}}
+    assert cell["groups_within_class"]["race=B"]["N"]["value"] == 1.0
+    assert cell["groups_within_class"]["race=W"]["HC"]["value"] == 0.0
+    text = within_class_text(cell, "race")
+    assert text.startswith("N: B 100.0% [") and "HC: B 0.0% [" in text
 
 
 def test_a_reference_model_is_scored_on_its_own_datasets_test_split_which_no_record_holds():
