@@ -19,6 +19,7 @@ replication records, does not take it for one.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -397,6 +398,7 @@ def bundle_model(bundle: Bundle, name: str) -> Model:
         raise FerError(f"Bundle {bundle.path} does not say which replication trained it (source.replication).")
     description = {
         "path": str(bundle.path),
+        "sha256": hashlib.sha256(Path(bundle.path).read_bytes()).hexdigest(),  # which file a name stood for
         "shipped": bundle.path.parent == PACKAGE_BUNDLES_DIR,
         "class_names": bundle.class_names,
         "preprocessing": asdict(bundle.preprocessing),

@@ -10,8 +10,11 @@ the report's pages.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from .measurement_pages import (
@@ -30,6 +33,7 @@ from .registry import REPLICATIONS
 from .report import Measurements, paper_label
 
 CARD_SUFFIX = ".md"
+log = logging.getLogger(__name__)
 # What a user may do with weights derived from each training set (from the shared datasets' README).
 TRAINING_DATA_LICENCES = {
     "fer2013": "FER2013 (ICML 2013 representation-learning workshop, distributed through Kaggle) is for research "
@@ -45,11 +49,27 @@ def shipped_cards(bundles_dir: Path, results_dir: Path, measurements: Measuremen
     for description_path in sorted(bundles_dir.glob("*.json")):
         if description_path.with_suffix(".keras").is_file():
             description = json.loads(description_path.read_text(encoding="utf-8"))
-            size_mb = description_path.with_suffix(".keras").stat().st_size / 1e6
+            model_file = description_path.with_suffix(".keras")
+            size_mb = model_file.stat().st_size / 1e6
+            scored = _scored_this_file(
+                description_path.stem, hashlib.sha256(model_file.read_bytes()).hexdigest(), measurements
+            )
             cards[description_path.with_suffix(CARD_SUFFIX)] = render_card(
-                description_path.stem, description, size_mb, results_dir, measurements
+                description_path.stem, description, size_mb, results_dir, scored
             )
     return cards
+
+
+def _scored_this_file(name: str, sha256: str, measurements: Measurements) -> Measurements:
+    """`measurements` without the cross-dataset matrix's cells of `name` where the matrix scored another file
+    under that name (a bundle shipped since): a card must not show another model's figures."""
+    matrix = measurements.cross_dataset
+    entry = (matrix or {}).get("models", {}).get(name)
+    if not entry or entry.get("sha256") in (None, sha256):
+        return measurements
+    log.warning("the cross-dataset matrix scored another %s than the shipped one: run `make cross-dataset`", name)
+    cells = [cell for cell in matrix["cells"] if cell["model"] != name]
+    return replace(measurements, cross_dataset={**matrix, "cells": cells})
 
 
 def render_card(name: str, description: Mapping, size_mb: float, results_dir: Path, measurements: Measurements) -> str:

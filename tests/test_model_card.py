@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from fer_common.bundles import PACKAGE_BUNDLES_DIR
 from fer_common.model_card import shipped_cards
@@ -28,3 +29,19 @@ def test_the_shipped_models_card_states_its_accuracy_choice_failures_and_licence
     worst = min(report["per_class"], key=lambda name: report["per_class"][name]["recall"])
     assert f"worst first): {worst} " in card
     assert "research" in card and "not in products" in card
+    # Paired with fer on the same images, and the CFD group rates within class (not only over all photos).
+    assert "| difference from `fer`, paired | " in card and "McNemar" in card
+    assert "  - within class: N: A " in card
+
+
+def test_a_card_shows_no_cross_dataset_figures_of_another_file_under_its_name():
+    """A matrix made before the shipped bundle changed scored another model under its name (the matrix keeps
+    each file's sha256): its cells must not reach the card."""
+    measurements = latest_measurements(RESULTS)
+    matrix = measurements.cross_dataset
+    other = {**matrix, "models": {**matrix["models"], "neamtiu": {**matrix["models"]["neamtiu"], "sha256": "0" * 64}}}
+    card = shipped_cards(PACKAGE_BUNDLES_DIR, RESULTS, replace(measurements, cross_dataset=other))[
+        PACKAGE_BUNDLES_DIR / "neamtiu.md"
+    ]
+    assert "within class" not in card and "| difference from `fer`, paired |" not in card
+    assert "| `neamtiu` (this model) | " in card  # its own test set still comes from its record
