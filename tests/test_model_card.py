@@ -43,5 +43,5 @@ def test_a_card_shows_no_cross_dataset_figures_of_another_file_under_its_name():
     card = shipped_cards(PACKAGE_BUNDLES_DIR, RESULTS, replace(measurements, cross_dataset=other))[
         PACKAGE_BUNDLES_DIR / "neamtiu.md"
     ]
-    assert "within class" not in card and "| difference from `fer`, paired |" not in card
+    assert "  - within class:" not in card and "| difference from `fer`, paired |" not in card
     assert "| `neamtiu` (this model) | " in card  # its own test set still comes from its record
