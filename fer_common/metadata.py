@@ -15,6 +15,7 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -528,9 +529,16 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-# What a record's numbers depend on. `expected` is left out: it records a reviewed run's outcome, so filling
-# it in must not make that very run's record stale; titles, notes and assumptions change no number.
-HASHED_SECTIONS = ("dataset", "protocol", "seeds", "config", "profiles", "settings", "reported")
+# What a record's numbers depend on. The paper's figures and claims (`reported`) change no measurement: rows and
+# verdicts are derived from a record's per-seed values when the report is built, so adding a claim or a reading
+# leaves every record current (a claim on a metric the record lacks reads "no value"). `expected` records a
+# reviewed run's outcome, so filling it in must not make that very run's record stale; titles, notes,
+# assumptions and margins change no number either.
+HASHED_SECTIONS = ("dataset", "protocol", "seeds", "config", "profiles", "settings")
+# Records state the rule their metadata hash follows; those made before rule 2 (no `metadata_rule`) hashed
+# `reported` too, and are judged against their metadata as git holds it at their commit (provenance).
+METADATA_RULE = 2
+LEGACY_HASHED_SECTIONS = (*HASHED_SECTIONS, "reported")
 # The numbers layer: the modules whose code can change a measured value (data, augmentation, models, training
 # and its resume, metrics, bias metrics) and every replication's and recipe's own package. A record's code hash
 # covers the part of it its replication imports, so editing the runs layer (executors, jobs, provenance, record
@@ -562,12 +570,18 @@ def in_numbers_layer(module: str) -> bool:
     return any(module == name or module.startswith(f"{name}.") for name in NUMBERS_LAYER)
 
 
-def metadata_hash(meta: ReplicationMetadata, profile: str = FULL_PROFILE) -> str:
+def metadata_hash(
+    meta: ReplicationMetadata | Mapping[str, Any],
+    profile: str = FULL_PROFILE,
+    sections: tuple[str, ...] = HASHED_SECTIONS,
+) -> str:
     """sha256 of the metadata sections a record of `profile` depends on (HASHED_SECTIONS), as parsed: comments
     and formatting do not change it. Of `profiles`, only that profile's entry counts: adding or changing a CI
-    profile leaves full records current."""
-    content = {section: meta.raw.get(section) for section in HASHED_SECTIONS}
-    content["profiles"] = (meta.raw.get("profiles") or {}).get(profile)
+    profile leaves full records current. `meta`: loaded metadata or its parsed YAML."""
+    raw = meta.raw if isinstance(meta, ReplicationMetadata) else meta
+    content = {section: raw.get(section) for section in sections}
+    if "profiles" in sections:
+        content["profiles"] = (raw.get("profiles") or {}).get(profile)
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 

@@ -26,6 +26,9 @@ from .errors import FerError, MetadataError
 from .metadata import (
     CPU_KINDS,
     FULL_PROFILE,
+    LEGACY_HASHED_SECTIONS,
+    METADATA_FILE,
+    METADATA_RULE,
     ReplicationMetadata,
     canonical_json,
     code_files,
@@ -35,7 +38,7 @@ from .metadata import (
 from .schema import CREATED_FORMAT
 
 # Untracked files here are code a run may import though git does not know it: they make a tree dirty.
-CODE_FOLDERS = ("fer_common", "replications")
+CODE_FOLDERS = ("fer_common", "replications", "recipes", "studies")
 _LISTED_FILES = 10  # name this many changed files in a message, then count the rest
 # Numbers-layer code moved between modules word for word, which keeps the records made before the move current.
 CODE_MOVES_FILE = "fer_common/code_moves.yaml"
@@ -179,6 +182,7 @@ def collect_provenance(
     return {
         **machine_provenance(command, repo_root),
         "metadata_hash": metadata_hash(meta, profile),
+        "metadata_rule": METADATA_RULE,
         "code_hash": files_hash(files),
         "code_files": files,
         "config_hash": config_hash(config),
@@ -320,12 +324,40 @@ def code_move_problems(repo_root: Path | None = None) -> tuple[list[str], list[s
     return problems, warnings
 
 
+def _same_metadata(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None) -> bool:
+    """Whether the metadata sections the record's numbers depend on are as the record was made with. A record of
+    an older rule (its hash covered `reported` too) is judged by its metadata as git holds it at its commit:
+    when that hashes to the record's hash under the old rule, the sections hashed now are compared; without
+    that commit here (a shallow clone), by the old rule."""
+    provenance, profile = record["provenance"], record.get("profile", FULL_PROFILE)
+    recorded = provenance.get("metadata_hash")
+    if provenance.get("metadata_rule", 1) >= METADATA_RULE:
+        return recorded == metadata_hash(meta, profile)
+    if recorded == metadata_hash(meta, profile, LEGACY_HASHED_SECTIONS):
+        return True
+    root = Path(repo_root or paths.REPO_ROOT).resolve()
+    if meta.folder is None or not provenance.get("git_commit"):
+        return False
+    try:
+        name = (meta.folder / METADATA_FILE).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return False
+    text = _file_at(root, provenance["git_commit"], name)
+    try:
+        then = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return False
+    if not isinstance(then, dict) or metadata_hash(then, profile, LEGACY_HASHED_SECTIONS) != recorded:
+        return False
+    return metadata_hash(then, profile) == metadata_hash(meta, profile)
+
+
 def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None = None) -> list[str]:
     """Why a record no longer matches the current metadata or numbers-layer code (empty list = current), e.g.
     "code changed: fer_common/train.py", "metadata changed", "jobs made by other code (commits a, b)"."""
     provenance = record["provenance"]
     reasons = []
-    if provenance.get("metadata_hash") != metadata_hash(meta, record.get("profile", FULL_PROFILE)):
+    if not _same_metadata(meta, record, repo_root):
         reasons.append("metadata changed")
     files = current_code_files(meta, repo_root)
     recorded = provenance.get("code_files")

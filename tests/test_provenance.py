@@ -18,9 +18,10 @@ import yaml
 from fer_common.checks import check_records
 from fer_common.data import load_dataset
 from fer_common.errors import DatasetError, FerError, MetadataError
-from fer_common.metadata import NUMBERS_LAYER, code_files, load_metadata
+from fer_common.metadata import LEGACY_HASHED_SECTIONS, NUMBERS_LAYER, code_files, load_metadata, metadata_hash
 from fer_common.provenance import CODE_MOVES_FILE, code_move_problems, stale_reasons
 from fer_common.records import write_record
+from fer_common.rows import record_rows
 from fer_common.runner import MODIFIED_DATA_NOTE, run_replication
 from fer_common.tables import write_tables
 
@@ -290,3 +291,39 @@ def test_the_hashed_numbers_layer_is_the_numbers_layer_the_import_rules_declare(
     (layers,) = [contract["layers"] for contract in config["contracts"] if contract["type"] == "layers"]
     declared = next(set(layer.replace(" ", "").split(":")) for layer in layers if "fer_common.execution" in layer)
     assert declared == set(NUMBERS_LAYER) - {"fer_common.bands"}
+
+
+def _add_claim(repository: Path) -> Path:
+    """A claim added to the metadata's `reported` (a paper figure the report now checks), committed."""
+    metadata = repository / "replications" / "sixth_replication" / "metadata.yaml"
+    metadata.write_text(
+        metadata.read_text().replace(
+            "beyond_paper:",
+            '  - {metric: recall/bright, setting: gray, value: 0.9, n_test: 10, where: "added later"}\nbeyond_paper:',
+        )
+    )
+    _git(repository, "commit", "-qam", "add a claim")
+    return metadata
+
+
+def test_adding_a_claim_to_the_metadata_leaves_records_current_those_of_the_older_rule_too(repository, tmp_path):
+    """Rows and verdicts are derived at report time, so `reported` is not hashed. A record made when it was
+    (no `metadata_rule`) is judged by its metadata at its commit: a claim added since leaves it current; an
+    edit to the config does not."""
+    record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
+    meta = load_metadata(_copied_sixth(repository).metadata_file)
+    legacy = {**record["provenance"], "metadata_hash": metadata_hash(meta, "full", LEGACY_HASHED_SECTIONS)}
+    del legacy["metadata_rule"]
+    legacy_record = {**record, "provenance": legacy}
+    metadata = _add_claim(repository)
+    meta = load_metadata(metadata)
+    assert stale_reasons(meta, record, repository) == []
+    assert stale_reasons(meta, legacy_record, repository) == []
+    (row,) = [row for row in record_rows(meta, record) if row["metric"] == "recall/bright"]
+    assert row["mean"] is not None and row["verdict"] != "not run"  # judged from the record's per-seed values
+
+    metadata.write_text(metadata.read_text().replace("config:", "config:\n  extra_setting: 1", 1))
+    _git(repository, "commit", "-qam", "edit the config")
+    meta = load_metadata(metadata)
+    assert stale_reasons(meta, record, repository) == ["metadata changed"]
+    assert stale_reasons(meta, legacy_record, repository) == ["metadata changed"]
