@@ -407,9 +407,10 @@ def _check_profiles(meta: ReplicationMetadata) -> None:
 
 def _row_identity(row: ReportedFigure | BeyondPaperRow) -> tuple[str, ...]:
     """What two rows may not share: a paper's figure may be claimed both `about` a value and as a threshold
-    (or read two ways), so a reported row is told apart by claim and reading too."""
+    (or read two ways), and two sentences may give one quantity different values (Hong: train accuracy reaches
+    100% after epoch 35, and from about epoch 45), so a reported row is told apart by claim, reading and value."""
     if isinstance(row, ReportedFigure):
-        return (row.metric, row.setting, row.claim, row.reading)
+        return (row.metric, row.setting, row.claim, row.reading, str(row.value))
     return (row.metric, row.setting)
 
 

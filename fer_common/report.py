@@ -192,23 +192,16 @@ def paper_result(meta: ReplicationMetadata, record: dict | None) -> PaperResult:
     if record is None:
         claims = [_claim_without_result(meta, i) for i in range(len(meta.reported))]
         return PaperResult(meta, None, claims, [])
-    # A paper may claim one metric twice (about a value and as a threshold, or read two ways).
-    by_key = {
-        (row["metric"], row["setting"], row.get("claim", "about"), row.get("reading", "primary")): row
-        for row in record_rows(meta, record)
-    }
+    # One row per metadata entry, in its order (`rows.build_rows`): a paper may claim one metric several times
+    # (about a value and as a threshold, read two ways, or two sentences giving it two values).
+    derived = record_rows(meta, record)
+    claim_rows, extra_rows = derived[: len(meta.reported)], derived[len(meta.reported) :]
     rows = []
-    for i, figure in enumerate(meta.reported):
-        entry = by_key.get((figure.metric, figure.setting, figure.claim, figure.reading))
-        if entry is None:
-            rows.append(_claim_without_result(meta, i))
-            continue
+    for figure, entry in zip(meta.reported, claim_rows, strict=True):
         # The metadata's place in the paper, not the record's: it may have been corrected since.
         rows.append(_row(entry, group=None, better=figure.better, where=figure.where))
-    for extra in meta.beyond_paper:
-        entry = by_key.get((extra.metric, extra.setting, "about", "primary"))
-        if entry is not None:
-            rows.append(_row(entry, group=extra.group, better=None))
+    for extra, entry in zip(meta.beyond_paper, extra_rows, strict=True):
+        rows.append(_row(entry, group=extra.group, better=None))
     return PaperResult(meta, record, rows, stale_reasons(meta, record))
 
 

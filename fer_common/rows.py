@@ -186,7 +186,7 @@ def build_rows(
             note=note(figure.note, summary, figure.metric, figure.setting),
             interval=None if judgement.low is None else [judgement.low, judgement.high],
             margin=judgement.margin,
-            judgement=judgement.reason if summary else (None if data == "missing" else "no seed gave a value"),
+            judgement=judgement.reason if summary else (None if data == "missing" else _no_value(seeds, figure)),
         )
         rows.append(row)
     for extra in meta.beyond_paper:
@@ -203,6 +203,13 @@ def build_rows(
         )
         rows.append(row)
     return rows
+
+
+def _no_value(seeds: Mapping[str, Mapping[str, Mapping]], figure) -> str:
+    """Why a claim has no value, counting the seeds: a metric such as the epoch a threshold is first reached has
+    none where a seed never reached it."""
+    ran = len(seeds.get(figure.setting, {}))
+    return f"none of the {ran} seeds gave a value" if ran else "no seed gave a value"
 
 
 def add_row_notes(rows: list[dict], settings: Mapping[str, Mapping], run_notes: list[str]) -> None:

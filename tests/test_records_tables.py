@@ -361,7 +361,7 @@ def test_checks_compare_expected_with_the_first_row_of_a_metric(root, results):
         ({**THRESHOLD_ROWS[0], "metric": "loss", "kind": "value", "floor": 0.1}, "claim", "kind: proportion only"),
         ({**THRESHOLD_ROWS[2], "note": ""}, "note", "which primary row"),
         ({**THRESHOLD_ROWS[0], "claim": "above"}, "claim", ""),
-        ({**THRESHOLD_ROWS[0], "claim": "about", "value": 0.5}, "", "already listed"),
+        ({**THRESHOLD_ROWS[0], "claim": "about", "value": 0.99}, "", "already listed"),
     ],
 )
 def test_threshold_and_reading_errors(root, row, field, problem):
