@@ -188,6 +188,17 @@ class Comparison(StrictModel):
     images: Text = "scored"
 
 
+class Order(StrictModel):
+    """A claim that metrics rank in tiers ("anger, surprise and disgust the highest, contempt and happiness
+    moderate, sadness and fear lowest"): `metric` is, per seed of `setting`, the share of pairs from different
+    tiers (`tiers`, highest first, each a list of metrics) that our values put in the paper's order, a tie
+    counting half: 1 where every pair agrees (a rank agreement, as Kendall's tau counts pairs)."""
+
+    metric: Text
+    setting: Text
+    tiers: list[list[Text]] = Field(min_length=2)
+
+
 class RegressionRun(StrictModel):
     """A recorded run of a short profile (e.g. `ci`) that regression bands are made of: the record under
     results/<id>/, the CPU kind it ran on, and the seeds it holds (its values' order in each band)."""
@@ -268,6 +279,7 @@ class ReplicationMetadata(StrictModel):
     assumptions: list[Assumption] = []
     expected: list[ExpectedResult] = []
     comparisons: list[Comparison] = []
+    orders: list[Order] = []
     margins: list[Margin] = []
     regression_runs: list[RegressionRun] = []
     regression: list[RegressionBand] = []
@@ -284,6 +296,7 @@ class ReplicationMetadata(StrictModel):
         "assumptions",
         "expected",
         "comparisons",
+        "orders",
         "margins",
         "regression_runs",
         "regression",
@@ -314,6 +327,10 @@ class ReplicationMetadata(StrictModel):
                 raise FieldError(
                     ("comparisons", i), f"no row for metric {comparison.metric!r} in {comparison.setting!r}"
                 )
+        for i, order in enumerate(self.orders):
+            _check_setting(self, order.setting, ("orders", i, "setting"))
+            if (order.metric, order.setting) not in rows:
+                raise FieldError(("orders", i), f"no row for metric {order.metric!r} in {order.setting!r}")
         _check_regression(self)
         _check_hypotheses(self)
         if self.missing is None and self.dataset.data == "missing":

@@ -222,12 +222,42 @@ def add_row_notes(rows: list[dict], settings: Mapping[str, Mapping], run_notes: 
             row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes, *run_notes]))
 
 
+def with_orders(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
+    """`settings` with every `orders` metric added to the seeds of its setting (see `metadata.Order`): the share
+    of cross-tier pairs in the paper's order, ties counting half. A seed lacking one of the tiers' metrics gets
+    none. The record's own settings are not changed."""
+    settings = dict(settings)
+    for order in meta.orders:
+        entry = settings.get(order.setting)
+        if not entry or "seeds" not in entry:
+            continue
+        seeds = {}
+        for seed, result in entry["seeds"].items():
+            metrics = result["metrics"]
+            names = [name for tier in order.tiers for name in tier]
+            if all(metrics.get(name) is not None for name in names):
+                pairs = [
+                    (higher, lower)
+                    for i, tier in enumerate(order.tiers)
+                    for later in order.tiers[i + 1 :]
+                    for higher in tier
+                    for lower in later
+                ]
+                agree = sum(
+                    1.0 if metrics[a] > metrics[b] else 0.5 if metrics[a] == metrics[b] else 0.0 for a, b in pairs
+                )
+                result = {**result, "metrics": {**metrics, order.metric: agree / len(pairs)}}
+            seeds[seed] = result
+        settings[order.setting] = {**entry, "seeds": seeds}
+    return settings
+
+
 def derive_rows(
     meta: ReplicationMetadata, data: str, settings: Mapping[str, Mapping], run_notes: list[str]
 ) -> list[dict]:
     """Rows from per-seed results ({setting: {"seeds": {seed: entry}}}): paired comparisons, summaries, CIs,
     bands, verdicts and notes, by the metadata and the rules as they are now."""
-    settings = with_comparisons(meta, settings)
+    settings = with_orders(meta, with_comparisons(meta, settings))
     seeds = {name: entry["seeds"] for name, entry in settings.items()}
     summaries = {name: summarize_seeds(by_seed) for name, by_seed in seeds.items()}
     rows = build_rows(meta, summaries, data, seeds=seeds)
@@ -241,7 +271,7 @@ def derive_rows(
 
 def derived_summaries(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict[str, dict]]:
     """{setting: {metric: summary}} of a record's settings, the paired comparisons' metrics included."""
-    derived = with_comparisons(meta, settings)
+    derived = with_orders(meta, with_comparisons(meta, settings))
     return {
         name: summarize_seeds(entry["seeds"]) if "seeds" in entry else dict(entry.get("summary", {}))
         for name, entry in derived.items()

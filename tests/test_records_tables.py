@@ -37,7 +37,7 @@ from fer_common.report import (
     summary_text,
     verdict_text,
 )
-from fer_common.rows import baselines, record_rows
+from fer_common.rows import baselines, record_rows, with_orders
 from fer_common.schema import Provenance
 from fer_common.tables import (
     STATUS_END,
@@ -1034,3 +1034,34 @@ def test_each_claim_counts_once_by_its_primary_reading(root, results):
     assert len(toy.claims) == 6
     text = summary_text(toy)
     assert text.endswith("of 5 claims (and 1 other reading of ambiguous sentences)"), text
+
+
+def test_an_order_claim_is_the_share_of_cross_tier_pairs_in_the_papers_order(root):
+    """Tiers a > b > c: pairs (a,b), (a,c), (b,c). Seed 0 keeps the order; seed 1 ties a with b and puts both
+    below c (0.5 + 0 + 0 of 3); seed 2 lacks c and gets no value."""
+    order_row = {
+        "metric": "order/abc",
+        "setting": "random_split",
+        "value": 1.0,
+        "kind": "value",
+        "floor": 0.1,
+        "where": "Sec. 2",
+    }
+    _edit_metadata(
+        root,
+        reported=[*yaml.safe_load(TOY_YAML)["reported"], order_row],
+        orders=[{"metric": "order/abc", "setting": "random_split", "tiers": [["a"], ["b"], ["c"]]}],
+    )
+    meta = load_metadata("toy")
+    seeds = {
+        "0": {"metrics": {"a": 0.9, "b": 0.5, "c": 0.1}},
+        "1": {"metrics": {"a": 0.5, "b": 0.5, "c": 0.7}},
+        "2": {"metrics": {"a": 0.9, "b": 0.5}},
+    }
+    derived = with_orders(meta, {"random_split": {"seeds": seeds}})["random_split"]["seeds"]
+    assert derived["0"]["metrics"]["order/abc"] == 1.0
+    assert derived["1"]["metrics"]["order/abc"] == pytest.approx(0.5 / 3)
+    assert "order/abc" not in derived["2"]["metrics"] and "order/abc" not in seeds["0"]["metrics"]
+    _edit_metadata(root, orders=[{"metric": "order/none", "setting": "random_split", "tiers": [["a"], ["b"]]}])
+    with pytest.raises(MetadataError, match=r"field 'orders\[0\]'.*no row for metric 'order/none'"):
+        load_metadata("toy")
