@@ -612,43 +612,43 @@ def score_trained_model(
 
 
 def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list[str]:
-    """Add to `record` the row of each expected bundle it lacks, from the job results of its replication's
-    latest full record: a job that published a model scored it on the other datasets before it ended, so the
-    matrix does not need a bundle that stayed on the machine that trained it. The seed is the one the runner
-    publishes (highest selection score, the first on ties). Only cells scored on the same test sets (label,
-    dataset, split, checksum) are added. Returns the names added."""
+    """Add to `record` a row for each published model it lacks (`<id>-<setting>`), from the job results of its
+    replication's latest full record: a job that published a model scored it on the other datasets before it
+    ended, so the matrix does not need a bundle that stayed on the machine that trained it. The seed is the one
+    the runner publishes (highest selection score, the first on ties). Only cells scored on the same test sets
+    (label, dataset, split, checksum) are added. Returns the names added."""
 
     def identity(entry: Mapping) -> tuple:
         return entry["label"], entry["dataset"], entry["split"], entry["checksum"]
 
     wanted = [identity(entry) for entry in record["test_sets"]]
     added = []
-    for name in expected_bundles():
-        if name in record["models"]:
-            continue
-        replication, _, setting = name.partition("-")
+    for replication in REPLICATIONS.ids():
         full = latest_record(replication, FULL_PROFILE, results_dir)
-        files = [
-            entry["file"] for entry in (full or {}).get("provenance", {}).get("jobs", []) if entry["setting"] == setting
-        ]
+        entries = (full or {}).get("provenance", {}).get("jobs", [])
         folder = Path(results_dir or paths.results_dir()) / replication / "jobs"
-        jobs = [read_job(folder / file) for file in files if (folder / file).is_file()]
-        jobs = [job for job in jobs if job.model is not None and job.cross_dataset and job.cross_dataset.get("cells")]
-        if not jobs:
-            continue
-        chosen = max(jobs, key=lambda job: (job.model.selection_score or 0.0, -job.seed))
-        scored = chosen.cross_dataset
-        usable = {entry["label"] for entry in scored["test_sets"] if identity(entry) in wanted}
-        record["models"][name] = {
-            "training_dataset": load_metadata(REPLICATIONS.metadata_file(replication)).dataset.name,
-            "source": {"replication": replication, "setting": setting, "seed": chosen.seed},
-            "from_job_result": f"{replication}/jobs/{chosen.file.name}",
-        }
-        record["cells"].extend({**cell, "model": name} for cell in scored["cells"] if cell["test_set"] in usable)
-        record["mappings"].update(
-            {f"{pair.split(' -> ')[0]} -> {name}": mapping for pair, mapping in scored["mappings"].items()}
-        )
-        added.append(name)
+        for setting in dict.fromkeys(entry["setting"] for entry in entries):
+            name = f"{replication}-{setting}"
+            if name in record["models"]:
+                continue
+            files = [entry["file"] for entry in entries if entry["setting"] == setting]
+            jobs = [read_job(folder / file) for file in files if (folder / file).is_file()]
+            jobs = [job for job in jobs if job.model is not None and (job.cross_dataset or {}).get("cells")]
+            if not jobs:
+                continue
+            chosen = max(jobs, key=lambda job: (job.model.selection_score or 0.0, -job.seed))
+            scored = chosen.cross_dataset
+            usable = {entry["label"] for entry in scored["test_sets"] if identity(entry) in wanted}
+            record["models"][name] = {
+                "training_dataset": load_metadata(REPLICATIONS.metadata_file(replication)).dataset.name,
+                "source": {"replication": replication, "setting": setting, "seed": chosen.seed},
+                "from_job_result": f"{replication}/jobs/{chosen.file.name}",
+            }
+            record["cells"].extend({**cell, "model": name} for cell in scored["cells"] if cell["test_set"] in usable)
+            record["mappings"].update(
+                {f"{pair.split(' -> ')[0]} -> {name}": mapping for pair, mapping in scored["mappings"].items()}
+            )
+            added.append(name)
     return added
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .bands import ABOVE, BELOW, REPRODUCED
 from .claims_figure import HYPOTHESES_FIGURE_NAME, has_hypotheses_figure
+from .metrics import summarize
+from .paired import with_comparisons
 from .report import (
     DASH,
     EXPLANATIONS_HEADING,
@@ -27,6 +29,7 @@ from .report import (
     hypotheses_text,
     inside_band_text,
     interval_text,
+    metric_words,
     number_text,
     one_paragraph,
     ours_text,
@@ -197,6 +200,43 @@ def _claims(paper: PaperResult) -> list[str]:
         for row in paper.claims
     ]
     return ["## Paper claims", "", *md_table(header, rows), "", HOW_TO_READ_VERDICT]
+
+
+PAIRED_TESTS_TEXT = (
+    "Two settings scored on the same images, seed by seed: the difference of their accuracies with its 95% "
+    "interval, and McNemar's exact test on the images one gets right and the other wrong. Whether two "
+    "intervals overlap says nothing about a difference on the same images; this does."
+)
+
+
+def _paired_tests(paper: PaperResult) -> list[str]:
+    """Each of the metadata's comparisons, seed by seed and over the seeds (from the record's per-image
+    predictions; records made before they were kept have none)."""
+    if paper.record is None or not paper.meta.comparisons:
+        return []
+    settings = with_comparisons(paper.meta, paper.record["settings"])
+    lines = []
+    for comparison in paper.meta.comparisons:
+        seeds = settings.get(comparison.setting, {}).get("seeds", {})
+        results = {
+            seed: entry["paired"][comparison.metric]
+            for seed, entry in seeds.items()
+            if comparison.metric in entry.get("paired", {})
+        }
+        if not results:
+            continue
+        summary = summarize([100 * result.difference for result in results.values()])
+        higher = sum(result.p_value < 0.05 and result.difference > 0 for result in results.values())
+        lower = sum(result.p_value < 0.05 and result.difference < 0 for result in results.values())
+        named = comparison.images.replace("_", " ")
+        images = "the images the claim is scored on" if comparison.images == "scored" else f"the {named} images"
+        lines.append(
+            f"- **{comparison.setting} minus {comparison.against}** ({metric_words(comparison.metric)}, on "
+            f"{images}): {summary['mean']:+.1f} ± {summary['sd']:.1f} points over {len(results)} "
+            f"seeds; at p < 0.05, {higher} of {len(results)} seeds higher and {lower} lower"
+        )
+        lines += [f"  - seed {seed}: {result.describe()}" for seed, result in results.items()]
+    return ["### Paired tests", "", PAIRED_TESTS_TEXT, "", *lines, ""] if lines else []
 
 
 def _explanations(paper: PaperResult) -> list[str]:
@@ -392,6 +432,7 @@ def render_page(paper: PaperResult) -> str:
         _heading(paper),
         _unusual(paper, shared),
         _claims(paper),
+        _paired_tests(paper),
         _explanations(paper),
         _beyond_paper(paper, shared),
         _speed(paper, shared),
