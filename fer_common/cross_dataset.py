@@ -155,7 +155,7 @@ class Cell:
 
     model: str
     test_set: str
-    status: str  # "scored", or "within-dataset" (left to the replication's record)
+    status: str  # "scored", "within-dataset" (left to the replication's record), or "not scored" (a job's row)
     n: int = 0
     correct: int = 0
     accuracy: float | None = None
@@ -644,12 +644,27 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
                 "source": {"replication": replication, "setting": setting, "seed": chosen.seed},
                 "from_job_result": f"{replication}/jobs/{chosen.file.name}",
             }
+            training_dataset = record["models"][name]["training_dataset"]
             record["cells"].extend({**cell, "model": name} for cell in scored["cells"] if cell["test_set"] in usable)
+            record["cells"].extend(
+                asdict(_unscored_cell(name, entry, training_dataset, scored.get("not_scored", {})))
+                for entry in record["test_sets"]
+                if entry["label"] not in usable
+            )
             record["mappings"].update(
                 {f"{pair.split(' -> ')[0]} -> {name}": mapping for pair, mapping in scored["mappings"].items()}
             )
             added.append(name)
     return added
+
+
+def _unscored_cell(model: str, test_set: Mapping, training_dataset: str, not_scored: Mapping[str, str]) -> Cell:
+    """The cell of a test set a job did not score: its own dataset (left to its record), or one whose data was
+    not on the machine that ran it (why, as the job said)."""
+    if test_set["dataset"] == training_dataset:
+        return Cell(model, test_set["label"], "within-dataset", note=WITHIN_DATASET_NOTE)
+    why = not_scored.get(test_set["label"], "scored on other images than this matrix's")
+    return Cell(model, test_set["label"], "not scored", note=f"not scored in its job: {why}")
 
 
 def carry_rows(record: dict, previous: dict) -> list[str]:
@@ -698,7 +713,7 @@ def plot_heatmap(record: dict, path: Path) -> Path:
             text = f"{cell['accuracy']:.1%}\nn={cell['n']}"
             colour = "white" if cell["accuracy"] < 0.5 else "black"  # readable on viridis' dark end
         else:
-            text = "within-dataset:\nsee its record"
+            text = "within-dataset:\nsee its record" if cell["status"] == "within-dataset" else cell["status"]
         axes.text(column, row, text, ha="center", va="center", fontsize=8, color=colour)
     image = axes.imshow(accuracy, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(test_sets)), test_sets, fontsize=8)

@@ -455,9 +455,14 @@ def test_a_row_comes_from_the_job_result_that_scored_it_when_its_bundle_stayed_o
         ),
     )
 
-    record = cross_dataset.build_record([], faces, [], {}, "now")
+    # The matrix has a test set the job did not score (its data was not on that machine): a cell says so.
+    record = cross_dataset.build_record([], [*faces, faces_of(CFD_TEST, CFD_CLASSES, [0])], [], {}, "now")
     assert cross_dataset.rows_from_job_results(record, tmp_path / "results") == ["cmu_proxy-baseline"]
     entry = record["models"]["cmu_proxy-baseline"]
     assert entry["source"]["seed"] == 1 and entry["from_job_result"] == f"cmu_proxy/jobs/{files[1]}"
-    assert [cell["model"] for cell in record["cells"]] == ["cmu_proxy-baseline"]
-    assert "scored in its job" in cross_dataset_markdown(record)
+    assert [(cell["model"], cell["status"]) for cell in record["cells"]] == [
+        ("cmu_proxy-baseline", "scored"),
+        ("cmu_proxy-baseline", "not scored"),
+    ]
+    section = cross_dataset_markdown(record)
+    assert "scored in its job" in section and "not scored in its job: scored on other images" in section
