@@ -178,7 +178,27 @@ def _protocol(paper: PaperResult) -> list[str]:
     meta = paper.meta
     lines = ["## Protocol", "", one_paragraph(meta.protocol), "", "Settings:", ""]
     lines += [f"- `{setting}`: {one_paragraph(description)}" for setting, description in meta.settings.items()]
-    return [*lines, ""]
+    return [*lines, "", *_stopping(paper)]
+
+
+def _stopping(paper: PaperResult) -> list[str]:
+    """How long each setting's seeds trained where a job stops on a plateau (`stopped_early` in its details):
+    how often the epoch cap, not the plateau, ended training."""
+    if paper.record is None:
+        return []
+    cap = paper.record["provenance"].get("config", {}).get("epochs")
+    lines = []
+    for setting, entry in paper.record["settings"].items():
+        details = [seed.get("details") or {} for seed in entry.get("seeds", {}).values()]
+        if not details or any("stopped_early" not in detail for detail in details):
+            continue
+        early = sum(detail["stopped_early"] in (True, "True") for detail in details)
+        epochs = ", ".join(str(detail.get("epochs_trained", "?")) for detail in details)
+        lines.append(
+            f"- `{setting}`: stopped on its plateau in {early} of {len(details)} seeds (epochs trained: {epochs}); "
+            f"the cap{f' of {cap} epochs' if cap else ''} ended {len(details) - early}"
+        )
+    return ["Training length:", "", *lines, ""] if lines else []
 
 
 def _claims(paper: PaperResult) -> list[str]:
