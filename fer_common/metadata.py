@@ -96,6 +96,12 @@ class ReportedFigure(StrictModel):
     reading: Literal[READINGS] = PRIMARY
     # Which way is better, for the report's words; None: higher for a proportion, no preference for a value.
     better: Literal["higher", "lower"] | None = None
+    # What a run must have for the claim to be tested (e.g. ImageNet weights for a transfer-learning claim), and
+    # the seed note that says a run lacked it: such a run's row is "not run", saying what it needs.
+    needs: Text | None = None
+    untested_when: Text | None = None
+    # Rows that check parts of one statement of the paper share a name here: they count as one claim.
+    statement: Text | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +123,10 @@ class ReportedFigure(StrictModel):
             raise FieldError(("claim",), f"{self.claim} is supported for kind: proportion only, got {self.kind}")
         if self.reading == ALTERNATIVE and not self.note.strip():
             raise FieldError(("note",), "an alternative reading must say in its note which primary row it reads")
+        if (self.needs is None) != (self.untested_when is None):
+            raise FieldError(
+                ("needs",), "needs and untested_when go together: what a run needs, and the note of one that lacks it"
+            )
         return self
 
 

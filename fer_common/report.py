@@ -573,6 +573,8 @@ def verdict_text(row: ResultRow) -> str:
         if row.verdict == NOT_RUN and row.judgement:
             return f"no result: {row.judgement}"
         return "not run: data missing here" if row.verdict == NOT_RUN else row.verdict
+    if row.verdict == NOT_RUN:  # run, but without what the claim needs (its metadata's `needs`)
+        return f"not run: {row.judgement or 'this run is no test of it'}"
     difference = difference_text(row)
     if row.verdict == REPRODUCED:
         return f"reproduced: ours {difference}"
@@ -626,8 +628,24 @@ def outcome(row: ResultRow) -> str:
 
 
 def outcome_counts(paper: PaperResult) -> Counter:
-    """Each claim counted once, by its primary reading (another reading of a sentence is shown, not counted)."""
-    return Counter(outcome(row) for row in paper.claims if row.reading == "primary")
+    """Each claim counted once, by its primary reading (another reading of a sentence is shown, not counted);
+    rows that check parts of one statement (`statement` in the metadata) count as one claim together."""
+    parts: dict[object, list[str]] = {}
+    for index, (figure, row) in enumerate(zip(paper.meta.reported, paper.claims, strict=True)):
+        if row.reading == "primary":
+            parts.setdefault(figure.statement or index, []).append(outcome(row))
+    return Counter(statement_outcome(outcomes) for outcomes in parts.values())
+
+
+def statement_outcome(parts: list[str]) -> str:
+    """One statement's outcome from its parts': not reproduced if any part is, reproduced only if all are, not
+    run (or proxy) if no part was tested, else inconclusive."""
+    tested = [part for part in parts if part in OUTCOMES]
+    if not tested:
+        return parts[0]
+    if "not reproduced" in tested:
+        return "not reproduced"
+    return REPRODUCED if tested == parts and set(tested) == {REPRODUCED} else INCONCLUSIVE
 
 
 def summary_text(paper: PaperResult) -> str:
@@ -647,10 +665,19 @@ def summary_text(paper: PaperResult) -> str:
     primary = outcome_counts(paper)
     total = sum(primary.values())
     noun = "claim" if total == 1 else "claims"
-    parts = ", ".join(f"{primary[name]} {name}" for name in OUTCOMES)
-    others = len(claims) - total
+    parts = ", ".join(f"{primary[name]} {name}" for name in OUTCOMES) + (
+        f", {primary[NOT_RUN]} not run" if primary[NOT_RUN] else ""
+    )
+    others = sum(row.reading != "primary" for row in claims)
     alternative = f" (and {others} other reading{'s' if others != 1 else ''} of ambiguous sentences)" if others else ""
-    return f"{parts} of {total} {noun}{alternative}"
+    shared = Counter(
+        figure.statement
+        for figure, row in zip(paper.meta.reported, claims, strict=True)
+        if figure.statement and row.reading == "primary"
+    )
+    parted = {name: count for name, count in shared.items() if count > 1}
+    grouped = f"; {sum(parted.values())} rows check parts of {len(parted)} of them" if parted else ""
+    return f"{parts} of {total} {noun}{alternative}{grouped}"
 
 
 def one_paragraph(text: str) -> str:

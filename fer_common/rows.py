@@ -188,6 +188,13 @@ def build_rows(
             margin=judgement.margin,
             judgement=judgement.reason if summary else (None if data == "missing" else _no_value(seeds, figure)),
         )
+        if summary and _untested(figure, seeds.get(figure.setting, {})):
+            row.update(
+                verdict=NOT_RUN,
+                position=None,
+                interval=None,
+                judgement=f"it needs {figure.needs}",
+            )
         rows.append(row)
     for extra in meta.beyond_paper:
         summary = observed(extra.metric, extra.setting)
@@ -203,6 +210,13 @@ def build_rows(
         )
         rows.append(row)
     return rows
+
+
+def _untested(figure, seeds: Mapping[str, Mapping]) -> bool:
+    """Whether a seed of the claim's setting says it lacked what the claim needs (`untested_when` in its notes)."""
+    return bool(figure.untested_when) and any(
+        figure.untested_when in note for entry in seeds.values() for note in entry.get("notes", [])
+    )
 
 
 def _no_value(seeds: Mapping[str, Mapping[str, Mapping]], figure) -> str:

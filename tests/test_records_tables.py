@@ -34,6 +34,9 @@ from fer_common.report import (
     collect_recipes,
     interval_text,
     ours_text,
+    outcome_counts,
+    paper_result,
+    statement_outcome,
     summary_text,
     verdict_text,
 )
@@ -1064,4 +1067,44 @@ def test_an_order_claim_is_the_share_of_cross_tier_pairs_in_the_papers_order(roo
     assert "order/abc" not in derived["2"]["metrics"] and "order/abc" not in seeds["0"]["metrics"]
     _edit_metadata(root, orders=[{"metric": "order/none", "setting": "random_split", "tiers": [["a"], ["b"]]}])
     with pytest.raises(MetadataError, match=r"field 'orders\[0\]'.*no row for metric 'order/none'"):
+        load_metadata("toy")
+
+
+def test_rows_that_check_parts_of_one_statement_count_as_one_claim(root):
+    """Boyce's one sentence about one confusion matrix gives three recall rows: they count once, and the claim
+    holds only if every part does."""
+    _with_threshold_rows(root)
+    separate = outcome_counts(paper_result(load_metadata("toy"), _record()))
+    rows = [*yaml.safe_load(TOY_YAML)["reported"], *THRESHOLD_ROWS]
+    rows[3], rows[4] = {**rows[3], "statement": "recalls"}, {**rows[4], "statement": "recalls"}
+    _edit_metadata(root, reported=rows)
+    paper = paper_result(load_metadata("toy"), _record())
+    together = outcome_counts(paper)
+    # Its parts: "at least 90%" reproduced, "at most 10%" inconclusive: the statement is inconclusive.
+    assert sum(together.values()) == sum(separate.values()) - 1
+    assert together[REPRODUCED] == separate[REPRODUCED] - 1 and together[INCONCLUSIVE] == separate[INCONCLUSIVE]
+    assert "2 rows check parts of 1 of them" in summary_text(paper)
+    assert statement_outcome([REPRODUCED, "not reproduced"]) == "not reproduced"
+    assert statement_outcome([REPRODUCED, NOT_RUN]) == INCONCLUSIVE
+    assert statement_outcome([NOT_RUN, NOT_RUN]) == NOT_RUN
+
+
+def test_a_claim_the_run_could_not_test_is_not_run_and_says_what_it_needs(root):
+    needs = {"needs": "pretrained weights, which cannot be had here", "untested_when": "random initialisation"}
+    _edit_metadata(
+        root,
+        reported=[
+            {**row, **needs} if row["metric"] == "accuracy" else row for row in yaml.safe_load(TOY_YAML)["reported"]
+        ],
+    )
+    meta = load_metadata("toy")
+    record = _record()
+    assert record_rows(meta, record)[0]["verdict"] != NOT_RUN  # the run's seeds say nothing of the weights
+    for entry in record["settings"]["random_split"]["seeds"].values():
+        entry["notes"] = ["random initialisation (--weights none): no pretrained features"]
+    row = record_rows(meta, record)[0]
+    assert row["verdict"] == NOT_RUN and row["mean"] is not None
+    assert row["judgement"] == "it needs pretrained weights, which cannot be had here"
+    with pytest.raises(MetadataError, match="needs and untested_when go together"):
+        _edit_metadata(root, reported=[{**yaml.safe_load(TOY_YAML)["reported"][0], "needs": "weights"}])
         load_metadata("toy")
