@@ -209,6 +209,17 @@ class Order(StrictModel):
     tiers: list[list[Text]] = Field(min_length=2)
 
 
+class HistoryGap(StrictModel):
+    """A claim about two training curves ("the training and validation lines follow very similar paths"):
+    `metric` is, per seed of `setting`, `minuend` minus `subtrahend` at the last epoch of its training history
+    (e.g. accuracy minus val_accuracy)."""
+
+    metric: Text
+    setting: Text
+    minuend: Text
+    subtrahend: Text
+
+
 class RegressionRun(StrictModel):
     """A recorded run of a short profile (e.g. `ci`) that regression bands are made of: the record under
     results/<id>/, the CPU kind it ran on, and the seeds it holds (its values' order in each band)."""
@@ -290,6 +301,7 @@ class ReplicationMetadata(StrictModel):
     expected: list[ExpectedResult] = []
     comparisons: list[Comparison] = []
     orders: list[Order] = []
+    history_gaps: list[HistoryGap] = []
     margins: list[Margin] = []
     regression_runs: list[RegressionRun] = []
     regression: list[RegressionBand] = []
@@ -307,6 +319,7 @@ class ReplicationMetadata(StrictModel):
         "expected",
         "comparisons",
         "orders",
+        "history_gaps",
         "margins",
         "regression_runs",
         "regression",
@@ -337,10 +350,11 @@ class ReplicationMetadata(StrictModel):
                 raise FieldError(
                     ("comparisons", i), f"no row for metric {comparison.metric!r} in {comparison.setting!r}"
                 )
-        for i, order in enumerate(self.orders):
-            _check_setting(self, order.setting, ("orders", i, "setting"))
-            if (order.metric, order.setting) not in rows:
-                raise FieldError(("orders", i), f"no row for metric {order.metric!r} in {order.setting!r}")
+        for section in ("orders", "history_gaps"):
+            for i, derived in enumerate(getattr(self, section)):
+                _check_setting(self, derived.setting, (section, i, "setting"))
+                if (derived.metric, derived.setting) not in rows:
+                    raise FieldError((section, i), f"no row for metric {derived.metric!r} in {derived.setting!r}")
         _check_regression(self)
         _check_hypotheses(self)
         if self.missing is None and self.dataset.data == "missing":

@@ -236,34 +236,63 @@ def add_row_notes(rows: list[dict], settings: Mapping[str, Mapping], run_notes: 
             row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes, *run_notes]))
 
 
+def with_derived(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
+    """A record's settings with the metrics the metadata derives from them at report time: paired comparisons
+    (`comparisons`), rank agreements (`orders`) and gaps between training curves (`history_gaps`)."""
+    return with_history_gaps(meta, with_orders(meta, with_comparisons(meta, settings)))
+
+
+def with_history_gaps(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
+    """`settings` with every `history_gaps` metric added to the seeds of its setting: one curve minus another at
+    the last epoch of the seed's training history; a seed without both curves gets none."""
+    settings = dict(settings)
+    for gap in meta.history_gaps:
+
+        def last_gap(result: Mapping, gap=gap) -> float | None:
+            history = result.get("history") or {}
+            if not (history.get(gap.minuend) and history.get(gap.subtrahend)):
+                return None
+            return history[gap.minuend][-1] - history[gap.subtrahend][-1]
+
+        _add_metric(settings, gap.setting, gap.metric, last_gap)
+    return settings
+
+
 def with_orders(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
     """`settings` with every `orders` metric added to the seeds of its setting (see `metadata.Order`): the share
     of cross-tier pairs in the paper's order, ties counting half. A seed lacking one of the tiers' metrics gets
     none. The record's own settings are not changed."""
     settings = dict(settings)
     for order in meta.orders:
-        entry = settings.get(order.setting)
-        if not entry or "seeds" not in entry:
-            continue
-        seeds = {}
-        for seed, result in entry["seeds"].items():
+        pairs = [
+            (higher, lower)
+            for i, tier in enumerate(order.tiers)
+            for later in order.tiers[i + 1 :]
+            for higher in tier
+            for lower in later
+        ]
+
+        def agreement(result: Mapping, pairs=pairs) -> float | None:
             metrics = result["metrics"]
-            names = [name for tier in order.tiers for name in tier]
-            if all(metrics.get(name) is not None for name in names):
-                pairs = [
-                    (higher, lower)
-                    for i, tier in enumerate(order.tiers)
-                    for later in order.tiers[i + 1 :]
-                    for higher in tier
-                    for lower in later
-                ]
-                agree = sum(
-                    1.0 if metrics[a] > metrics[b] else 0.5 if metrics[a] == metrics[b] else 0.0 for a, b in pairs
-                )
-                result = {**result, "metrics": {**metrics, order.metric: agree / len(pairs)}}
-            seeds[seed] = result
-        settings[order.setting] = {**entry, "seeds": seeds}
+            if any(metrics.get(name) is None for pair in pairs for name in pair):
+                return None
+            agree = sum(1.0 if metrics[a] > metrics[b] else 0.5 if metrics[a] == metrics[b] else 0.0 for a, b in pairs)
+            return agree / len(pairs)
+
+        _add_metric(settings, order.setting, order.metric, agreement)
     return settings
+
+
+def _add_metric(settings: dict, setting: str, metric: str, value_of) -> None:
+    """Replace `settings[setting]` by a copy whose seeds hold `metric` = value_of(seed entry) where not None."""
+    entry = settings.get(setting)
+    if not entry or "seeds" not in entry:
+        return
+    seeds = {}
+    for seed, result in entry["seeds"].items():
+        value = value_of(result)
+        seeds[seed] = result if value is None else {**result, "metrics": {**result["metrics"], metric: value}}
+    settings[setting] = {**entry, "seeds": seeds}
 
 
 def derive_rows(
@@ -271,7 +300,7 @@ def derive_rows(
 ) -> list[dict]:
     """Rows from per-seed results ({setting: {"seeds": {seed: entry}}}): paired comparisons, summaries, CIs,
     bands, verdicts and notes, by the metadata and the rules as they are now."""
-    settings = with_orders(meta, with_comparisons(meta, settings))
+    settings = with_derived(meta, settings)
     seeds = {name: entry["seeds"] for name, entry in settings.items()}
     summaries = {name: summarize_seeds(by_seed) for name, by_seed in seeds.items()}
     rows = build_rows(meta, summaries, data, seeds=seeds)
@@ -285,7 +314,7 @@ def derive_rows(
 
 def derived_summaries(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict[str, dict]]:
     """{setting: {metric: summary}} of a record's settings, the paired comparisons' metrics included."""
-    derived = with_orders(meta, with_comparisons(meta, settings))
+    derived = with_derived(meta, settings)
     return {
         name: summarize_seeds(entry["seeds"]) if "seeds" in entry else dict(entry.get("summary", {}))
         for name, entry in derived.items()

@@ -40,7 +40,7 @@ from fer_common.report import (
     summary_text,
     verdict_text,
 )
-from fer_common.rows import baselines, record_rows, with_orders
+from fer_common.rows import baselines, record_rows, with_derived, with_orders
 from fer_common.schema import Provenance
 from fer_common.tables import (
     STATUS_END,
@@ -1108,3 +1108,20 @@ def test_a_claim_the_run_could_not_test_is_not_run_and_says_what_it_needs(root):
     with pytest.raises(MetadataError, match="needs and untested_when go together"):
         _edit_metadata(root, reported=[{**yaml.safe_load(TOY_YAML)["reported"][0], "needs": "weights"}])
         load_metadata("toy")
+
+
+def test_a_history_gap_is_one_curve_minus_another_at_the_last_epoch(root):
+    gap_row = {"metric": "gap", "setting": "random_split", "value": 0.0, "kind": "value", "floor": 0.05, "where": "Fig"}
+    _edit_metadata(
+        root,
+        reported=[*yaml.safe_load(TOY_YAML)["reported"], gap_row],
+        history_gaps=[
+            {"metric": "gap", "setting": "random_split", "minuend": "accuracy", "subtrahend": "val_accuracy"}
+        ],
+    )
+    seeds = {
+        "0": {"metrics": {}, "history": {"accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.75]}},
+        "1": {"metrics": {}, "history": {"accuracy": [0.5, 0.8]}},  # no validation curve: no value
+    }
+    derived = with_derived(load_metadata("toy"), {"random_split": {"seeds": seeds}})["random_split"]["seeds"]
+    assert derived["0"]["metrics"]["gap"] == pytest.approx(0.05) and "gap" not in derived["1"]["metrics"]
