@@ -248,8 +248,9 @@ def collect_recipes(results_dir: Path | None = None, root: Path | None = None) -
 
 
 def explain_claims(paper: PaperResult, results_dir: Path | None = None) -> list[ClaimExplanations]:
-    """For each claim that is not shown to reproduce (not reproduced, or inconclusive: the first row of its
-    metric and setting), its hypotheses with what their profiles' latest records give."""
+    """For each claim that is not shown to reproduce (not reproduced, or inconclusive; on proxy data, outside
+    the paper's band: the first row of its metric and setting), its hypotheses with what their profiles' latest
+    records give."""
     explained, seen = [], set()
     for claim in paper.claims:
         key = (claim.metric, claim.setting)
@@ -257,7 +258,10 @@ def explain_claims(paper: PaperResult, results_dir: Path | None = None) -> list[
             continue
         seen.add(key)
         hypotheses = [entry for entry in paper.meta.hypotheses if (entry.metric, entry.setting) == key]
-        if hypotheses and claim.verdict in (BELOW, ABOVE, INCONCLUSIVE):
+        missed = claim.verdict in (BELOW, ABOVE, INCONCLUSIVE) or (
+            claim.verdict == PROXY and claim.position in ("below", "above")
+        )
+        if hypotheses and missed:
             explanations = [_explanation(paper.meta, entry, claim.kind, results_dir) for entry in hypotheses]
             explained.append(ClaimExplanations(claim, explanations))
     return explained
