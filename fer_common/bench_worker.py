@@ -17,10 +17,10 @@ import numpy as np
 from fer_common import paths
 from fer_common.contract import BenchModel, BenchReference
 from fer_common.errors import FerError
+from fer_common.measurement_formats import PLAIN
 from fer_common.train import RuntimeOptions
 
 RESULT_PREFIX = "BENCH-RESULT "  # the line a measuring process prints its result on
-PLAIN, DEFAULT, OPTIMISED, PARALLEL, NO_ONEDNN = "plain", "default", "optimised", "parallel", "no_onednn"
 NUM_CLASSES = 7  # the bench's faces are FER2013's, and every bench model classifies 7 emotions
 INFERENCE_BATCH = 256
 

@@ -263,7 +263,8 @@ def cmd_bench(args) -> int:
         if path:
             print(f"parity record written: {path}")
         return 0
-    from fer_common.bench import format_report, plan_for, run_bench
+    from fer_common.bench import plan_for, run_bench
+    from fer_common.measurement_pages import format_bench
 
     if args.seeds or args.epochs:
         raise FerError("--seeds and --epochs belong to --parity runs")
@@ -274,7 +275,7 @@ def cmd_bench(args) -> int:
         write=not args.no_record,
         command=shlex.join(sys.argv),
     )
-    print(format_report(record))
+    print(format_bench(record))
     if path:
         print(f"bench record written: {path}")
     return 0

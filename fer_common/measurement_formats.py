@@ -1,6 +1,6 @@
 """The vocabulary the records of the measurements beyond the replications use (the FER2013 duplicate audit, the
-cross-dataset matrix): shared by the code that makes them and the report that renders them, so the report
-needs neither the training stack nor the images."""
+cross-dataset matrix, the speed benchmark): shared by the code that makes them and the report that renders them,
+so the report needs neither the training stack nor the images."""
 
 from __future__ import annotations
 
@@ -31,3 +31,8 @@ def row_label(record: Mapping, model: str) -> str:
     if entry.get("from_job_result"):
         scored_at = f" (scored in its job, {entry['from_job_result']})"
     return f"{model} / {entry['training_dataset']}{scored_at}"
+
+
+# The speed benchmark: the ways a model is trained (plain Keras fit; the suite's defaults; bf16 where the CPU has
+# it; the optimised way as parallel jobs; the defaults without oneDNN).
+PLAIN, DEFAULT, OPTIMISED, PARALLEL, NO_ONEDNN = "plain", "default", "optimised", "parallel", "no_onednn"

@@ -9,7 +9,12 @@ from collections.abc import Mapping, Sequence
 from fer_common.measurement_formats import (
     ANY,
     DATASET,
+    DEFAULT,
     EXACT,
+    NO_ONEDNN,
+    OPTIMISED,
+    PARALLEL,
+    PLAIN,
     SCORED_SPLIT,
     SPLITS,
     TRAINING,
@@ -374,3 +379,82 @@ def format_detector_bench(record: dict) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
     return "\n".join(line.rstrip() for line in lines)
+
+
+# --- the speed benchmark -----------------------------------------------------------------------------------------
+
+
+def _count(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _rate(cell: dict | None) -> str:
+    return "n/a" if not cell else _count(cell["images_per_second"])
+
+
+def format_bench(record: dict) -> str:
+    """The tables `fer-replicate bench` prints."""
+    ways = record["ways"]
+    optimised_policy = ways[OPTIMISED]["policy"]
+    lines = [
+        "",
+        f"Training throughput, images/s (median over timed chunks; data: {record['data']['source']})",
+        f"  default   = the suite's defaults: {_describe(ways[DEFAULT])}",
+        f"  optimised = {_describe(ways[OPTIMISED])}",
+        f"  parallel  = {ways[PARALLEL]}",
+        f"  no oneDNN = {ways.get(NO_ONEDNN, 'not measured')}",
+        f"{'model':<18} {'batch':>5} {'plain fit':>10} {'default':>8} {'optimised':>10} {'opt/plain':>10} "
+        f"{'opt/default':>12} {'parallel':>9} {'par/plain':>10} {'no oneDNN':>10} {'default/no':>11}",
+    ]
+    for row in record["training"]:
+        lines.append(
+            f"{row['model']:<18} {row['batch_size']:>5} {_rate(row[PLAIN]):>10} {_rate(row[DEFAULT]):>8} "
+            f"{_rate(row[OPTIMISED]):>10} {_ratio(row['ratio_optimised_to_plain']):>10} "
+            f"{_ratio(row['ratio_optimised_to_default']):>12} {_rate(row[PARALLEL]):>9} "
+            f"{_ratio(row['ratio_parallel_to_plain']):>10} {_rate(row.get(NO_ONEDNN)):>10} "
+            f"{_ratio(row.get('ratio_default_to_no_onednn')):>11}"
+        )
+    lines += ["", "Inference, images/s (preprocessing + prediction, batch 256)"]
+    for row in record["inference"]:
+        detail = row.get("note") or f"{row.get('policy')}, {row.get('parameters'):,} parameters"
+        lines.append(f"  {row['model']:<45} {_count(row['images_per_second']):>8}  ({detail})")
+    scaling = record["scaling"]
+    lines += ["", f"Data-size scaling; cached load of all FER2013: {_count(scaling.get('cached_load_s'), 1)} s"]
+    for name, model in scaling["models"].items():
+        lines += _scaling_table(name, model)
+    lines.append(f"  ({scaling['method']})")
+    if optimised_policy == "float32" and ways[OPTIMISED]["precision"] == "auto":
+        lines.append("  note: this CPU has no native bf16 (or oneDNN is off): precision auto fell back to float32")
+    lines += [f"  note: {note}" for note in record["notes"]]
+    if record["quick"]:
+        lines.append("  note: --quick: a smoke test with tiny chunks in one process; the numbers mean little")
+    return "\n".join(lines)
+
+
+def _scaling_table(name: str, model: dict) -> list[str]:
+    epochs = f", {model['epochs']} epochs a run" if model["epochs"] else ""
+    lines = [
+        f"  {name} on {model['dataset']}{epochs}",
+        f"{'share':>6} {'images':>7} {'decode s':>9} {'prepare s':>10} {'epoch plain s':>14} {'epoch opt s':>12} "
+        f"{'run plain h':>12} {'run opt h':>10}",
+    ]
+    for row in model["rows"]:
+        lines.append(
+            f"{row['fraction']:>6.0%} {row['train_images']:>7} {_count(row['decode_s'], 1):>9} "
+            f"{_count(row['prepare_s'], 1):>10} {_count(row['epoch_plain_s'], 2):>14} "
+            f"{_count(row['epoch_optimised_s'], 2):>12} {_count(row['run_plain_h'], 2):>12} "
+            f"{_count(row['run_optimised_h'], 2):>10}"
+        )
+    return lines
+
+
+def _describe(options: dict) -> str:
+    parts = [options["policy"], f"{options['steps_per_execution']} steps/execution"]
+    parts.append("XLA" if options["jit_compile"] else "no XLA")
+    parts.append(f"{options['threads']} threads" if options["threads"] else "threads: TensorFlow's choice")
+    parts.append("deterministic" if options["deterministic"] else "non-deterministic")
+    return ", ".join(parts) + ", tf.data + prefetch"

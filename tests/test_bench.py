@@ -11,6 +11,7 @@ import pytest
 
 from fer_common import train
 from fer_common.cli import main
+from fer_common.measurement_formats import PARALLEL, PLAIN
 from fer_common.train import RuntimeOptions, RuntimeOptionsError, configure_runtime, numeric_identity
 
 from .helpers import REPO_ROOT, requires_dataset
@@ -268,11 +269,9 @@ def test_bench_records_are_not_taken_for_replication_records(tmp_path):
 def test_a_measuring_task_survives_the_trip_to_a_fresh_process():
     from fer_common import bench_worker as worker
 
-    task = worker.TrainTask(
-        "chen", "chen+augmentation", worker.PARALLEL, RuntimeOptions(threads=1), 80, 3, "x.npz", workers=2
-    )
+    task = worker.TrainTask("chen", "chen+augmentation", PARALLEL, RuntimeOptions(threads=1), 80, 3, "x.npz", workers=2)
     assert worker._task_from_json(worker._task_to_json(task)) == task
-    inference = worker.InferenceTask("neamtiu", "fer", worker.PLAIN, None, 64, 1, "x.npz", reference=True)
+    inference = worker.InferenceTask("neamtiu", "fer", PLAIN, None, 64, 1, "x.npz", reference=True)
     assert worker._task_from_json(worker._task_to_json(inference)) == inference
 
 

@@ -164,7 +164,7 @@ def test_explain_skips_a_profile_whose_latest_record_is_current_unless_forced(tm
 
 
 def test_explain_needs_a_replication_with_hypotheses(capsys):
-    assert main(["explain", "hong"]) != 0
+    assert main(["explain", "neamtiu"]) != 0
     assert "no hypotheses" in capsys.readouterr().err
 
 
