@@ -11,8 +11,10 @@ from pathlib import Path
 
 from .bands import ABOVE, BELOW, REPRODUCED
 from .claims_figure import HYPOTHESES_FIGURE_NAME, has_hypotheses_figure
+from .metadata import FULL_PROFILE
 from .metrics import summarize
-from .paired import with_comparisons
+from .paired import PairedResult, paired_runs, with_comparisons
+from .records import latest_record
 from .report import (
     DASH,
     EXPLANATIONS_HEADING,
@@ -245,18 +247,51 @@ def _paired_tests(paper: PaperResult) -> list[str]:
         }
         if not results:
             continue
-        summary = summarize([100 * result.difference for result in results.values()])
-        higher = sum(result.p_value < 0.05 and result.difference > 0 for result in results.values())
-        lower = sum(result.p_value < 0.05 and result.difference < 0 for result in results.values())
         named = comparison.images.replace("_", " ")
         images = "the images the claim is scored on" if comparison.images == "scored" else f"the {named} images"
-        lines.append(
-            f"- **{comparison.setting} minus {comparison.against}** ({metric_words(comparison.metric)}, on "
-            f"{images}): {summary['mean']:+.1f} ± {summary['sd']:.1f} points over {len(results)} "
-            f"seeds; at p < 0.05, {higher} of {len(results)} seeds higher and {lower} lower"
-        )
-        lines += [f"  - seed {seed}: {result.describe()}" for seed, result in results.items()]
+        title = f"**{comparison.setting} minus {comparison.against}** ({metric_words(comparison.metric)}, on {images})"
+        lines += _paired_lines(title, results)
     return ["### Paired tests", "", PAIRED_TESTS_TEXT, "", *lines, ""] if lines else []
+
+
+def _paired_lines(title: str, results: dict[str, PairedResult]) -> list[str]:
+    """`- title: +2.0 ± 2.1 points over 3 seeds; ...` and a line per seed."""
+    summary = summarize([100 * result.difference for result in results.values()])
+    higher = sum(result.p_value < 0.05 and result.difference > 0 for result in results.values())
+    lower = sum(result.p_value < 0.05 and result.difference < 0 for result in results.values())
+    return [
+        f"- {title}: {summary['mean']:+.1f} ± {summary['sd']:.1f} points over {len(results)} seeds; at p < 0.05, "
+        f"{higher} of {len(results)} seeds higher and {lower} lower",
+        *(f"  - seed {seed}: {result.describe()}" for seed, result in results.items()),
+    ]
+
+
+def _hypotheses_paired(paper: PaperResult) -> list[str]:
+    """Each hypothesis's record against the record as run, on the same seeds and test images (where both keep
+    per-image predictions): the difference in accuracy its change makes, with McNemar's test per seed."""
+    if paper.record is None:
+        return []
+    lines = []
+    pairs = {(entry.profile, entry.reads_setting or entry.setting) for entry in paper.meta.hypotheses}
+    for profile, setting in sorted(pairs):
+        results_dir = Path(paper.record["_path"]).parent.parent
+        record = latest_record(paper.meta.id, profile, results_dir) if profile != FULL_PROFILE else None
+        if record is None:
+            continue
+        results = paired_runs(
+            record["settings"].get(setting, {}).get("seeds", {}),
+            paper.record["settings"].get(setting, {}).get("seeds", {}),
+        )
+        if results:
+            lines += _paired_lines(
+                f"`{profile}` minus the run as made ({setting.replace('_', ' ')}, accuracy)", results
+            )
+    intro = (
+        "Each hypothesis against the run as made, seed by seed on the same test images: the accuracy its change "
+        "adds or takes away, with McNemar's exact test (records made before per-image predictions were kept "
+        "have none)."
+    )
+    return ["### Paired with the run as made", "", intro, "", *lines, ""] if lines else []
 
 
 def _explanations(paper: PaperResult) -> list[str]:
@@ -303,7 +338,17 @@ def _explanations(paper: PaperResult) -> list[str]:
         if has_hypotheses_figure(paper)
         else []
     )
-    return [EXPLANATIONS_HEADING, "", intro, "", *figure, *md_table(header, rows), "", *_variant_matrix(paper)]
+    return [
+        EXPLANATIONS_HEADING,
+        "",
+        intro,
+        "",
+        *figure,
+        *md_table(header, rows),
+        "",
+        *_variant_matrix(paper),
+        *_hypotheses_paired(paper),
+    ]
 
 
 _MARKS = {REPRODUCED: "✓", BELOW: "✗", ABOVE: "✗", INCONCLUSIVE: "?"}

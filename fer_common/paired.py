@@ -86,6 +86,18 @@ def compare_seed(comparison: Comparison, entry: Mapping, against: Mapping) -> Pa
     return paired_accuracy(mine[0], mine[1], theirs[1])
 
 
+def paired_runs(entries: Mapping[str, Mapping], against: Mapping[str, Mapping]) -> dict[str, PairedResult]:
+    """Two runs of one setting seed by seed ({seed: entry} each, e.g. a hypothesis's record against the record
+    as run): the seeds both have, scored on the same images (the same labels in the same order), with per-image
+    predictions on both sides."""
+    paired = {}
+    for seed, entry in entries.items():
+        mine, theirs = _images(entry, "scored"), _images(against.get(seed) or {}, "scored")
+        if mine is not None and theirs is not None and np.array_equal(mine[0], theirs[0]):
+            paired[seed] = paired_accuracy(mine[0], mine[1], theirs[1])
+    return paired
+
+
 def with_comparisons(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
     """A copy of a record's settings ({setting: {"seeds": {seed: entry}}}) with every comparison's value, its
     denominator and its paired test (`paired`) added to the seeds of its setting. A value the record already

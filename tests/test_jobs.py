@@ -16,7 +16,7 @@ import pytest
 
 from fer_common.job_types import JobResult
 from fer_common.jobs import JobKey, JobResultError, JobStore, read_job
-from fer_common.paired import paired_accuracy
+from fer_common.paired import paired_accuracy, paired_runs
 from fer_common.per_image import decode_labels, encode_labels
 from fer_common.progress import job_groups, progress_text
 from fer_common.provenance import CODE_MOVES_FILE
@@ -229,3 +229,20 @@ def test_a_record_is_assembled_from_complete_results_of_another_runtime_without_
     assert assembled.key == bf16 and assembled.load("gray", 1) is not None
     assert here.with_runtime_of_complete_results([("gray", 0), ("gray", 2)]) is None, "seed 2 would need training"
     assert _store(tmp_path, bf16).with_runtime_of_complete_results([("gray", 0)]) is None, "already its own"
+
+
+def test_two_runs_of_a_setting_pair_seed_by_seed_on_the_same_images_only():
+    """A hypothesis's record against the record as run: seeds both have, with the same labels."""
+    true = encode_labels([0, 1, 1, 0])
+    mine = {
+        "0": {"predictions": {"true": true, "predicted": encode_labels([0, 1, 1, 0])}},
+        "1": {"predictions": {"true": true, "predicted": encode_labels([0, 0, 0, 0])}},
+        "2": {"metrics": {}},
+    }  # made before per-image predictions were kept
+    theirs = {
+        "0": {"predictions": {"true": true, "predicted": encode_labels([0, 0, 1, 1])}},
+        "1": {"predictions": {"true": encode_labels([1, 1, 1, 0]), "predicted": true}},  # other images
+        "2": {"predictions": {"true": true, "predicted": true}},
+    }
+    paired = paired_runs(mine, theirs)
+    assert list(paired) == ["0"] and (paired["0"].only_setting, paired["0"].only_against) == (2, 0)
