@@ -9,6 +9,7 @@ may run in another process or on another machine (see executors.py), each starts
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -187,7 +188,7 @@ def run_replication(
             if make_plots:
                 first_seeds = {setting: finished[setting, record_seeds[0]] for setting in settings_run}
                 _write_figures(path, meta, first_seeds, prepared.class_names)
-            _save_models(meta.id, finished, settings_run, record_seeds, prepared.class_names, path, provenance)
+            _save_models(meta.id, profile, finished, settings_run, record_seeds, prepared.class_names, path, provenance)
         if not store.keep:
             store.remove()  # the record holds it all now
     return record, path
@@ -435,6 +436,7 @@ def _best_models(
 
 def _save_models(
     replication_id: str,
+    profile: str,
     finished: dict[tuple[str, int], StoredJob],
     settings: list[str],
     seeds: list[int],
@@ -443,9 +445,18 @@ def _save_models(
     provenance: dict,
 ) -> None:
     """Bundles in FER_MODELS_DIR for `predict` / `demo`: `<id>-<setting>` (the seed of best selection score)
-    and, where the replication asks for it, `<id>-<setting>-seed<N>` for every seed."""
+    and, where the replication asks for it, `<id>-<setting>-seed<N>` for every seed. A shorter profile's model
+    never replaces one a full run saved under the same name."""
 
     def save(name: str, seed: int, job: StoredJob, chosen_by: str) -> None:
+        if profile != FULL_PROFILE and _full_run_bundle(models_dir() / name):
+            log.warning(
+                "[%s] model %s kept: it is a full run's, and this %s run's model does not replace it",
+                replication_id,
+                name,
+                profile,
+            )
+            return
         if job.model_file is None:
             log.warning(
                 "[%s] no bundle %s: seed %d's model stayed on the machine that trained it (job results travel "
@@ -482,6 +493,18 @@ def _save_models(
             job = finished[setting, seed]
             if job.model is not None and job.model.keep_every_seed:
                 save(f"{replication_id}-{setting}-seed{seed}", seed, job, f"seed {seed}")
+
+
+def _full_run_bundle(stem: Path) -> bool:
+    """Whether a bundle is there at `stem` whose description names a full run's record."""
+    description = stem.with_suffix(".json")
+    if not (description.is_file() and stem.with_suffix(".keras").is_file()):
+        return False
+    try:
+        record = json.loads(description.read_text(encoding="utf-8")).get("source", {}).get("record") or ""
+    except (OSError, ValueError, AttributeError):
+        return False
+    return Path(record).name.startswith(f"{FULL_PROFILE}-")
 
 
 # --- what the record vouches for ----------------------------------------------------------------------

@@ -246,3 +246,21 @@ def test_two_runs_of_a_setting_pair_seed_by_seed_on_the_same_images_only():
     }
     paired = paired_runs(mine, theirs)
     assert list(paired) == ["0"] and (paired["0"].only_setting, paired["0"].only_against) == (2, 0)
+
+
+def test_a_short_profile_never_replaces_the_model_a_full_run_saved(tmp_path, monkeypatch, caplog):
+    """`predict` and `demo` load `<id>-<setting>`: a quick run after a full one must not put its toy model there."""
+    from fer_common.runner import run_replication
+    from tests.sixth_replication.replication import SixthReplication
+
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
+    (tmp_path / "models").mkdir()
+    full = tmp_path / "models" / "sixth_replication-gray"
+    full.with_suffix(".keras").write_bytes(b"the full run's model")
+    full.with_suffix(".json").write_text(json.dumps({"source": {"record": "results/sixth_replication/full-x.json"}}))
+    with caplog.at_level(logging.WARNING, logger="fer_common.runner"):
+        run_replication(
+            SixthReplication(), "quick", results_dir=tmp_path / "results", jobs_root=tmp_path / "jobs", make_plots=False
+        )
+    assert full.with_suffix(".keras").read_bytes() == b"the full run's model"
+    assert "model sixth_replication-gray kept: it is a full run's" in caplog.text
