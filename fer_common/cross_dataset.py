@@ -365,6 +365,12 @@ def prepare_faces(test_set: EvaluationSet, dataset: FaceDataset, detector: FaceD
 # --- models --------------------------------------------------------------------------------------------
 
 
+def _from_full_run(model: Model) -> bool:
+    """Whether a bundle's description names a full run's record (a shipped copy names its source's)."""
+    record = model.description.get("source", {}).get("record") or ""
+    return Path(record).name.startswith(f"{FULL_PROFILE}-")
+
+
 def default_model_names(available: Sequence[str]) -> list[str]:
     """Every bundle found, without the per-seed copies (`<name>-seed<N>`) of a published bundle."""
     return [name for name in available if not SEED_BUNDLE.search(name)]
@@ -546,7 +552,15 @@ def run_cross_dataset(
     names = list(model_names) if model_names else default_model_names(available)
     if not names:
         raise FerError(f"No model bundle found. {how_to_make()}")
-    models = load_models(names) + (reference_models() if reference else [])
+    models = load_models(names)
+    if not model_names:  # the models of short profiles' runs (quick, ci) are smoke tests, not rows
+        shorts = [model.name for model in models if not _from_full_run(model)]
+        if shorts:
+            log.info("left out, made by a shorter profile than full (name them to score them): %s", ", ".join(shorts))
+        models = [model for model in models if model.name not in shorts]
+    if not models:
+        raise FerError(f"No model bundle of a full run found. {how_to_make()}")
+    models += reference_models() if reference else []
     faces = [prepare_faces(test_set, load_dataset(test_set.dataset)) for test_set in TEST_SETS]
     cells = score_matrix(models, faces)
     record = build_record(models, faces, cells, {}, command or "fer-replicate cross-dataset")

@@ -466,3 +466,12 @@ def test_a_row_comes_from_the_job_result_that_scored_it_when_its_bundle_stayed_o
     ]
     section = cross_dataset_markdown(record)
     assert "scored in its job" in section and "not scored in its job: scored on other images" in section
+
+
+def test_only_full_runs_models_are_rows_unless_named():
+    """A quick or ci run saves a smoke-test model under the same kind of name: the matrix leaves it out by default."""
+    full = fixed_model("neamtiu-clean_protocol", "fer2013", FER_CLASSES, np.full(7, 1 / 7))
+    full.description = {"source": {"record": "results/neamtiu/full-20261201T003300Z-446eba8.json"}}
+    quick = fixed_model("cmu_proxy-baseline", "fer2013", FER_CLASSES, np.full(7, 1 / 7))
+    quick.description = {"source": {"record": "results/cmu_proxy/quick-20261207T071435Z-3373fab.json"}}
+    assert cross_dataset._from_full_run(full) and not cross_dataset._from_full_run(quick)
