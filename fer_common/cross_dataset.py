@@ -47,7 +47,7 @@ from fer_common.metadata import FULL_PROFILE, load_metadata
 from fer_common.metrics import wilson_interval
 from fer_common.per_image import encode_correct, encode_labels
 from fer_common.provenance import machine_provenance
-from fer_common.records import latest_record
+from fer_common.records import is_full_record, latest_record
 from fer_common.registry import REPLICATIONS
 
 FORMAT_VERSION = 2  # 2: per-image results, each image's class and groups, group rates within class
@@ -367,8 +367,7 @@ def prepare_faces(test_set: EvaluationSet, dataset: FaceDataset, detector: FaceD
 
 def _from_full_run(model: Model) -> bool:
     """Whether a bundle's description names a full run's record (a shipped copy names its source's)."""
-    record = model.description.get("source", {}).get("record") or ""
-    return Path(record).name.startswith(f"{FULL_PROFILE}-")
+    return is_full_record(model.description.get("source", {}).get("record") or "")
 
 
 def default_model_names(available: Sequence[str]) -> list[str]:
@@ -641,6 +640,7 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
         full = latest_record(replication, FULL_PROFILE, results_dir)
         entries = (full or {}).get("provenance", {}).get("jobs", [])
         folder = Path(results_dir or paths.results_dir()) / replication / "jobs"
+        training_dataset = load_metadata(REPLICATIONS.metadata_file(replication)).dataset.name if entries else None
         for setting in dict.fromkeys(entry["setting"] for entry in entries):
             name = f"{replication}-{setting}"
             if name in record["models"]:
@@ -654,11 +654,10 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
             scored = chosen.cross_dataset
             usable = {entry["label"] for entry in scored["test_sets"] if identity(entry) in wanted}
             record["models"][name] = {
-                "training_dataset": load_metadata(REPLICATIONS.metadata_file(replication)).dataset.name,
+                "training_dataset": training_dataset,
                 "source": {"replication": replication, "setting": setting, "seed": chosen.seed},
                 "from_job_result": f"{replication}/jobs/{chosen.file.name}",
             }
-            training_dataset = record["models"][name]["training_dataset"]
             record["cells"].extend({**cell, "model": name} for cell in scored["cells"] if cell["test_set"] in usable)
             record["cells"].extend(
                 asdict(_unscored_cell(name, entry, training_dataset, scored.get("not_scored", {})))

@@ -290,8 +290,8 @@ def paired_with(cell: Mapping, other: Mapping | None) -> PairedResult | None:
 
 
 def paired_text(result: PairedResult) -> str:
-    low, high = result.ci
-    return f"{100 * result.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}], p={result.p_value:.2g}"
+    """The difference and its p-value, short enough for a table cell."""
+    return f"{result.difference_text()}, p={result.p_value:.2g}"
 
 
 def _paired_markdown(record: dict) -> list[str]:
@@ -306,7 +306,7 @@ def _paired_markdown(record: dict) -> list[str]:
     return [PAIRED_RULE, "", *lines, ""] if lines else []
 
 
-def within_class_gaps(cell: Mapping, attribute: str) -> list[tuple[str, dict[str, Mapping]]]:
+def within_class_rates(cell: Mapping, attribute: str) -> list[tuple[str, dict[str, Mapping]]]:
     """[(test class, {group: rate})] for each class of which at least two groups of `attribute` have images."""
     by_class: dict[str, dict[str, Mapping]] = {}
     for key, classes in (cell.get("groups_within_class") or {}).items():
@@ -321,7 +321,7 @@ def widest_within_class_gap(cell: Mapping, attribute: str) -> tuple[str, str, Ma
     """(class, best group, its rate, worst group, its rate): the widest gap within one class between groups with
     at least MIN_GROUP_N images of it; None where no class has two such groups."""
     widest = None
-    for test_class, rates in within_class_gaps(cell, attribute):
+    for test_class, rates in within_class_rates(cell, attribute):
         sized = {group: rate for group, rate in rates.items() if rate["n"] >= MIN_GROUP_N}
         if len(sized) < 2:
             continue
@@ -340,7 +340,7 @@ def within_class_text(cell: Mapping, attribute: str) -> str:
         + ", ".join(
             f"{group} {rate_text(rate['value'], rate['wilson_95'], rate['n'])}" for group, rate in rates.items()
         )
-        for test_class, rates in within_class_gaps(cell, attribute)
+        for test_class, rates in within_class_rates(cell, attribute)
     )
 
 

@@ -24,7 +24,7 @@ from .measurement_pages import (
     paired_text,
     paired_with,
     rate_text,
-    within_class_gaps,
+    within_class_rates,
     within_class_text,
 )
 from .metadata import load_metadata
@@ -197,7 +197,7 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
                 f"- **{cell['test_set']} by {attribute}**, over all photos: {listed}; {gap:.1f} points between "
                 f"{best} and {worst}."
             )
-            if within_class_gaps(cell, attribute):
+            if within_class_rates(cell, attribute):
                 lines.append(f"  - within class: {within_class_text(cell, attribute)}.")
                 within = True
     if not lines:

@@ -272,9 +272,9 @@ def _hypotheses_paired(paper: PaperResult) -> list[str]:
     if paper.record is None:
         return []
     lines = []
+    results_dir = Path(paper.record["_path"]).parent.parent
     pairs = {(entry.profile, entry.reads_setting or entry.setting) for entry in paper.meta.hypotheses}
     for profile, setting in sorted(pairs):
-        results_dir = Path(paper.record["_path"]).parent.parent
         record = latest_record(paper.meta.id, profile, results_dir) if profile != FULL_PROFILE else None
         if record is None:
             continue

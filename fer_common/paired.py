@@ -34,11 +34,15 @@ class PairedResult:
     p_value: float  # McNemar's exact test
     ci: tuple[float, float]
 
-    def describe(self) -> str:
+    def difference_text(self) -> str:
+        """`+2.0 points [+0.1, +3.9]`."""
         low, high = self.ci
+        return f"{100 * self.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+    def describe(self) -> str:
         return (
-            f"{100 * self.difference:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}], "
-            f"McNemar p={self.p_value:.2g} ({self.only_setting} vs {self.only_against} of {self.n} images)"
+            f"{self.difference_text()}, McNemar p={self.p_value:.2g} "
+            f"({self.only_setting} vs {self.only_against} of {self.n} images)"
         )
 
 

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from . import paths
 from .atomic import write_new_file
 from .errors import RecordError
-from .metadata import ReplicationMetadata
+from .metadata import FULL_PROFILE, ReplicationMetadata
 from .rows import derive_rows, missing_text, summarize_seeds
 from .schema import CREATED_FORMAT, READABLE_SCHEMA_VERSIONS, RECORD_MODELS, SCHEMA_VERSION, first_problem
 
@@ -135,6 +135,11 @@ def record_stem(record: Mapping) -> str:
     commit = str(record["provenance"].get("git_commit") or "")
     short = commit[:7] if re.fullmatch(r"[0-9a-f]{7,40}", commit) else "nogit"
     return f"{record['profile']}-{created.strftime('%Y%m%dT%H%M%SZ')}-{short}"
+
+
+def is_full_record(path: str | Path) -> bool:
+    """Whether a record's file name (`record_stem`) says a full run made it."""
+    return Path(path).name.startswith(f"{FULL_PROFILE}-")
 
 
 def write_record(record: dict, results_dir: Path | None = None) -> Path:

@@ -504,7 +504,7 @@ def _full_run_bundle(stem: Path) -> bool:
         record = json.loads(description.read_text(encoding="utf-8")).get("source", {}).get("record") or ""
     except (OSError, ValueError, AttributeError):
         return False
-    return Path(record).name.startswith(f"{FULL_PROFILE}-")
+    return records.is_full_record(record)
 
 
 # --- what the record vouches for ----------------------------------------------------------------------
