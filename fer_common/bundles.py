@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from fer_common import paths
+from fer_common import paths, registry
 from fer_common.atomic import replacing, write_text_atomically
-from fer_common.contract import Preprocessing  # beside the contract; replications import it from here too
+from fer_common.contract import Preprocessing
 from fer_common.errors import FerError
 
 FORMAT_VERSION = 1
@@ -67,9 +67,8 @@ def list_bundles() -> list[str]:
 
 def demo_bundles() -> dict[str, str]:
     """{replication id: bundle name} of the replications that provide the demo's model, in registry order."""
-    from fer_common.registry import REPLICATIONS  # the registry imports the contract, which imports this module
-
-    offered = {replication_id: REPLICATIONS.get(replication_id).demo_bundle for replication_id in REPLICATIONS.ids()}
+    replications = registry.REPLICATIONS
+    offered = {replication_id: replications.get(replication_id).demo_bundle for replication_id in replications.ids()}
     return {replication_id: name for replication_id, name in offered.items() if name}
 
 

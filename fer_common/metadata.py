@@ -589,7 +589,6 @@ LEGACY_HASHED_SECTIONS = (*HASHED_SECTIONS, "reported")
 NUMBERS_LAYER = (
     "fer_common.augment",
     "fer_common.bands",
-    "fer_common.bundles",
     "fer_common.contract",
     "fer_common.data",
     "fer_common.execution",

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from fer_common.bundles import Preprocessing
 from fer_common.cli import hypothesis_profiles, main
+from fer_common.contract import Preprocessing
 from fer_common.data import load_dataset
 from fer_common.errors import WeightsError
 from fer_common.metadata import load_metadata

@@ -8,6 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 
+from fer_common.data.subsets import stratified_subset
 from fer_common.registry import REPLICATIONS
 from fer_common.resume import checkpoint_folder
 from fer_common.runner import run_replication
@@ -179,13 +180,13 @@ def test_clean_outcome_reports_the_gap_and_the_loss_rule():
 
 def test_stratified_subset_keeps_class_proportions():
     labels = np.repeat(np.arange(7), [400, 40, 400, 700, 480, 310, 500])
-    chosen = neamtiu.stratified_subset(labels, 283)
+    chosen = stratified_subset(labels, 283)
     assert len(chosen) == 283 and np.all(np.diff(chosen) > 0)
-    np.testing.assert_array_equal(chosen, neamtiu.stratified_subset(labels, 283))
+    np.testing.assert_array_equal(chosen, stratified_subset(labels, 283))
     np.testing.assert_allclose(
         np.bincount(labels[chosen], minlength=7) / 283, np.bincount(labels) / len(labels), atol=0.01
     )
-    assert len(neamtiu.stratified_subset(labels, None)) == len(labels)
+    assert len(stratified_subset(labels, None)) == len(labels)
 
 
 @requires_dataset("fer2013")

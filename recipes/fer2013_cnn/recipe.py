@@ -23,18 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from fer_common.bundles import Preprocessing
-from fer_common.contract import BenchModel, Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import BenchModel, Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
+from fer_common.data.subsets import stratified_subset  # the Neamtiu replication's subsets, seed-independent
 from fer_common.metrics import categorical_cross_entropy
 from fer_common.resume import EpochCallback, fit_resumable, make_run_key
 from fer_common.train import RuntimeOptions, predict_probabilities, to_model_input
 from recipes.fer2013_cnn.augmentation import Augmentation, epoch_batches, flip_horizontally
 from recipes.fer2013_cnn.model import build_model
-
-# The same stratified, seed-independent subsets (train_limit / eval_limit) as the Neamtiu replication.
-from replications.neamtiu.replication import stratified_subset
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from fer_common import metrics
-from fer_common.bundles import Preprocessing
-from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
 from fer_common.metadata import code_hash
 from fer_common.train import RuntimeOptions

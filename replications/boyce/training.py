@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from fer_common.augment import AugmentConfig
-from fer_common.bundles import Preprocessing
+from fer_common.contract import Preprocessing
 from fer_common.resumable_callbacks import EpochTimes, ResumableEarlyStopping, ResumablePlateau
 from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
 from fer_common.train import FitResult, RuntimeOptions, make_dataset, predict_probabilities

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from fer_common.bundles import Preprocessing
+from fer_common.contract import Preprocessing
 from fer_common.resume import epoch_dataset
 from fer_common.train import RuntimeOptions, make_dataset, predict_probabilities
 from replications.boyce import imagenet

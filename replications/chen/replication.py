@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_common.augment import AugmentConfig
-from fer_common.bundles import Preprocessing
-from fer_common.contract import BenchModel, Parity, Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import BenchModel, Parity, Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset, splits
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common.bundles import Preprocessing
-from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
 from fer_common.data import splits
 from fer_common.data.affectnet import load_affectnet
 from fer_common.metadata import code_hash

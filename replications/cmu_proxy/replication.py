@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common.bundles import Preprocessing
-from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset, splits
 from fer_common.metadata import code_hash
 from fer_common.per_image import encode_labels

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_common import fairness
-from fer_common.bundles import Preprocessing
-from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
 from fer_common.errors import DatasetError
 from fer_common.paths import data_dir
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input

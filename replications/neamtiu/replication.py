@@ -19,10 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common.bundles import Preprocessing
-from fer_common.contract import BenchModel, BenchReference, Parity, Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import (
+    BenchModel,
+    BenchReference,
+    Parity,
+    Prepared,
+    Preprocessing,
+    Replication,
+    SeedOutcome,
+    TrainedModel,
+)
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
+from fer_common.data.subsets import stratified_subset
 from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
 from fer_common.train import RuntimeOptions, predict_probabilities, to_model_input
 from replications.neamtiu.evaluation import EVAL_BATCH_SIZE, ProtocolEvaluator, accuracy
@@ -32,7 +41,6 @@ CLEAN_PROTOCOL = "clean_protocol"
 FER_REFERENCE = "fer_package_reference"
 PROTOCOLS = (SOURCE_PROTOCOL, CLEAN_PROTOCOL)
 SELECTION_RULE = "highest PublicTest accuracy (the first such epoch on ties); PrivateTest unused"
-SUBSET_SEED = 0  # train_limit / eval_limit subsets are the same for every seed, so seeds stay comparable
 PREPROCESSING = Preprocessing(size=48, channels=1, scale="unit")
 
 
@@ -82,16 +90,6 @@ def compile_model(model, config: dict) -> None:
 
     optimizer = keras.optimizers.Adam(learning_rate_schedule(config["learning_rate"], config["decay"]))
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
-
-
-def stratified_subset(labels: np.ndarray, limit: int | None, seed: int = SUBSET_SEED) -> np.ndarray:
-    """Sorted indices of `limit` images drawn with the class proportions of `labels`; all when limit is None."""
-    if limit is None or limit >= len(labels):
-        return np.arange(len(labels))
-    from sklearn.model_selection import train_test_split
-
-    chosen, _ = train_test_split(np.arange(len(labels)), train_size=int(limit), stratify=labels, random_state=seed)
-    return np.sort(chosen)
 
 
 def _limited(dataset: FaceDataset, limit: int | None) -> FaceDataset:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common.bundles import Preprocessing
-from fer_common.contract import Prepared, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
 from fer_common.data import splits
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
 
