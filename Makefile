@@ -10,7 +10,7 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint lint-imports all-tables check check-strict data clean \
-        list ship-neamtiu bench \
+        list ship-neamtiu ship-fer2013_cnn bench \
         audit-duplicates cross-dataset bench-detectors progress
 
 help: ## list the targets
@@ -60,6 +60,9 @@ explain-%: $(STAMP) ## run the hypotheses of a claim that does not reproduce, e.
 
 ship-neamtiu: $(STAMP) ## copy the best trained Neamtiu seed (clean protocol) into the package for predict/demo
 	$(FER) ship neamtiu-clean_protocol --as neamtiu
+
+ship-fer2013_cnn: $(STAMP) ## copy the recipe's best trained seed (by PublicTest accuracy) into the package
+	$(FER) ship fer2013_cnn-single_view --as fer2013_cnn
 
 bench: $(STAMP) ## training and inference speed, plain float32 Keras vs the optimised path (~5 min)
 	$(FER) bench

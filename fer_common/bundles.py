@@ -73,8 +73,11 @@ def demo_bundles() -> dict[str, str]:
 
 
 def how_to_make() -> str:
-    """How to get a bundle: train a replication with the demo (others may save their models too)."""
-    targets = " or ".join(f"`make replicate-{replication_id}`" for replication_id in demo_bundles())
+    """How to get a bundle: train the default model's entry or a replication with the demo (others may save
+    their models too)."""
+    default = registry.REPLICATIONS.default_model
+    makers = ([default.replication_id] if default else []) + list(demo_bundles())
+    targets = " or ".join(f"`make replicate-{replication_id}`" for replication_id in dict.fromkeys(makers))
     return (
         f"Train one with {targets or '`make replicate-<id>`'} (other replications may save their models too), "
         "which saves `<id>-<setting>...keras` and its .json in FER_MODELS_DIR, or pass the path of a .keras file "
@@ -83,9 +86,10 @@ def how_to_make() -> str:
 
 
 def default_bundle_name() -> str:
-    """The demo bundle of the first replication that declares one (`Replication.demo_bundle`) when it is
-    available, else the first bundle found."""
-    for name in demo_bundles().values():
+    """The registry's default model when it is available, else the demo bundle of the first replication that
+    declares one (`Replication.demo_bundle`), else the first bundle found."""
+    default = registry.REPLICATIONS.default_model
+    for name in ([default.bundle] if default else []) + list(demo_bundles().values()):
         if _find_by_name(name) is not None:
             return name
     available = list_bundles()

