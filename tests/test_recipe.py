@@ -142,3 +142,10 @@ def test_quick_profile_runs_end_to_end_and_scores_privatetest_once(tmp_path):
     tta = record["settings"]["flip_tta"]["seeds"]["0"]
     assert tta["metrics"]["images_per_second"] > 0
     assert {row["verdict"] for row in record["rows"]} == {"beyond paper"}
+
+
+def test_the_ensemble_study_says_it_needs_two_trained_seeds_here(tmp_path, caplog):
+    from studies.recipe_ensemble import main
+
+    assert main(["--jobs", str(tmp_path)]) == 2
+    assert "holds 0 trained model(s) of the recipe; an ensemble needs two or more" in caplog.text
