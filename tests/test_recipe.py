@@ -149,3 +149,19 @@ def test_the_ensemble_study_says_it_needs_two_trained_seeds_here(tmp_path, caplo
 
     assert main(["--jobs", str(tmp_path)]) == 2
     assert "holds 0 trained model(s) of the recipe; an ensemble needs two or more" in caplog.text
+
+
+def test_distilled_batches_mix_each_image_s_label_with_its_own_soft_label():
+    from studies.recipe_distill import distilled_batches
+
+    images = np.random.default_rng(0).random((10, 48, 48, 1), dtype=np.float32)
+    labels = np.arange(10) % 7
+    soft = np.random.default_rng(1).dirichlet(np.ones(7), size=10).astype(np.float32)
+    plain = Augmentation.from_config({"horizontal_flip": False})
+    batches = list(distilled_batches(images, labels, soft, 0.25, 4, plain, seed=3, epoch=2))
+    seen_images = np.concatenate([batch[0].numpy() for batch in batches])
+    targets = np.concatenate([batch[1].numpy() for batch in batches])
+    order = [int(np.flatnonzero((images == image).all(axis=(1, 2, 3)))[0]) for image in seen_images]
+    expected = 0.25 * np.eye(7, dtype=np.float32)[labels[order]] + 0.75 * soft[order]
+    np.testing.assert_allclose(targets, expected, rtol=1e-6)
+    assert sorted(order) == list(range(10))
