@@ -643,7 +643,7 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
         training_dataset = load_metadata(REPLICATIONS.metadata_file(replication)).dataset.name if entries else None
         for setting in dict.fromkeys(entry["setting"] for entry in entries):
             name = f"{replication}-{setting}"
-            if name in record["models"]:
+            if name in record["models"] and not _carried_before(record["models"][name], full):
                 continue
             files = [entry["file"] for entry in entries if entry["setting"] == setting]
             jobs = [read_job(folder / file) for file in files if (folder / file).is_file()]
@@ -651,6 +651,7 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
             if not jobs:
                 continue
             chosen = max(jobs, key=lambda job: (job.model.selection_score or 0.0, -job.seed))
+            _drop_row(record, name)  # a row carried from a matrix older than the record: another model
             scored = chosen.cross_dataset
             usable = {entry["label"] for entry in scored["test_sets"] if identity(entry) in wanted}
             record["models"][name] = {
@@ -669,6 +670,21 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
             )
             added.append(name)
     return added
+
+
+def _carried_before(model: Mapping, full: Mapping) -> bool:
+    """Whether a model's row was carried over from a matrix made before `full`, the record whose run has
+    published a model under that name since: the row then scored another file."""
+    carried = model.get("carried_from")
+    return bool(carried) and carried["created_utc"] < full["provenance"]["created_utc"]
+
+
+def _drop_row(record: dict, name: str) -> None:
+    record["models"].pop(name, None)
+    record["cells"] = [cell for cell in record["cells"] if cell["model"] != name]
+    record["mappings"] = {
+        pair: mapping for pair, mapping in record["mappings"].items() if not pair.endswith(f" -> {name}")
+    }
 
 
 def _unscored_cell(model: str, test_set: Mapping, training_dataset: str, not_scored: Mapping[str, str]) -> Cell:

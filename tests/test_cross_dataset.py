@@ -447,16 +447,18 @@ def test_a_row_comes_from_the_job_result_that_scored_it_when_its_bundle_stayed_o
         result.cross_dataset = {key: scored[key] for key in ("test_sets", "mappings", "cells")}
         files.append(store.save(result).file.name)
     jobs = [{"setting": "baseline", "seed": seed, "file": file} for seed, file in enumerate(files)]
+    full = {"provenance": {"jobs": jobs, "created_utc": "2026-12-07T00:00:00Z"}}
     monkeypatch.setattr(
         cross_dataset,
         "latest_record",
-        lambda replication, profile, results_dir: (
-            {"provenance": {"jobs": jobs}} if replication == "cmu_proxy" else None
-        ),
+        lambda replication, profile, results_dir: full if replication == "cmu_proxy" else None,
     )
 
-    # The matrix has a test set the job did not score (its data was not on that machine): a cell says so.
+    # The matrix has a test set the job did not score (its data was not on that machine): a cell says so. It
+    # also holds a row of that name carried from a matrix older than the record: another model, replaced.
     record = cross_dataset.build_record([], [*faces, faces_of(CFD_TEST, CFD_CLASSES, [0])], [], {}, "now")
+    record["models"]["cmu_proxy-baseline"] = {"carried_from": {"created_utc": "2026-12-03T00:00:00Z"}}
+    record["cells"].append({"model": "cmu_proxy-baseline", "test_set": "stale", "status": "scored"})
     assert cross_dataset.rows_from_job_results(record, tmp_path / "results") == ["cmu_proxy-baseline"]
     entry = record["models"]["cmu_proxy-baseline"]
     assert entry["source"]["seed"] == 1 and entry["from_job_result"] == f"cmu_proxy/jobs/{files[1]}"
@@ -466,6 +468,11 @@ def test_a_row_comes_from_the_job_result_that_scored_it_when_its_bundle_stayed_o
     ]
     section = cross_dataset_markdown(record)
     assert "scored in its job" in section and "not scored in its job: scored on other images" in section
+    # A row carried from a matrix made after the record stays: it scored the record's model.
+    newer = {"carried_from": {"created_utc": "2026-12-08T00:00:00Z"}}
+    record["models"]["cmu_proxy-baseline"] = newer
+    assert cross_dataset.rows_from_job_results(record, tmp_path / "results") == []
+    assert record["models"]["cmu_proxy-baseline"] is newer
 
 
 def test_only_full_runs_models_are_rows_unless_named():
