@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
-from fer_common import paths, records
 from fer_common.metadata import load_metadata
 from fer_common.provenance import machine_provenance
 from fer_common.train import PRECISIONS, RuntimeOptions, RuntimeOptionsError, configure_runtime, describe_options
 from replications.cmu.replication import three_way_split
 from replications.cmu_proxy.replication import BASELINE, RESNET18, CmuProxy, build_model, compile_model
+from studies.measurements import write_measurement
 
 log = logging.getLogger(__name__)
 SIZES = (48, 96)
@@ -133,9 +133,7 @@ def main() -> None:
         "rates": rates,
         "full_run_hours": full_run_hours(rates, sizes, config["epochs"], len(seeds)),
     }
-    created = record["provenance"]["created_utc"].replace("-", "").replace(":", "")
-    stem = f"cmu_proxy-cost-{created}-{record['provenance']['git_commit'][:7]}"
-    path = records.write_new_json(paths.results_dir() / "bench", stem, record)
+    path = write_measurement("cmu_proxy-cost", record)
     log.info("full run estimate: %s; written to %s", record["full_run_hours"], path)
 
 

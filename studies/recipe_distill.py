@@ -15,16 +15,13 @@ import argparse
 import hashlib
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from fer_common import paths
 from fer_common.errors import FerError
 from fer_common.metadata import code_hash, load_metadata
 from fer_common.provenance import machine_provenance, utc_now
-from fer_common.records import write_new_json
 from fer_common.resume import epoch_order, fit_resumable, make_run_key
 from fer_common.train import RuntimeOptions, configure_runtime, describe_options
 from recipes.fer2013_cnn import recipe as recipe_module
@@ -37,6 +34,7 @@ from recipes.fer2013_cnn.recipe import (
     load_recipe_data,
     model_from_config,
 )
+from studies.measurements import write_measurement
 
 log = logging.getLogger(__name__)
 CLASSES = 7
@@ -139,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": {**machine_provenance(), "dataset_checksum": dataset.checksum, "config": config},
     }
     log.info("PublicTest %.4f at epoch %d", selection.best_accuracy, selection.selected_epoch)
-    folder = args.output or paths.results_dir() / "bench"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = write_new_json(folder, f"recipe-distill-{stamp}-{record['provenance']['git_commit'][:7]}", record)
+    path = write_measurement("recipe-distill", record, args.output)
     log.info("written: %s", path)
     return 0
 

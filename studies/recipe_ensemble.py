@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import io
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,6 @@ from fer_common.errors import FerError
 from fer_common.jobs import StoredJob, read_job
 from fer_common.metadata import load_metadata
 from fer_common.provenance import machine_provenance, utc_now
-from fer_common.records import write_new_json
 from fer_common.train import RuntimeOptions, configure_runtime, describe_options, predict_probabilities
 from recipes.fer2013_cnn.recipe import (
     EVAL_BATCH_SIZE,
@@ -39,6 +37,7 @@ from recipes.fer2013_cnn.recipe import (
     images_per_second,
     load_recipe_data,
 )
+from studies.measurements import measurement_stem, write_measurement
 from studies.recipe_explore import TIMED_IMAGES, measure_fer_reference
 
 log = logging.getLogger(__name__)
@@ -123,13 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": {**machine_provenance(), "dataset_checksum": dataset.checksum, "config": config},
     }
     folder = args.output or paths.results_dir() / "bench"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    name = f"recipe-ensemble-{stamp}-{record['provenance']['git_commit'][:7]}"
     buffer = io.BytesIO()
     np.savez_compressed(buffer, soft_labels=soft_labels.astype(np.float16))
-    record["soft_labels"]["file"] = write_new_file(folder, name, ".npz", buffer.getvalue()).name
+    soft_file = write_new_file(folder, measurement_stem("recipe-ensemble", record), ".npz", buffer.getvalue())
+    record["soft_labels"]["file"] = soft_file.name
     record["soft_labels"]["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
-    log.info("written: %s", write_new_json(folder, name, record))
+    log.info("written: %s", write_measurement("recipe-ensemble", record, folder))
     return 0
 
 

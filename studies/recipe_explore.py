@@ -13,15 +13,12 @@ import argparse
 import logging
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from fer_common import paths
 from fer_common.metadata import load_metadata
 from fer_common.provenance import machine_provenance, utc_now
-from fer_common.records import write_new_json
 from fer_common.train import RuntimeOptions, configure_runtime, describe_options, predict_probabilities
 from recipes.fer2013_cnn.recipe import (
     EVAL_BATCH_SIZE,
@@ -31,6 +28,7 @@ from recipes.fer2013_cnn.recipe import (
     model_megabytes,
     train_seed,
 )
+from studies.measurements import write_measurement
 
 log = logging.getLogger(__name__)
 DEFAULT_CANDIDATES = ("vgg=vgg:32,64,128,256", "vgg_slim=vgg:16,32,64,128", "resnet=resnet:32,64,128,256")
@@ -144,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "fer_reference": reference,
         "provenance": {**machine_provenance(), "dataset_checksum": dataset.checksum},
     }
-    folder = args.output or paths.results_dir() / "bench"
-    commit = record["provenance"]["git_commit"][:7]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = write_new_json(folder, f"recipe-explore-{stamp}-{commit}", record)
+    path = write_measurement("recipe-explore", record, args.output)
     log.info("written: %s", path)
     return 0
 
