@@ -92,6 +92,7 @@ def render_card(
     preprocessing = description["preprocessing"]
     colour = "grayscale" if preprocessing["channels"] == 1 else "RGB"
     page = f"../../results/{meta.id}/README.md"
+    made_by = "replication" if meta.reported else "recipe"
     # A recipe reports no paper figure (see report.summary_text).
     origin = (
         f"of the replication of {paper_label(meta)}, *{meta.title}*"
@@ -132,7 +133,7 @@ def render_card(
         "",
         "## Made by",
         "",
-        *_provenance_lines(record, measurements.cross_dataset, results_dir),
+        *_provenance_lines(record, measurements.cross_dataset, results_dir, made_by),
     ]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -286,9 +287,10 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
 PRECISION_WORDS = {"auto": "auto (bf16 compute where the CPU has native bf16, else float32)"}
 
 
-def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_dir: Path) -> list[str]:
+def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_dir: Path, made_by: str) -> list[str]:
+    """made_by: what ran the model's training, `replication` or `recipe`."""
     lines = []
-    for what, entry in (("Its replication's record", record), ("The cross-dataset record", cross_dataset)):
+    for what, entry in ((f"Its {made_by}'s record", record), ("The cross-dataset record", cross_dataset)):
         if entry is None:
             continue
         provenance = entry["provenance"]
