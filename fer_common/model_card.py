@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,7 +80,7 @@ def render_card(
     size_mb: float,
     results_dir: Path,
     measurements: Measurements,
-    others: list[str] = (),
+    others: Sequence[str] = (),
 ) -> str:
     """The card of shipped bundle `name`; `others`: the other shipped bundles, compared on the same images."""
     source = description["source"]
@@ -145,7 +145,7 @@ def _cells(cross_dataset: dict | None, model: str) -> dict[str, dict]:
 
 
 def _results_table(
-    name: str, source: Mapping, shipped, seeds, cross_dataset: dict | None, others: list[str]
+    name: str, source: Mapping, shipped, seeds, cross_dataset: dict | None, others: Sequence[str]
 ) -> list[str]:
     """Accuracy with its 95% Wilson interval: this model (its own test set from its record, the others from
     the cross-dataset record) beside the `fer` package and the other shipped models on the same images, each

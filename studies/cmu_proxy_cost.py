@@ -21,10 +21,10 @@ import numpy as np
 
 from fer_common.metadata import load_metadata
 from fer_common.provenance import machine_provenance
+from fer_common.records import write_measurement
 from fer_common.train import PRECISIONS, RuntimeOptions, RuntimeOptionsError, configure_runtime, describe_options
 from replications.cmu.replication import three_way_split
 from replications.cmu_proxy.replication import BASELINE, RESNET18, CmuProxy, build_model, compile_model
-from studies.measurements import write_measurement
 
 log = logging.getLogger(__name__)
 SIZES = (48, 96)
@@ -133,7 +133,7 @@ def main() -> None:
         "rates": rates,
         "full_run_hours": full_run_hours(rates, sizes, config["epochs"], len(seeds)),
     }
-    path = write_measurement("cmu_proxy-cost", record)
+    path = write_measurement(record, "cmu_proxy-cost")
     log.info("full run estimate: %s; written to %s", record["full_run_hours"], path)
 
 

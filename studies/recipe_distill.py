@@ -22,6 +22,7 @@ import numpy as np
 from fer_common.errors import FerError
 from fer_common.metadata import code_hash, load_metadata
 from fer_common.provenance import machine_provenance, utc_now
+from fer_common.records import write_measurement
 from fer_common.resume import epoch_order, fit_resumable, make_run_key
 from fer_common.train import RuntimeOptions, configure_runtime, describe_options
 from recipes.fer2013_cnn import recipe as recipe_module
@@ -34,7 +35,6 @@ from recipes.fer2013_cnn.recipe import (
     load_recipe_data,
     model_from_config,
 )
-from studies.measurements import write_measurement
 
 log = logging.getLogger(__name__)
 CLASSES = 7
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": {**machine_provenance(), "dataset_checksum": dataset.checksum, "config": config},
     }
     log.info("PublicTest %.4f at epoch %d", selection.best_accuracy, selection.selected_epoch)
-    path = write_measurement("recipe-distill", record, args.output)
+    path = write_measurement(record, "recipe-distill", args.output)
     log.info("written: %s", path)
     return 0
 

@@ -27,6 +27,7 @@ from fer_common.errors import FerError
 from fer_common.jobs import StoredJob, read_job
 from fer_common.metadata import load_metadata
 from fer_common.provenance import machine_provenance, utc_now
+from fer_common.records import BENCH_FOLDER, bench_stem, write_measurement
 from fer_common.train import RuntimeOptions, configure_runtime, describe_options, predict_probabilities
 from recipes.fer2013_cnn.recipe import (
     EVAL_BATCH_SIZE,
@@ -37,7 +38,6 @@ from recipes.fer2013_cnn.recipe import (
     images_per_second,
     load_recipe_data,
 )
-from studies.measurements import measurement_stem, write_measurement
 from studies.recipe_explore import TIMED_IMAGES, measure_fer_reference
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         "runtime": describe_options(runtime),
         "provenance": {**machine_provenance(), "dataset_checksum": dataset.checksum, "config": config},
     }
-    folder = args.output or paths.results_dir() / "bench"
+    folder = args.output or paths.results_dir() / BENCH_FOLDER
     buffer = io.BytesIO()
     np.savez_compressed(buffer, soft_labels=soft_labels.astype(np.float16))
-    soft_file = write_new_file(folder, measurement_stem("recipe-ensemble", record), ".npz", buffer.getvalue())
+    soft_file = write_new_file(folder, bench_stem(record, "recipe-ensemble"), ".npz", buffer.getvalue())
     record["soft_labels"]["file"] = soft_file.name
     record["soft_labels"]["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
-    log.info("written: %s", write_measurement("recipe-ensemble", record, folder))
+    log.info("written: %s", write_measurement(record, "recipe-ensemble", folder))
     return 0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_common.metadata import load_metadata
 from fer_common.provenance import machine_provenance, utc_now
+from fer_common.records import write_measurement
 from fer_common.train import RuntimeOptions, configure_runtime, describe_options, predict_probabilities
 from recipes.fer2013_cnn.recipe import (
     EVAL_BATCH_SIZE,
@@ -28,7 +29,6 @@ from recipes.fer2013_cnn.recipe import (
     model_megabytes,
     train_seed,
 )
-from studies.measurements import write_measurement
 
 log = logging.getLogger(__name__)
 DEFAULT_CANDIDATES = ("vgg=vgg:32,64,128,256", "vgg_slim=vgg:16,32,64,128", "resnet=resnet:32,64,128,256")
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "fer_reference": reference,
         "provenance": {**machine_provenance(), "dataset_checksum": dataset.checksum},
     }
-    path = write_measurement("recipe-explore", record, args.output)
+    path = write_measurement(record, "recipe-explore", args.output)
     log.info("written: %s", path)
     return 0
 
