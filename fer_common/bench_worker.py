@@ -42,7 +42,9 @@ class TrainTask:
 
 @dataclass(frozen=True)
 class InferenceTask:
-    """One inference measurement: `passes` timed passes over the faces, after a warm-up batch."""
+    """One inference measurement: `passes` timed passes over the faces in batches of 256, after a warm-up
+    batch, then `passes` over the first `single_faces` faces one at a time, as `predict` and `demo` call a
+    model for one face (`predict_on_batch`, no per-call set-up of `model.predict`)."""
 
     replication: str
     model: str  # the name of one of its bench models, or of its bench references
@@ -52,6 +54,7 @@ class InferenceTask:
     passes: int
     data_file: str
     reference: bool = False  # a pretrained reference (as shipped, float32) rather than a bench model
+    single_faces: int = 0
 
 
 def _find_bench_model(replication_id: str, name: str) -> BenchModel:
@@ -232,7 +235,21 @@ def measure_inference(task: InferenceTask) -> dict:
         started = time.perf_counter()
         predict_probabilities(model, preprocess(faces), INFERENCE_BATCH)
         rates.append(len(faces) / (time.perf_counter() - started))
-    return {"images_per_second": rates, "policy": policy, "parameters": int(model.count_params())}
+    single = [preprocess(faces[index : index + 1]) for index in range(min(task.single_faces, len(faces)))]
+    single_rates = []
+    if single:
+        model.predict_on_batch(single[0])  # builds the one-face call
+        for _ in range(task.passes):
+            started = time.perf_counter()
+            for face in single:
+                model.predict_on_batch(face)
+            single_rates.append(len(single) / (time.perf_counter() - started))
+    return {
+        "images_per_second": rates,
+        "single_face_images_per_second": single_rates,
+        "policy": policy,
+        "parameters": int(model.count_params()),
+    }
 
 
 def _task_to_json(task: TrainTask | InferenceTask) -> str:

