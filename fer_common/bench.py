@@ -362,10 +362,13 @@ def inference_row_name(model: BenchModel, way: str) -> str:
     return f"{model.inference_label}, {INFERENCE_WAY_NAMES[way]}"
 
 
-def _inference_row(name: str, measured: Collected) -> dict:
+def _inference_row(name: str, measured: Collected, **identity) -> dict:
+    """identity: which model it is (`replication`, `bench_model` and `way`, or `reference`), for readers
+    that set a shipped model beside its reference."""
     single = measured.single_face_rates
     return {
         "model": name,
+        **identity,
         "images_per_second": _median(measured.rates),
         "passes": [round(rate, 1) for rate in measured.rates],
         "batch1_images_per_second": _median(single) if single else None,
@@ -384,27 +387,28 @@ def _inference_rows(
             continue
         for way in INFERENCE_WAY_NAMES:
             name, measured = inference_row_name(entry.model, way), collected.get((entry.model.name, way))
-            not_run = {"model": name, "images_per_second": None, "note": "not run"}
-            rows.append(_inference_row(name, measured) if measured else not_run)
+            identity = {"replication": entry.replication, "bench_model": entry.model.name, "way": way}
+            not_run = {"model": name, **identity, "images_per_second": None, "note": "not run"}
+            rows.append(_inference_row(name, measured, **identity) if measured else not_run)
     for entry in references:
         reference = entry.reference
         measured = collected.get((reference.name, PLAIN))
+        identity = {"replication": entry.replication, "reference": True}
         rows.append(
-            _inference_row(reference.label, measured)
+            _inference_row(reference.label, measured, **identity)
             if measured
-            else {"model": reference.label, "images_per_second": None, "note": reference.missing_note}
+            else {"model": reference.label, **identity, "images_per_second": None, "note": reference.missing_note}
         )
     return rows
 
 
-def inference_ratios(inference: Sequence[dict], references: Sequence[Referenced]) -> list[dict]:
+def inference_ratios(inference: Sequence[dict]) -> list[dict]:
     """Each of our inference rows against each measured reference, at batch 256 and at batch 1: the
     side-by-side figure a speed claim against a reference rests on."""
-    labels = {entry.reference.label for entry in references}
     measured = [row for row in inference if row["images_per_second"] is not None]
-    ours = [row for row in measured if row["model"] not in labels]
+    ours = [row for row in measured if not row.get("reference")]
     ratios = []
-    for reference in (row for row in measured if row["model"] in labels):
+    for reference in (row for row in measured if row.get("reference")):
         for row in ours:
             batch1 = (
                 row["batch1_images_per_second"] / reference["batch1_images_per_second"]
@@ -414,6 +418,8 @@ def inference_ratios(inference: Sequence[dict], references: Sequence[Referenced]
             ratios.append(
                 {
                     "model": row["model"],
+                    "replication": row["replication"],
+                    "way": row["way"],
                     "reference": reference["model"],
                     "batch256": row["images_per_second"] / reference["images_per_second"],
                     "batch1": batch1,
@@ -616,7 +622,7 @@ def run_bench(
         "data": {"source": data.source, "note": data.note},
         "training": training,
         "inference": inference,
-        "inference_ratios": inference_ratios(inference, references),
+        "inference_ratios": inference_ratios(inference),
         "scaling": scaling,
         "machine": {
             "cpu_bfloat16": cpu_supports_bfloat16(),

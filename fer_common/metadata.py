@@ -281,6 +281,17 @@ class Profile(StrictModel):
         return {} if value is None else value
 
 
+class TriedStep(StrictModel):
+    """One step tried on the way to a recipe's config, for its model card: what changed, what it bought (on the
+    selection set, or in the run's own figures) and at what cost, whether the config keeps it, and the file
+    under `results/` that measured it."""
+
+    step: Text
+    bought: Text
+    kept: bool
+    evidence: Text
+
+
 class ReplicationMetadata(StrictModel):
     """A replication's `metadata.yaml`, validated; `path` is the file it was loaded from."""
 
@@ -306,6 +317,7 @@ class ReplicationMetadata(StrictModel):
     regression_runs: list[RegressionRun] = []
     regression: list[RegressionBand] = []
     hypotheses: list[Hypothesis] = []
+    tried: list[TriedStep] = []
     missing: Text | None = None
     # Set by `load_metadata` after validation: the file, and its parsed content for `metadata_hash`.
     _path: Path | None = PrivateAttr(default=None)
@@ -324,6 +336,7 @@ class ReplicationMetadata(StrictModel):
         "regression_runs",
         "regression",
         "hypotheses",
+        "tried",
         mode="before",
     )
     @classmethod

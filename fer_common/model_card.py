@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from .measurement_formats import PLAIN
 from .measurement_pages import (
     MIN_GROUP_N,
     REFERENCE_MODEL,
@@ -27,7 +28,8 @@ from .measurement_pages import (
     within_class_rates,
     within_class_text,
 )
-from .metadata import load_metadata
+from .metadata import ReplicationMetadata, load_metadata
+from .provenance import stale_reasons
 from .records import latest_record
 from .registry import REPLICATIONS
 from .report import Measurements, paper_label
@@ -121,12 +123,16 @@ def render_card(
         + f", chosen by {source.get('chosen_by') or source.get('selected_on', 'its validation score')}"
         + (f" ({source['selected_on']} {source['selection_score']:.1%})" if source.get("selection_score") else "")
         + "."
-        + _cost_text(record),
+        + _cost_text(record)
+        + _stale_text(meta, record),
         "",
         "## How well it does",
         "",
         *_results_table(name, source, shipped, seeds, measurements.cross_dataset, others),
         "",
+        _speed_text(meta.id, measurements.speed_bench, results_dir),
+        "",
+        *_tried_lines(meta),
         "## Where it fails",
         "",
         *_failure_lines(name, shipped, measurements.cross_dataset),
@@ -207,6 +213,69 @@ def _results_table(
         "PrivateTest figure is optimistic by an unknown amount.",
     ]
     return lines
+
+
+def _stale_text(meta: ReplicationMetadata, record: dict | None) -> str:
+    """Where the model's record no longer matches its metadata or code, the card says so: the shipped file is
+    what the older config gave, not what `make replicate-<id>` would make now."""
+    reasons = stale_reasons(meta, record) if record else []
+    if not reasons:
+        return ""
+    return (
+        f" **Stale:** {'; '.join(reasons)} since this model's record, so it is not what its "
+        f"{'replication' if meta.reported else 'recipe'} makes now (`make replicate-{meta.id}`)."
+    )
+
+
+def _speed_text(replication_id: str, bench: dict | None, results_dir: Path) -> str:
+    """Inference speed beside each reference, from the latest `fer-replicate bench` that timed this model's
+    architecture in float32 (as shipped) beside one."""
+    ratios = [
+        ratio
+        for ratio in (bench or {}).get("inference_ratios", [])
+        if ratio["replication"] == replication_id and ratio["way"] == PLAIN
+    ]
+    if not ratios:
+        return "**Speed.** Not timed beside a reference model yet: run `make bench`."
+    rows = {row["model"]: row for row in bench["inference"]}
+    provenance = bench["provenance"]
+    path = Path(bench["_path"]).relative_to(results_dir).as_posix()
+    ours = rows[ratios[0]["model"]]
+    compared = "; ".join(
+        f"the {ratio['reference']}: {_count(rows[ratio['reference']]['images_per_second'])} and "
+        f"{_count(rows[ratio['reference']].get('batch1_images_per_second'))}, so {ratio['batch256']:.2f}x and "
+        + (f"{ratio['batch1']:.2f}x" if ratio["batch1"] else "n/a")
+        for ratio in ratios
+    )
+    return (
+        f"**Speed.** `fer-replicate bench` on {provenance['cpu']} ({provenance.get('cpu_kind', '?')}), "
+        f"`results/{path}`: {_count(ours['images_per_second'])} faces/s in batches of 256 and "
+        f"{_count(ours.get('batch1_images_per_second'))} one face at a time (as the demo predicts), float32, "
+        f"face detection excluded; {compared} (this model's rate over the reference's)."
+    )
+
+
+def _count(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _tried_lines(meta: ReplicationMetadata) -> list[str]:
+    """What was tried on the way to the recipe, each step with what it bought and the file that measured it."""
+    if not meta.tried:
+        return []
+    lines = [
+        "## How it was built",
+        "",
+        "What was tried on the way to the recipe's config, in order, each measured before the next; model choices "
+        "were judged on PublicTest, never on PrivateTest.",
+        "",
+        "| step | what it bought | in the recipe | measured in |",
+        "|---|---|---|---|",
+    ]
+    for entry in meta.tried:
+        kept = "yes" if entry.kept else "no"
+        lines.append(f"| {entry.step} | {entry.bought} | {kept} | [`{entry.evidence}`](../../{entry.evidence}) |")
+    return [*lines, ""]
 
 
 def _rate_or_dash(cell: Mapping | None) -> str:

