@@ -16,7 +16,8 @@ Shape (schema_version 2; the pydantic models in `fer_common.schema` are the exac
      "provenance": {"git_commit", "git_dirty", "metadata_hash", "code_hash", "config_hash", "config",
                     "dataset_checksum", "seeds", "packages", "python", "platform", "cpu", "wall_time_s",
                     "created_utc", "command", "runtime" (speed switches; optional)}}
-Records of schema_version 1 (seed entries `metrics, report, history, extras`) are read, never written.
+Schema version 1 (seed entries with `extras`) is no longer read: no committed record used it (the two
+`results/bench` files of schema_version 1 are measurements).
 Loaded records carry an extra `_path` key (where they were read from); it is never written.
 Every `*.json` directly in `results/<id>/` is taken to be a record: keep other outputs (figures, predictions)
 in sub-folders. `results/bench/`, `results/audits/` and `results/cross-dataset/` (NOT_RECORD_FOLDERS) hold
@@ -41,7 +42,7 @@ from .atomic import write_new_file
 from .errors import RecordError
 from .metadata import FULL_PROFILE, ReplicationMetadata
 from .rows import derive_rows, missing_text, summarize_seeds
-from .schema import CREATED_FORMAT, READABLE_SCHEMA_VERSIONS, RECORD_MODELS, SCHEMA_VERSION, first_problem
+from .schema import CREATED_FORMAT, SCHEMA_VERSION, Record, first_problem
 
 # Folders of results/ that hold other outputs than records (the benchmark's measurements).
 NOT_RECORD_FOLDERS = ("bench", "audits", "cross-dataset")
@@ -89,17 +90,16 @@ def build_record(
 
 
 def validate_record(record: Any) -> None:
-    """Raise RecordError (naming the offending field) unless `record` follows a readable schema version."""
+    """Raise RecordError (naming the offending field) unless `record` follows the schema."""
     if not isinstance(record, dict):
         raise RecordError(f"record: must be an object, got {type(record).__name__}")
     version = record.get("schema_version")
-    model = RECORD_MODELS.get(version) if isinstance(version, int) else None
-    if model is None:
-        raise RecordError(f"schema_version: must be one of {READABLE_SCHEMA_VERSIONS}, got {version!r}")
+    if version != SCHEMA_VERSION:
+        raise RecordError(f"schema_version: must be {SCHEMA_VERSION}, got {version!r}")
     try:
-        model.model_validate(record)
+        Record.model_validate(record)
     except ValidationError as error:
-        where, problem = first_problem(error, model)
+        where, problem = first_problem(error, Record)
         raise RecordError(f"{where}: {problem}") from None
 
 
