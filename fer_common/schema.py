@@ -5,13 +5,16 @@
 ...")`, which the loaders prefix with the file so a user fixes the file without reading this code.
 
 Records: schema_version 2 is what the runner writes and the loaders read; every key a committed record holds
-is declared, so a reader can rely on its type.
+is declared, so a reader can rely on its type. The models are frozen: a reader reads attributes, and a derived
+value is a `model_copy`. A record's file holds the fields its writer set (`model_dump(exclude_unset=True)`): an
+optional field an older record lacks stays absent when it is written again.
 """
 
 from __future__ import annotations
 
 import types
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -173,26 +176,27 @@ class BandEntry(StrictModel):
 
 
 class Row(StrictModel):
+    # Fields in the order records hold them (`rows.build_rows`), so a record is written again as it was.
     metric: Text
     setting: Text
     kind: Literal[KINDS] = "proportion"
-    reported: Number
-    n_test: int | None
-    where: str | None
     mean: Number
     sd: Number
     values: list[Number]
     ci: Annotated[list[float], Field(min_length=2, max_length=2)] | None
+    # What a model that learnt nothing scores on our test set (accuracy and recall rows; rows derive them).
+    chance: Number = None
+    majority: Number = None
+    reported: Number
+    # Paper rows since the threshold claims; older records have neither (an `about`, primary row).
+    claim: Literal[CLAIMS] = ABOUT
+    reading: Literal[READINGS] = PRIMARY
+    n_test: int | None
+    where: str | None
     band: BandEntry | None
     verdict: Literal[VERDICTS]
     position: Literal["inside", "below", "above"] | None = None
     note: str
-    # Paper rows since the threshold claims; older records have neither (an `about`, primary row).
-    claim: Literal[CLAIMS] = ABOUT
-    reading: Literal[READINGS] = PRIMARY
-    # What a model that learnt nothing scores on our test set (accuracy and recall rows; rows derive them).
-    chance: Number = None
-    majority: Number = None
     # The verdict rule's reading (`verdicts.judge`): the interval, the claim's margin and why.
     interval: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
     margin: Number = None
@@ -264,7 +268,8 @@ class Provenance(StrictModel):
 
 
 class Record(StrictModel):
-    """A result record, schema version 2 (see `fer_common.records`)."""
+    """A result record, schema version 2 (see `fer_common.records`). `path`: the file it was loaded from (set
+    by `records.load_record`), never written."""
 
     schema_version: Literal[2]
     replication: Name
@@ -274,6 +279,12 @@ class Record(StrictModel):
     rows: list[Row]
     missing: str | None
     provenance: Provenance
+    path: Path | None = Field(default=None, exclude=True)
+
+    def seeds_of(self, setting: str) -> dict[str, SeedEntry]:
+        """{seed: entry} of one setting; empty for a setting the record did not run."""
+        ran = self.settings.get(setting)
+        return ran.seeds if ran else {}
 
     @model_validator(mode="after")
     def _missing_says_what(self) -> Record:
