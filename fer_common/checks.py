@@ -20,8 +20,9 @@ from .bands import regression_band
 from .errors import MetadataError, RecordError
 from .metadata import ReplicationMetadata, list_replications, load_metadata
 from .provenance import code_move_problems, stale_reasons
-from .records import latest_record
+from .records import latest_record, record_name
 from .rows import record_rows
+from .schema import Record, Row
 from .tables import generated_files
 
 
@@ -34,30 +35,30 @@ class CheckReport(NamedTuple):
         return not self.problems
 
 
-def _check_one(meta: ReplicationMetadata, record: dict) -> list[str]:
+def _check_one(meta: ReplicationMetadata, record: Record) -> list[str]:
     problems = []
     # A metric may have several paper rows (a value and a threshold claim, two readings): `expected`
     # describes the first, the one listed first in the metadata.
-    rows: dict[tuple[str, str], dict] = {}
+    rows: dict[tuple[str, str], Row] = {}
     for row in record_rows(meta, record):
-        rows.setdefault((row["metric"], row["setting"]), row)
-    where = f"{meta.id} ({Path(record['_path']).name})"
+        rows.setdefault((row.metric, row.setting), row)
+    where = _record_label(meta, record)
     for expected in meta.expected:
         label = f"{where}: {expected.metric} [{expected.setting}]"
         row = rows.get((expected.metric, expected.setting))
         if row is None:
             problems.append(f"{label}: no such row in the record")
             continue
-        if row["verdict"] != expected.verdict:
-            problems.append(f"{label}: verdict {row['verdict']!r}, expected {expected.verdict!r}")
+        if row.verdict != expected.verdict:
+            problems.append(f"{label}: verdict {row.verdict!r}, expected {expected.verdict!r}")
         if expected.mean is None:
             continue
-        if row["mean"] is None:
+        if row.mean is None:
             problems.append(f"{label}: no mean in the record, expected {expected.mean:.4f}")
             continue
         low, high = regression_band(expected.mean, expected.sd, expected.floor)
-        if not low <= row["mean"] <= high:
-            problems.append(f"{label}: mean {row['mean']:.4f} outside regression band [{low:.4f}, {high:.4f}]")
+        if not low <= row.mean <= high:
+            problems.append(f"{label}: mean {row.mean:.4f} outside regression band [{low:.4f}, {high:.4f}]")
     return problems
 
 
@@ -107,22 +108,22 @@ def _no_full_record(meta: ReplicationMetadata, strict: bool) -> CheckReport:
     return CheckReport([message], []) if strict else CheckReport([], [message])
 
 
-def _record_label(meta: ReplicationMetadata, record: dict) -> str:
-    return f"{meta.id} ({Path(record['_path']).name})"
+def _record_label(meta: ReplicationMetadata, record: Record) -> str:
+    return f"{meta.id} ({record_name(record)})"
 
 
-def _dirty_record(meta: ReplicationMetadata, record: dict) -> list[str]:
+def _dirty_record(meta: ReplicationMetadata, record: Record) -> list[str]:
     """A record made from uncommitted code names no commit that rebuilds it."""
-    if not record["provenance"].get("git_dirty"):
+    if not record.provenance.git_dirty:
         return []
-    commit = str(record["provenance"].get("git_commit", "unknown"))[:7]
+    commit = record.provenance.git_commit[:7]
     return [
         f"{_record_label(meta, record)}: made from a dirty tree (uncommitted changes on {commit}); "
         f"re-run `make replicate-{meta.id}` from a clean commit"
     ]
 
 
-def _stale_record(meta: ReplicationMetadata, record: dict, repo_root: Path | None) -> list[str]:
+def _stale_record(meta: ReplicationMetadata, record: Record, repo_root: Path | None) -> list[str]:
     reasons = stale_reasons(meta, record, repo_root)
     if not reasons:
         return []

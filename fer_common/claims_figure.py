@@ -87,7 +87,7 @@ def claims_svg(papers: list[PaperResult]) -> str | None:
 
 
 def _draw_claim(axes, position: int, row: ResultRow) -> None:
-    low, high = (100 * value for value in (row.interval or (row.band["low"], row.band["high"])))
+    low, high = (100 * value for value in (row.interval or (row.band.low, row.band.high)))
     axes.barh(position, high - low, left=low, height=0.6, color="#e0e0e0", edgecolor="none")
     axes.plot([100 * row.reported] * 2, [position - 0.3, position + 0.3], color="black", linewidth=1.2)
     if row.margin is not None:
@@ -149,7 +149,7 @@ def hypotheses_svg(paper: PaperResult) -> str | None:
             given = (by_column[column].row if column in by_column else None for by_column in hypotheses.values())
             rows = [claim, *given]  # the run as made, then what each hypothesis gives for this claim
             scale = 100 if claim.kind == "proportion" else 1
-            axes.axvspan(scale * claim.band["low"], scale * claim.band["high"], color="#e0e0e0", linewidth=0)
+            axes.axvspan(scale * claim.band.low, scale * claim.band.high, color="#e0e0e0", linewidth=0)
             axes.axvline(scale * claim.reported, color="black", linewidth=1.2)
             for position, row in enumerate(rows):
                 if row is None or row.mean is None:

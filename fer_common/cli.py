@@ -210,7 +210,7 @@ def _why_run(meta, profile: str) -> str | None:
     stale = stale_reasons(meta, record)
     if stale:
         return "stale: " + ", ".join(stale)
-    return "made from uncommitted changes" if record["provenance"].get("git_dirty") else None
+    return "made from uncommitted changes" if record.provenance.git_dirty else None
 
 
 def cmd_explain(args) -> int:

@@ -20,6 +20,7 @@ from scipy import stats
 from .metadata import ReplicationMetadata
 from .pages import md_table
 from .records import latest_record, load_record
+from .schema import Record
 
 REPEATS_FOLDER = "repeats"
 
@@ -87,14 +88,14 @@ def ci_values_by_kind(meta: ReplicationMetadata, profile: str = "ci") -> list[Ki
     return grouped
 
 
-def repeated_full_runs(meta: ReplicationMetadata, results_dir: Path) -> list[dict]:
+def repeated_full_runs(meta: ReplicationMetadata, results_dir: Path) -> list[Record]:
     """Full runs of this replication repeated on another machine, oldest first."""
     folder = results_dir / meta.id / REPEATS_FOLDER
     repeats = [load_record(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-    return sorted(repeats, key=lambda record: record["provenance"]["created_utc"])
+    return sorted(repeats, key=lambda record: record.provenance.created_utc)
 
 
-def repeat_shifts(meta: ReplicationMetadata, committed: Mapping, repeat: Mapping) -> list[PairedShift]:
+def repeat_shifts(meta: ReplicationMetadata, committed: Record, repeat: Record) -> list[PairedShift]:
     """Each reported metric of the repeat minus the committed record's, paired by seed."""
     shifts = []
     seen = set()
@@ -113,16 +114,13 @@ def repeat_shifts(meta: ReplicationMetadata, committed: Mapping, repeat: Mapping
     return shifts
 
 
-def _seed_values(record: Mapping, metric: str, setting: str) -> dict[int, float]:
-    seeds = record["settings"].get(setting, {}).get("seeds", {})
-    return {
-        int(seed): entry["metrics"][metric] for seed, entry in seeds.items() if entry["metrics"].get(metric) is not None
-    }
+def _seed_values(record: Record, metric: str, setting: str) -> dict[int, float]:
+    seeds = record.seeds_of(setting)
+    return {int(seed): entry.metrics[metric] for seed, entry in seeds.items() if entry.metrics.get(metric) is not None}
 
 
-def _machine(record: Mapping) -> str:
-    provenance = record["provenance"]
-    return provenance.get("cpu_kind") or provenance["cpu"]
+def _machine(record: Record) -> str:
+    return record.provenance.cpu_kind or record.provenance.cpu
 
 
 # --- words ----------------------------------------------------------------------------------------------
@@ -186,14 +184,14 @@ def cpu_kinds_markdown(metas: Sequence[ReplicationMetadata], results_dir: Path) 
                 rows.append([f"{values.metric} [{values.setting}]", *cells, shifts])
             lines += ["`ci` profile:", "", *md_table(["metric [setting]", *kinds, "shift"], rows), ""]
         for repeat in repeats:
-            name = Path(repeat["_path"]).relative_to(results_dir).as_posix()
-            ours = Path(committed["_path"]).relative_to(results_dir).as_posix()
+            name = repeat.path.relative_to(results_dir).as_posix()
+            ours = committed.path.relative_to(results_dir).as_posix()
             rows = [
                 [f"{s.metric} [{s.setting}]", _shift_cell(s, named=False)]
                 for s in repeat_shifts(meta, committed, repeat)
             ]
             lines += [
-                f"Full run repeated on {_machine(repeat)} ([`{name}`]({name}), `{repeat['provenance']['command']}`) "
+                f"Full run repeated on {_machine(repeat)} ([`{name}`]({name}), `{repeat.provenance.command}`) "
                 f"minus the committed record made on {_machine(committed)} ([`{ours}`]({ours})):",
                 "",
                 *md_table(["metric [setting]", "repeat − committed"], rows),

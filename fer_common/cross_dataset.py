@@ -49,6 +49,7 @@ from fer_common.per_image import encode_correct, encode_labels
 from fer_common.provenance import machine_provenance
 from fer_common.records import is_full_record, latest_record
 from fer_common.registry import REPLICATIONS
+from fer_common.schema import Record
 
 FORMAT_VERSION = 2  # 2: per-image results, each image's class and groups, group rates within class
 OUTPUT_FOLDER = "cross-dataset"
@@ -638,14 +639,14 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
     added = []
     for replication in REPLICATIONS.ids():
         full = latest_record(replication, FULL_PROFILE, results_dir)
-        entries = (full or {}).get("provenance", {}).get("jobs", [])
+        entries = full.provenance.jobs if full else []
         folder = Path(results_dir or paths.results_dir()) / replication / "jobs"
         training_dataset = load_metadata(REPLICATIONS.metadata_file(replication)).dataset.name if entries else None
-        for setting in dict.fromkeys(entry["setting"] for entry in entries):
+        for setting in dict.fromkeys(entry.setting for entry in entries):
             name = f"{replication}-{setting}"
             if name in record["models"] and not _carried_before(record["models"][name], full):
                 continue
-            files = [entry["file"] for entry in entries if entry["setting"] == setting]
+            files = [entry.file for entry in entries if entry.setting == setting]
             jobs = [read_job(folder / file) for file in files if (folder / file).is_file()]
             jobs = [job for job in jobs if job.model is not None and (job.cross_dataset or {}).get("cells")]
             if not jobs:
@@ -672,11 +673,11 @@ def rows_from_job_results(record: dict, results_dir: Path | None = None) -> list
     return added
 
 
-def _carried_before(model: Mapping, full: Mapping) -> bool:
+def _carried_before(model: Mapping, full: Record) -> bool:
     """Whether a model's row was carried over from a matrix made before `full`, the record whose run has
     published a model under that name since: the row then scored another file."""
     carried = model.get("carried_from")
-    return bool(carried) and carried["created_utc"] < full["provenance"]["created_utc"]
+    return bool(carried) and carried["created_utc"] < full.provenance.created_utc
 
 
 def _drop_row(record: dict, name: str) -> None:

@@ -33,6 +33,7 @@ from .provenance import stale_reasons
 from .records import latest_record
 from .registry import REPLICATIONS
 from .report import Measurements, paper_label
+from .schema import Record, SeedEntry, Setting
 
 CARD_SUFFIX = ".md"
 WEAK_RECALL = 0.4  # a class whose recall is below this is named as a known failure case
@@ -88,8 +89,8 @@ def render_card(
     source = description["source"]
     meta = load_metadata(REPLICATIONS.metadata_file(source["replication"]))  # a recipe's too
     record = latest_record(meta.id, "full", results_dir)
-    seeds = record["settings"][source["setting"]] if record else None
-    shipped = seeds["seeds"].get(str(source["seed"])) if seeds else None
+    seeds = record.settings[source["setting"]] if record else None
+    shipped = seeds.seeds.get(str(source["seed"])) if seeds else None
     classes = ", ".join(description["class_names"])
     preprocessing = description["preprocessing"]
     colour = "grayscale" if preprocessing["channels"] == 1 else "RGB"
@@ -151,7 +152,12 @@ def _cells(cross_dataset: dict | None, model: str) -> dict[str, dict]:
 
 
 def _results_table(
-    name: str, source: Mapping, shipped, seeds, cross_dataset: dict | None, others: Sequence[str]
+    name: str,
+    source: Mapping,
+    shipped: SeedEntry | None,
+    seeds: Setting | None,
+    cross_dataset: dict | None,
+    others: Sequence[str],
 ) -> list[str]:
     """Accuracy with its 95% Wilson interval: this model (its own test set from its record, the others from
     the cross-dataset record) beside the `fer` package and the other shipped models on the same images, each
@@ -160,9 +166,9 @@ def _results_table(
     test_sets = [entry["label"] for entry in cross_dataset["test_sets"]] if cross_dataset else []
     header = ["model", *test_sets] if test_sets else ["model", "its own test set"]
     own = "—"
-    if shipped:
-        report = shipped["report"]
-        own = rate_text(report["accuracy"], report.get("accuracy_ci"), report.get("n"))
+    if shipped and shipped.report:
+        report = shipped.report
+        own = rate_text(report.accuracy, report.accuracy_ci, report.n)
     row = [f"`{name}` (this model)"]
     for test_set in test_sets or ["own"]:
         cell = ours.get(test_set)
@@ -191,12 +197,12 @@ def _results_table(
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     if seeds:
-        summary = seeds["summary"].get("accuracy")
-        if summary and summary.get("n", 0) > 1:
+        summary = seeds.summary.get("accuracy")
+        if summary and summary.n > 1:
             lines += [
                 "",
-                f"On its own test set ({source.get('scored_on', 'its test split')}), the {summary['n']} seeds of the "
-                f"run score {100 * summary['mean']:.1f} ± {100 * summary['sd']:.1f}% (mean ± sd); the shipped seed "
+                f"On its own test set ({source.get('scored_on', 'its test split')}), the {summary.n} seeds of the "
+                f"run score {100 * summary.mean:.1f} ± {100 * summary.sd:.1f}% (mean ± sd); the shipped seed "
                 "was chosen without looking at that set.",
             ]
     lines += [
@@ -215,7 +221,7 @@ def _results_table(
     return lines
 
 
-def _stale_text(meta: ReplicationMetadata, record: dict | None) -> str:
+def _stale_text(meta: ReplicationMetadata, record: Record | None) -> str:
     """Where the model's record no longer matches its metadata or code, the card says so: the shipped file is
     what the older config gave, not what `make replicate-<id>` would make now."""
     reasons = stale_reasons(meta, record) if record else []
@@ -282,34 +288,34 @@ def _rate_or_dash(cell: Mapping | None) -> str:
     return rate_text(cell["accuracy"], cell["accuracy_ci"], cell["n"]) if cell and cell["n"] else "—"
 
 
-def _cost_text(record: Mapping | None) -> str:
+def _cost_text(record: Record | None) -> str:
     """` Training cost: ...` from the record: its jobs' summed wall time where it was assembled from job results
     (those other sessions ran included), else the run's own."""
     if not record:
         return ""
-    provenance = record["provenance"]
-    seconds = provenance.get("jobs_wall_time_s") or provenance.get("wall_time_s")
+    provenance = record.provenance
+    seconds = provenance.jobs_wall_time_s or provenance.wall_time_s
     if not seconds:
         return ""
-    kinds = {job.get("cpu_kind") for job in provenance.get("jobs") or []} | {provenance.get("cpu_kind")}
+    kinds = {job.cpu_kind for job in provenance.jobs} | {provenance.cpu_kind}
     kinds.discard(None)
-    runtime = provenance.get("runtime") or {}
+    runtime = provenance.runtime or {}
     return (
-        f" Training cost: {seconds / 3600:.2f} h of wall time for its {len(provenance.get('seeds') or [])} seeds "
-        f"on {provenance.get('cpu', '?')}"
+        f" Training cost: {seconds / 3600:.2f} h of wall time for its {len(provenance.seeds)} seeds "
+        f"on {provenance.cpu}"
         + (f" ({', '.join(sorted(kinds))})" if kinds else "")
         + f", precision {runtime.get('policy') or runtime.get('precision', '?')}."
     )
 
 
-def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
+def _failure_lines(name: str, shipped: SeedEntry | None, cross_dataset: dict | None) -> list[str]:
     lines, within = [], False
-    if shipped:
-        per_class = shipped["report"]["per_class"]
-        ranked = sorted(per_class.items(), key=lambda item: item[1]["recall"])
-        recalls = ", ".join(f"{cls} {100 * entry['recall']:.0f}% (n={entry['support']})" for cls, entry in ranked)
+    if shipped and shipped.report:
+        per_class = shipped.report.per_class
+        ranked = sorted(per_class.items(), key=lambda item: item[1].recall)
+        recalls = ", ".join(f"{cls} {100 * entry.recall:.0f}% (n={entry.support})" for cls, entry in ranked)
         lines.append(f"- **Classes** (recall on its own test set, worst first): {recalls}.")
-        weak = [f"{cls} {100 * entry['recall']:.0f}%" for cls, entry in ranked if entry["recall"] < WEAK_RECALL]
+        weak = [f"{cls} {100 * entry.recall:.0f}%" for cls, entry in ranked if entry.recall < WEAK_RECALL]
         if weak:
             lines.append(
                 f"- **Known failure cases**: below {100 * WEAK_RECALL:.0f}% recall, {', '.join(weak)}: most faces of "
@@ -356,20 +362,29 @@ def _failure_lines(name: str, shipped, cross_dataset: dict | None) -> list[str]:
 PRECISION_WORDS = {"auto": "auto (bf16 compute where the CPU has native bf16, else float32)"}
 
 
-def _provenance_lines(record: dict | None, cross_dataset: dict | None, results_dir: Path, made_by: str) -> list[str]:
+def _provenance_lines(record: Record | None, cross_dataset: dict | None, results_dir: Path, made_by: str) -> list[str]:
     """made_by: what ran the model's training, `replication` or `recipe`."""
     lines = []
-    for what, entry in ((f"Its {made_by}'s record", record), ("The cross-dataset record", cross_dataset)):
-        if entry is None:
-            continue
-        provenance = entry["provenance"]
-        path = Path(entry["_path"]).relative_to(results_dir).as_posix()
-        runtime = provenance.get("runtime") or {}
-        precision, policy = runtime.get("precision"), runtime.get("policy")
-        words = PRECISION_WORDS.get(precision, precision) if policy in (None, precision) else f"{precision} ({policy})"
+    if record is not None:
+        made = record.provenance
+        what = f"Its {made_by}'s record"
+        lines.append(_made_by_line(what, record.path, made.git_commit, made.cpu, made.runtime, results_dir))
+    if cross_dataset is not None:  # a measurement, not a record: its provenance is a plain mapping
+        made = cross_dataset["provenance"]
+        path, cpu = Path(cross_dataset["_path"]), made.get("cpu", "?")
         lines.append(
-            f"- {what}: `results/{path}` (commit `{str(provenance['git_commit'])[:7]}`, {provenance.get('cpu', '?')}"
-            + (f", precision {words}" if precision else "")
-            + ")."
+            _made_by_line("The cross-dataset record", path, made["git_commit"], cpu, made.get("runtime"), results_dir)
         )
     return lines or ["- No records yet."]
+
+
+def _made_by_line(what: str, path: Path, commit: str, cpu: str, runtime: Mapping | None, results_dir: Path) -> str:
+    """`- <what>: `results/<path>` (commit `abc1234`, <cpu>, precision <words>).`"""
+    runtime = runtime or {}
+    precision, policy = runtime.get("precision"), runtime.get("policy")
+    words = PRECISION_WORDS.get(precision, precision) if policy in (None, precision) else f"{precision} ({policy})"
+    return (
+        f"- {what}: `results/{path.relative_to(results_dir).as_posix()}` (commit `{str(commit)[:7]}`, {cpu}"
+        + (f", precision {words}" if precision else "")
+        + ")."
+    )

@@ -109,7 +109,7 @@ def setting_notes(paper: PaperResult) -> dict[str, list[str]]:
 def _row_note_text(paper: PaperResult, row: ResultRow) -> str:
     """The row's note, without the missing-data text the page says once at the top (the record's text may
     add the loader's message to the row's)."""
-    missing = paper.record.get("missing") if paper.record else None
+    missing = paper.record.missing if paper.record else None
     return "" if missing and row.note.strip() and row.note.strip() in missing else row.note
 
 
@@ -134,15 +134,15 @@ def _heading(paper: PaperResult) -> list[str]:
     ]
     if paper.record is None:
         return [*lines, f"**{summary_text(paper)}**", ""]
-    provenance = paper.record["provenance"]
-    commit = str(provenance.get("git_commit") or "unknown")[:7]
+    provenance = paper.record.provenance
+    commit = (provenance.git_commit or "unknown")[:7]
     seeds = [f"{paper.seeds} seeds" if paper.seeds > 1 else "1 seed"] if paper.seeds else []  # none: nothing ran
     facts = [
         f"**{summary_text(paper)}**",
-        f"{meta.dataset.name} ({paper.record['data']} data)",
+        f"{meta.dataset.name} ({paper.record.data} data)",
         *seeds,
         f"commit `{commit}`",
-        provenance["created_utc"][:10],
+        provenance.created_utc[:10],
     ]
     searched = hypotheses_text(paper)
     searched_line = [f"[What could explain the gaps](#{heading_anchor(EXPLANATIONS_HEADING)}): {searched}.", ""]
@@ -164,12 +164,12 @@ def _unusual(paper: PaperResult, shared: dict[str, list[str]]) -> list[str]:
     notes = []
     if paper.stale:
         notes.append(f"**Stale:** {stale_text(paper)}; re-run `make replicate-{paper.meta.id}`.")
-    if paper.record["provenance"].get("git_dirty"):
+    if paper.record.provenance.git_dirty:
         notes.append("**Uncommitted changes:** the record was made from a working tree with uncommitted edits.")
-    if paper.record["data"] == "proxy":
+    if paper.record.data == "proxy":
         notes.append(f"**Proxy data:** {one_paragraph(paper.meta.dataset.description)} Claims get no verdict.")
-    if paper.record.get("missing"):
-        notes.append(f"**Not run here:** {one_paragraph(paper.record['missing'])}")
+    if paper.record.missing:
+        notes.append(f"**Not run here:** {one_paragraph(paper.record.missing)}")
     for note, settings in _settings_by_note(shared).items():
         names = ", ".join(f"`{setting}`" for setting in settings)
         notes.append(f"**Every row of {names}:** {note}.")
@@ -188,10 +188,10 @@ def _stopping(paper: PaperResult) -> list[str]:
     how often the epoch cap, not the plateau, ended training."""
     if paper.record is None:
         return []
-    cap = paper.record["provenance"].get("config", {}).get("epochs")
+    cap = paper.record.provenance.config.get("epochs")
     lines = []
-    for setting, entry in paper.record["settings"].items():
-        details = [seed.get("details") or {} for seed in entry.get("seeds", {}).values()]
+    for setting, entry in paper.record.settings.items():
+        details = [seed.details for seed in entry.seeds.values()]
         if not details or any("stopped_early" not in detail for detail in details):
             continue
         early = sum(detail["stopped_early"] in (True, "True") for detail in details)
@@ -236,14 +236,13 @@ def _paired_tests(paper: PaperResult) -> list[str]:
     predictions; records made before they were kept have none)."""
     if paper.record is None or not paper.meta.comparisons:
         return []
-    settings = with_comparisons(paper.meta, paper.record["settings"])
+    _, paired = with_comparisons(paper.meta, paper.record.settings)
     lines = []
     for comparison in paper.meta.comparisons:
-        seeds = settings.get(comparison.setting, {}).get("seeds", {})
         results = {
-            seed: entry["paired"][comparison.metric]
-            for seed, entry in seeds.items()
-            if comparison.metric in entry.get("paired", {})
+            seed: tests[comparison.metric]
+            for seed, tests in paired.get(comparison.setting, {}).items()
+            if comparison.metric in tests
         }
         if not results:
             continue
@@ -272,16 +271,13 @@ def _hypotheses_paired(paper: PaperResult) -> list[str]:
     if paper.record is None:
         return []
     lines = []
-    results_dir = Path(paper.record["_path"]).parent.parent
+    results_dir = paper.record.path.parent.parent
     pairs = {(entry.profile, entry.reads_setting or entry.setting) for entry in paper.meta.hypotheses}
     for profile, setting in sorted(pairs):
         record = latest_record(paper.meta.id, profile, results_dir) if profile != FULL_PROFILE else None
         if record is None:
             continue
-        results = paired_runs(
-            record["settings"].get(setting, {}).get("seeds", {}),
-            paper.record["settings"].get(setting, {}).get("seeds", {}),
-        )
+        results = paired_runs(record.seeds_of(setting), paper.record.seeds_of(setting))
         if results:
             lines += _paired_lines(
                 f"`{profile}` minus the run as made ({setting.replace('_', ' ')}, accuracy)", results
@@ -470,7 +466,7 @@ def figure_paths(paper: PaperResult) -> list[Path]:
     """The PNGs beside the record (`<record stem>/*.png`), sorted."""
     if paper.record is None:
         return []
-    folder = Path(paper.record["_path"]).with_suffix("")
+    folder = paper.record.path.with_suffix("")
     return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 

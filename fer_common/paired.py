@@ -9,7 +9,6 @@ that overlap say nothing about their difference on the same images; this does.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from scipy.stats import binomtest
 
 from fer_common.metadata import Comparison, ReplicationMetadata
 from fer_common.per_image import decode_labels
+from fer_common.schema import SeedEntry, Setting
 
 Z95 = 1.959963984540054
 
@@ -70,15 +70,20 @@ def paired_correct(right: np.ndarray, right_against: np.ndarray) -> PairedResult
     )
 
 
-def _images(entry: Mapping, images: str) -> tuple[np.ndarray, np.ndarray] | None:
+# {metric: its paired test} of one seed, and those of a record's settings: {setting: {seed: {metric: test}}}.
+SeedTests = dict[str, PairedResult]
+PairedTests = dict[str, dict[str, SeedTests]]
+
+
+def _images(entry: SeedEntry, images: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(labels, predicted classes) of a seed entry's `images`, None when the entry does not keep them."""
-    held = entry.get("predictions") if images == "scored" else (entry.get("details") or {}).get(images)
+    held = entry.predictions if images == "scored" else entry.details.get(images)
     if not held:
         return None
     return decode_labels(held["true"]), decode_labels(held["predicted"])
 
 
-def compare_seed(comparison: Comparison, entry: Mapping, against: Mapping) -> PairedResult | None:
+def compare_seed(comparison: Comparison, entry: SeedEntry, against: SeedEntry) -> PairedResult | None:
     """A comparison for one seed, None where either side lacks per-image predictions (older records)."""
     mine, theirs = _images(entry, comparison.images), _images(against, comparison.images)
     if mine is None or theirs is None:
@@ -90,43 +95,54 @@ def compare_seed(comparison: Comparison, entry: Mapping, against: Mapping) -> Pa
     return paired_accuracy(mine[0], mine[1], theirs[1])
 
 
-def paired_runs(entries: Mapping[str, Mapping], against: Mapping[str, Mapping]) -> dict[str, PairedResult]:
+def paired_runs(entries: Mapping[str, SeedEntry], against: Mapping[str, SeedEntry]) -> dict[str, PairedResult]:
     """Two runs of one setting seed by seed ({seed: entry} each, e.g. a hypothesis's record against the record
     as run): the seeds both have, scored on the same images (the same labels in the same order), with per-image
     predictions on both sides."""
     paired = {}
     for seed, entry in entries.items():
-        mine, theirs = _images(entry, "scored"), _images(against.get(seed) or {}, "scored")
+        if seed not in against:
+            continue
+        mine, theirs = _images(entry, "scored"), _images(against[seed], "scored")
         if mine is not None and theirs is not None and np.array_equal(mine[0], theirs[0]):
             paired[seed] = paired_accuracy(mine[0], mine[1], theirs[1])
     return paired
 
 
-def with_comparisons(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
-    """A copy of a record's settings ({setting: {"seeds": {seed: entry}}}) with every comparison's value, its
-    denominator and its paired test (`paired`) added to the seeds of its setting. A value the record already
-    holds (records made when jobs computed it) is kept."""
-    settings = copy.deepcopy(dict(settings))
+def with_comparisons(
+    meta: ReplicationMetadata, settings: Mapping[str, Setting]
+) -> tuple[dict[str, Setting], PairedTests]:
+    """A record's settings with every comparison's value and its denominator added to the seeds of its setting
+    (copies: the record is not changed), and the comparisons' paired tests. A value the record already holds
+    (records made when jobs computed it) is kept."""
+    settings = dict(settings)
+    paired: PairedTests = {}
     for comparison in meta.comparisons:
-        mine = settings.get(comparison.setting, {}).get("seeds", {})
-        theirs = settings.get(comparison.against, {}).get("seeds", {})
-        for seed, entry in mine.items():
-            if seed not in theirs:
+        mine, theirs = settings.get(comparison.setting), settings.get(comparison.against)
+        if mine is None or theirs is None:
+            continue
+        seeds = dict(mine.seeds)
+        for seed, entry in mine.seeds.items():
+            if seed not in theirs.seeds:
                 continue
-            result = compare_seed(comparison, entry, theirs[seed])
+            result = compare_seed(comparison, entry, theirs.seeds[seed])
             if result is None:
                 continue
-            entry["metrics"].setdefault(comparison.metric, result.difference)
-            entry.setdefault("denominators", {}).setdefault(comparison.metric, result.n)
-            entry.setdefault("paired", {})[comparison.metric] = result
-    return settings
+            metrics, denominators = dict(entry.metrics), dict(entry.denominators)
+            metrics.setdefault(comparison.metric, result.difference)
+            denominators.setdefault(comparison.metric, result.n)
+            seeds[seed] = entry.model_copy(update={"metrics": metrics, "denominators": denominators})
+            paired.setdefault(comparison.setting, {}).setdefault(seed, {})[comparison.metric] = result
+        settings[comparison.setting] = mine.model_copy(update={"seeds": seeds})
+    # In each setting's seed order, however the comparisons added them.
+    ordered = {
+        name: {seed: tests[seed] for seed in settings[name].seeds if seed in tests} for name, tests in paired.items()
+    }
+    return settings, ordered
 
 
-def paired_note(metric: str, seeds: Mapping[str, Mapping]) -> str:
-    """`paired, same images: seed 0 +2.1 points [...], McNemar p=...; ...` for a row, or '' without tests."""
-    parts = [
-        f"seed {seed} {entry['paired'][metric].describe()}"
-        for seed, entry in seeds.items()
-        if metric in entry.get("paired", {})
-    ]
+def paired_note(metric: str, seeds: Mapping[str, SeedTests]) -> str:
+    """`paired, same images: seed 0 +2.1 points [...], McNemar p=...; ...` for a row (`seeds`: its setting's
+    paired tests, {seed: {metric: test}}), or '' without tests."""
+    parts = [f"seed {seed} {tests[metric].describe()}" for seed, tests in seeds.items() if metric in tests]
     return "paired, same images: " + "; ".join(parts) if parts else ""

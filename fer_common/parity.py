@@ -30,6 +30,7 @@ from fer_common import paths, provenance, records
 from fer_common.contract import Parity
 from fer_common.errors import FerError
 from fer_common.metrics import summarize
+from fer_common.schema import Record
 from fer_common.train import RuntimeOptions, describe_options
 
 log = logging.getLogger(__name__)
@@ -80,23 +81,23 @@ def spread_check(reference: list[float], candidate: list[float], sds: float = SP
     return result
 
 
-def seed_values(record: dict, setting: str, metric: str) -> dict[int, float]:
+def seed_values(record: Record, setting: str, metric: str) -> dict[int, float]:
     """{seed: value} of one metric of one setting of a record."""
-    seeds = record["settings"].get(setting, {}).get("seeds", {})
-    return {int(seed): entry["metrics"][metric] for seed, entry in seeds.items() if metric in entry["metrics"]}
+    seeds = record.seeds_of(setting)
+    return {int(seed): entry.metrics[metric] for seed, entry in seeds.items() if metric in entry.metrics}
 
 
-def seed_wall_times(record: dict) -> dict[int, float]:
+def seed_wall_times(record: Record) -> dict[int, float]:
     """{seed: seconds} summed over the record's settings (a Neamtiu seed trains once for both protocols)."""
     times: dict[int, float] = {}
-    for setting in record["settings"].values():
-        for seed, entry in setting["seeds"].items():
-            if entry.get("wall_time_s") is not None:
-                times[int(seed)] = times.get(int(seed), 0.0) + float(entry["wall_time_s"])
+    for setting in record.settings.values():
+        for seed, entry in setting.seeds.items():
+            if entry.wall_time_s is not None:
+                times[int(seed)] = times.get(int(seed), 0.0) + float(entry.wall_time_s)
     return times
 
 
-def committed_reference(replication: str, path: Path | str | None = None) -> dict:
+def committed_reference(replication: str, path: Path | str | None = None) -> Record:
     """The float32 record parity compares with: `path`, else the newest full record of the replication."""
     record = records.load_record(path) if path else records.latest_record(replication, "full", paths.results_dir())
     if record is None:
@@ -104,16 +105,16 @@ def committed_reference(replication: str, path: Path | str | None = None) -> dic
             f"no full record of {replication} in {paths.results_dir() / replication} to compare with; "
             "run `fer-replicate run " + replication + "` first or pass the record"
         )
-    runtime = record["provenance"].get("runtime") or {}
+    runtime = record.provenance.runtime or {}
     ran_as = runtime.get("policy", runtime.get("precision", "float32"))  # records before `policy`: the switch
     if ran_as != "float32":
-        raise FerError(f"{record['_path']} was not a float32 run (precision {ran_as})")
+        raise FerError(f"{record.path} was not a float32 run (precision {ran_as})")
     return record
 
 
 def _run(
     replication: str, spec: Parity, seeds: list[int], options: RuntimeOptions, overrides: dict, command: str
-) -> dict:
+) -> Record:
     from fer_common.registry import REPLICATIONS
     from fer_common.runner import run_replication
 
@@ -130,13 +131,13 @@ def _run(
     return record
 
 
-def _way(record: dict, spec: Parity, options: dict | None, source: str) -> dict:
+def _way(record: Record, spec: Parity, options: dict | None, source: str) -> dict:
     return {
         "source": source,
         "options": options,
         "values": {setting: seed_values(record, setting, spec.metric) for setting in spec.settings},
         "wall_time_s": seed_wall_times(record),
-        "config_hash": record["provenance"]["config_hash"],
+        "config_hash": record.provenance.config_hash,
     }
 
 
@@ -174,9 +175,7 @@ def run_parity(
     notes = []
     if spec.reference == "record":
         reference_source = committed_reference(replication, reference_record)
-        reference = _way(
-            reference_source, spec, reference_source["provenance"].get("runtime"), reference_source["_path"]
-        )
+        reference = _way(reference_source, spec, reference_source.provenance.runtime, str(reference_source.path))
         notes.append(
             "float32 wall times are the committed record's (another day, other load on the machine): the speedup "
             "is indicative only"

@@ -35,7 +35,7 @@ from .metadata import (
     files_hash,
     metadata_hash,
 )
-from .schema import CREATED_FORMAT
+from .schema import CREATED_FORMAT, Record
 
 # Untracked files here are code a run may import though git does not know it: they make a tree dirty.
 CODE_FOLDERS = ("fer_common", "replications", "recipes", "studies")
@@ -324,25 +324,25 @@ def code_move_problems(repo_root: Path | None = None) -> tuple[list[str], list[s
     return problems, warnings
 
 
-def _same_metadata(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None) -> bool:
+def _same_metadata(meta: ReplicationMetadata, record: Record, repo_root: Path | None) -> bool:
     """Whether the metadata sections the record's numbers depend on are as the record was made with. A record of
     an older rule (its hash covered `reported` too) is judged by its metadata as git holds it at its commit:
     when that hashes to the record's hash under the old rule, the sections hashed now are compared; without
     that commit here (a shallow clone), by the old rule."""
-    provenance, profile = record["provenance"], record.get("profile", FULL_PROFILE)
-    recorded = provenance.get("metadata_hash")
-    if provenance.get("metadata_rule", 1) >= METADATA_RULE:
+    provenance, profile = record.provenance, record.profile
+    recorded = provenance.metadata_hash
+    if provenance.metadata_rule >= METADATA_RULE:
         return recorded == metadata_hash(meta, profile)
     if recorded == metadata_hash(meta, profile, LEGACY_HASHED_SECTIONS):
         return True
     root = Path(repo_root or paths.REPO_ROOT).resolve()
-    if meta.folder is None or not provenance.get("git_commit"):
+    if meta.folder is None or not provenance.git_commit:
         return False
     try:
         name = (meta.folder / METADATA_FILE).resolve().relative_to(root).as_posix()
     except ValueError:
         return False
-    text = _file_at(root, provenance["git_commit"], name)
+    text = _file_at(root, provenance.git_commit, name)
     try:
         then = yaml.safe_load(text) if text else None
     except yaml.YAMLError:
@@ -352,23 +352,23 @@ def _same_metadata(meta: ReplicationMetadata, record: Mapping, repo_root: Path |
     return metadata_hash(then, profile) == metadata_hash(meta, profile)
 
 
-def stale_reasons(meta: ReplicationMetadata, record: Mapping, repo_root: Path | None = None) -> list[str]:
+def stale_reasons(meta: ReplicationMetadata, record: Record, repo_root: Path | None = None) -> list[str]:
     """Why a record no longer matches the current metadata or numbers-layer code (empty list = current), e.g.
     "code changed: fer_common/train.py", "metadata changed", "jobs made by other code (commits a, b)"."""
-    provenance = record["provenance"]
+    provenance = record.provenance
     reasons = []
     if not _same_metadata(meta, record, repo_root):
         reasons.append("metadata changed")
     files = current_code_files(meta, repo_root)
-    recorded = provenance.get("code_files")
+    recorded = provenance.code_files
     if recorded:
         changed = numbers_code_changes(recorded, files, repo_root)
         if changed:
             reasons.append(f"code changed: {describe_files(changed)}")
-    elif provenance.get("code_hash") != files_hash(files):
+    elif provenance.code_hash != files_hash(files):
         # Records made before per-file hashes cannot name the files.
         reasons.append("code changed")
-    if provenance.get("mixed_code"):
-        commits = ", ".join(commit[:7] for commit in provenance.get("job_commits", []))
+    if provenance.mixed_code:
+        commits = ", ".join(commit[:7] for commit in provenance.job_commits)
         reasons.append(f"jobs made by other code (commits {commits})")
     return reasons

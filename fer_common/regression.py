@@ -19,12 +19,12 @@ add beyond the recorded spread. A run of several seeds is checked by its mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import MetadataError
 from .metadata import RegressionBand, ReplicationMetadata
 from .rows import derived_summaries
+from .schema import Record
 
 # A few test cases: how far one image-level drift may move a proportion beyond the recorded values, at least.
 FLOOR_IMAGES = 3
@@ -66,7 +66,7 @@ def ci_band(entry: RegressionBand) -> CiBand:
     return CiBand(low, high, margin, sampling, floor)
 
 
-def check_regression_run(meta: ReplicationMetadata, profile: str, record: Mapping) -> list[str]:
+def check_regression_run(meta: ReplicationMetadata, profile: str, record: Record) -> list[str]:
     """Problems of a fresh run of `profile` (a record, e.g. from `run_replication(..., write=False)`) against
     the metadata's `regression:` bands of that profile: each metric's mean over the run's seeds must lie in
     its band. MetadataError when the metadata has no band for the profile."""
@@ -75,17 +75,17 @@ def check_regression_run(meta: ReplicationMetadata, profile: str, record: Mappin
         raise MetadataError(f"{meta.path}: no regression bands for profile {profile!r}")
     records = ", ".join(dict.fromkeys(run.record for run, _ in meta.regression_seeds(profile)))
     problems = []
-    summaries = derived_summaries(meta, record["settings"])
+    summaries = derived_summaries(meta, record.settings)
     for entry in bands:
         label = f"{meta.id} {profile}: {entry.metric} [{entry.setting}]"
         summary = summaries.get(entry.setting, {}).get(entry.metric)
-        if summary is None or summary["mean"] is None:
+        if summary is None or summary.mean is None:
             problems.append(f"{label}: the run has no such value")
             continue
         band = ci_band(entry)
-        if not band.holds(summary["mean"]):
+        if not band.holds(summary.mean):
             problems.append(
-                f"{label}: {summary['mean']:.4f} outside the band [{band.low:.4f}, {band.high:.4f}] "
+                f"{label}: {summary.mean:.4f} outside the band [{band.low:.4f}, {band.high:.4f}] "
                 f"(recorded {min(entry.values):.4f}-{max(entry.values):.4f} ± {band.margin:.4f}, {band.binding}; "
                 f"{records})"
             )

@@ -27,8 +27,9 @@ from .metadata import (
 )
 from .metrics import summarize
 from .provenance import stale_reasons
-from .records import latest_record
+from .records import latest_record, record_name
 from .rows import mean_denominator, record_rows
+from .schema import BandEntry, Record, Row, Summary
 from .verdicts import INCONCLUSIVE, judge
 
 DASH = "—"
@@ -56,7 +57,7 @@ class ResultRow:
     sd: float | None
     n_seeds: int
     ci: tuple[float, float] | None
-    band: dict | None
+    band: BandEntry | None
     verdict: str
     position: str | None
     note: str
@@ -108,7 +109,7 @@ class PaperResult:
     """
 
     meta: ReplicationMetadata
-    record: dict | None
+    record: Record | None
     rows: list[ResultRow]
     stale: list[str]
     explained: list[ClaimExplanations] = field(default_factory=list)
@@ -126,40 +127,61 @@ class PaperResult:
 
     @property
     def record_name(self) -> str:
-        return Path(self.record["_path"]).name if self.record else ""
+        return record_name(self.record)
 
     @property
     def seeds(self) -> int:
         return max((row.n_seeds for row in self.rows), default=0)
 
 
-def _row(entry: dict, *, group: str | None, better: str | None, where: str = "") -> ResultRow:
+def _row(entry: Row, *, group: str | None, better: str | None, where: str = "") -> ResultRow:
     """A ResultRow from a record row and what the metadata says about it."""
-    ci = entry.get("ci")
     return ResultRow(
-        metric=entry["metric"],
-        setting=entry["setting"],
-        kind=entry.get("kind", "proportion"),
+        metric=entry.metric,
+        setting=entry.setting,
+        kind=entry.kind,
         group=group,
         better=better,
-        reported=entry.get("reported"),
-        n_test=entry.get("n_test"),
+        reported=entry.reported,
+        n_test=entry.n_test,
         where=where,
-        mean=entry.get("mean"),
-        sd=entry.get("sd"),
-        n_seeds=sum(value is not None for value in entry.get("values", [])),
-        ci=tuple(ci) if ci else None,
-        band=entry.get("band"),
-        verdict=entry.get("verdict", NOT_RUN),
-        position=entry.get("position"),
-        note=entry.get("note") or "",
-        claim=entry.get("claim", "about"),
-        reading=entry.get("reading", "primary"),
-        chance=entry.get("chance"),
-        majority=entry.get("majority"),
-        interval=tuple(entry["interval"]) if entry.get("interval") else None,
-        margin=entry.get("margin"),
-        judgement=entry.get("judgement") or "",
+        mean=entry.mean,
+        sd=entry.sd,
+        n_seeds=sum(value is not None for value in entry.values),
+        ci=tuple(entry.ci) if entry.ci else None,
+        band=entry.band,
+        verdict=entry.verdict,
+        position=entry.position,
+        note=entry.note,
+        claim=entry.claim,
+        reading=entry.reading,
+        chance=entry.chance,
+        majority=entry.majority,
+        interval=tuple(entry.interval) if entry.interval else None,
+        margin=entry.margin,
+        judgement=entry.judgement or "",
+    )
+
+
+def _summary_row(metric: str, setting: str, kind: str, summary: Summary) -> ResultRow:
+    """A ResultRow of a measure only a hypothesis reads (no row of the record): its summary over seeds."""
+    return ResultRow(
+        metric=metric,
+        setting=setting,
+        kind=kind,
+        group=None,
+        better=None,
+        reported=None,
+        n_test=None,
+        where="",
+        mean=summary.mean,
+        sd=summary.sd,
+        n_seeds=sum(value is not None for value in summary.values),
+        ci=None,
+        band=None,
+        verdict=NOT_RUN,
+        position=None,
+        note="",
     )
 
 
@@ -187,7 +209,7 @@ def _claim_without_result(meta: ReplicationMetadata, index: int) -> ResultRow:
     )
 
 
-def paper_result(meta: ReplicationMetadata, record: dict | None) -> PaperResult:
+def paper_result(meta: ReplicationMetadata, record: Record | None) -> PaperResult:
     """Rows in metadata order: every claim (even one the record lacks), then the beyond-paper rows it has."""
     if record is None:
         claims = [_claim_without_result(meta, i) for i in range(len(meta.reported))]
@@ -275,15 +297,14 @@ def _explanation(meta: ReplicationMetadata, hypothesis: Hypothesis, kind: str, r
         return Explanation(hypothesis, "", None, [])
     measure = hypothesis.measure or hypothesis.metric
     setting = hypothesis.reads_setting or hypothesis.setting
-    entry = next(
-        (row for row in record_rows(meta, record) if (row["metric"], row["setting"]) == (measure, setting)),
-        None,
-    )
-    summary = record["settings"].get(setting, {}).get("summary", {}).get(measure)
-    if entry is None and summary is not None:
-        entry = {"metric": measure, "setting": setting, "kind": kind, **summary}
-    row = _row(entry, group=None, better=None) if entry else None
-    return Explanation(hypothesis, Path(record["_path"]).name, row, stale_reasons(meta, record))
+    entry = next((row for row in record_rows(meta, record) if (row.metric, row.setting) == (measure, setting)), None)
+    ran = record.settings.get(setting)
+    summary = ran.summary.get(measure) if ran else None
+    if entry is not None:
+        row = _row(entry, group=None, better=None)
+    else:
+        row = _summary_row(measure, setting, kind, summary) if summary is not None else None
+    return Explanation(hypothesis, record_name(record), row, stale_reasons(meta, record))
 
 
 @dataclass(frozen=True)
@@ -348,17 +369,17 @@ def variants(paper: PaperResult, results_dir: Path | None = None) -> list[Varian
         pushes_out = [
             i for i, row in rows.items() if paper.claims[i].verdict not in RULED_OUT and row.verdict in RULED_OUT
         ]
-        name = Path(record["_path"]).name if record else ""
+        name = record_name(record)
         shown = profile + (f", read in {reads_setting}" if reads_setting else "")
         found.append(Variant(label, shown, name, rows, brings_in, pushes_out))
     return found
 
 
-def _variant_row(meta: ReplicationMetadata, record: dict, claim: ResultRow, reads_setting: str | None):
+def _variant_row(meta: ReplicationMetadata, record: Record, claim: ResultRow, reads_setting: str | None):
     """A claim judged on a variant's record: its metric's per-seed values in the claim's setting (or
     `reads_setting`), by the verdict rule; None when the record has no such values."""
-    seeds = record["settings"].get(reads_setting or claim.setting, {}).get("seeds", {})
-    summary = summarize([entry["metrics"].get(claim.metric) for entry in seeds.values()])  # NaN: not reached
+    seeds = record.seeds_of(reads_setting or claim.setting)
+    summary = summarize([entry.metrics.get(claim.metric) for entry in seeds.values()])  # NaN: not reached
     if not summary["n"]:
         return None
     values = [value for value in summary["values"] if value is not None]
@@ -374,7 +395,7 @@ def _variant_row(meta: ReplicationMetadata, record: dict, claim: ResultRow, read
         margin=margin,
         n_ours=mean_denominator(claim.metric, seeds),
         n_paper=claim.n_test,
-        data=record["data"],
+        data=record.data,
     )
     return replace(
         claim,
@@ -442,9 +463,9 @@ def inside_band_text(claim: ResultRow, row: ResultRow | None) -> str:
     """`inside`, `below` or `above`: where a row's mean (a hypothesis's) falls against the claim's band."""
     if row is None or row.mean is None or claim.band is None:
         return DASH
-    if claim.band["low"] <= row.mean <= claim.band["high"]:
+    if claim.band.low <= row.mean <= claim.band.high:
         return "inside"
-    return "above" if row.mean > claim.band["high"] else "below"
+    return "above" if row.mean > claim.band.high else "below"
 
 
 def verdict_link(paper: PaperResult, row: ResultRow, page: str = "") -> str:
@@ -472,8 +493,8 @@ SPEED_BENCHES = "bench/bench-*.json"
 
 @dataclass(frozen=True)
 class Measurements:
-    """The newest record of each measurement beyond the replications (None: not made yet); each carries an
-    extra `_path` key, as loaded replication records do."""
+    """The newest record of each measurement beyond the replications (None: not made yet), as plain JSON (they
+    are no replication records) with an extra `_path` key: the file it was read from."""
 
     duplicate_audit: dict | None
     cross_dataset: dict | None
@@ -544,9 +565,9 @@ def band_text(row: ResultRow) -> str:
     if row.band is None:
         return DASH
     unit = "%" if row.kind == "proportion" else ""
-    low = number_text(row.band["low"], row.kind, unit=False)
-    high = number_text(row.band["high"], row.kind, unit=False)
-    return f"{low}–{high}{unit} ({row.band['binding']})"
+    low = number_text(row.band.low, row.kind, unit=False)
+    high = number_text(row.band.high, row.kind, unit=False)
+    return f"{low}–{high}{unit} ({row.band.binding})"
 
 
 def interval_text(row: ResultRow) -> str:

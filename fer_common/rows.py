@@ -9,49 +9,53 @@ the rows its run printed, as a snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from .bands import BEYOND_PAPER, DATA_KINDS, NOT_RUN, claim_band, paper_band
 from .metadata import ReplicationMetadata
 from .metrics import summarize, wilson_interval
-from .paired import paired_note, with_comparisons
+from .paired import PairedTests, paired_note, with_comparisons
+from .schema import Record, Row, SeedEntry, Setting, Summary
 from .verdicts import judge
 
+Seeds = Mapping[str, SeedEntry]  # {seed: entry} of one setting
 
-def summarize_seeds(seeds: Mapping[str, Mapping]) -> dict[str, dict]:
+
+def summarize_seeds(seeds: Seeds) -> dict[str, Summary]:
     """Per-metric summary over seeds: values in seed order, a metric a seed lacks counted as None."""
     keys: list[str] = []
     for entry in seeds.values():
-        keys.extend(key for key in entry["metrics"] if key not in keys)
-    return {key: summarize([entry["metrics"].get(key) for entry in seeds.values()]) for key in keys}
+        keys.extend(key for key in entry.metrics if key not in keys)
+    return {
+        key: Summary.model_validate(summarize([entry.metrics.get(key) for entry in seeds.values()])) for key in keys
+    }
 
 
-def metric_denominator(metric: str, seed_entry: Mapping) -> int | None:
+def metric_denominator(metric: str, seed_entry: SeedEntry) -> int | None:
     """How many test cases a proportion metric of one seed is a fraction of, when that is known."""
-    custom = seed_entry.get("denominators", {})
-    if metric in custom:
-        return int(custom[metric])
-    report = seed_entry.get("report") or {}
-    if not report:
+    if metric in seed_entry.denominators:
+        return int(seed_entry.denominators[metric])
+    report = seed_entry.report
+    if report is None:
         return None
     head, _, tail = metric.partition("/")
-    per_class = report.get("per_class", {})
     if metric == "accuracy":
-        return report.get("n")
-    if head == "recall" and tail in per_class:
-        return per_class[tail]["support"]
-    if head == "precision" and tail in report.get("predicted", {}):
-        return report["predicted"][tail]
+        return report.n
+    if head == "recall" and tail in report.per_class:
+        return report.per_class[tail].support
+    if head == "precision" and tail in report.predicted:
+        return report.predicted[tail]
     if head == "confusion":
         true_name = tail.split("->", 1)[0]
-        if true_name in per_class:
-            return per_class[true_name]["support"]
+        if true_name in report.per_class:
+            return report.per_class[true_name].support
     return None
 
 
-def seed_wilson_ci(metric: str, seeds: Mapping[str, Mapping]) -> list[float] | None:
+def seed_wilson_ci(metric: str, seeds: Seeds) -> list[float] | None:
     """95% CI of a proportion over seeds: the mean of each seed's Wilson interval bounds.
 
     Not a Wilson interval on counts pooled across seeds: every seed is scored on the same (or an equally
@@ -61,7 +65,7 @@ def seed_wilson_ci(metric: str, seeds: Mapping[str, Mapping]) -> list[float] | N
     """
     lows, highs = [], []
     for entry in seeds.values():
-        value = entry["metrics"].get(metric)
+        value = entry.metrics.get(metric)
         n = metric_denominator(metric, entry)
         if value is None or not n:
             continue
@@ -73,7 +77,7 @@ def seed_wilson_ci(metric: str, seeds: Mapping[str, Mapping]) -> list[float] | N
     return [float(np.mean(lows)), float(np.mean(highs))]
 
 
-def baselines(metric: str, seeds: Mapping[str, Mapping] | None) -> tuple[float | None, float | None]:
+def baselines(metric: str, seeds: Seeds | None) -> tuple[float | None, float | None]:
     """(chance, majority) on our test set: what uniform guessing scores (1/k of k classes; accuracy and recall
     rows), and, for accuracy, what always predicting the test set's largest class scores, averaged over
     seeds (their test sets may differ). A recall row has no majority figure: that predictor's recall is 1 for
@@ -81,7 +85,7 @@ def baselines(metric: str, seeds: Mapping[str, Mapping] | None) -> tuple[float |
     if metric != "accuracy" and not metric.startswith("recall/"):
         return None, None
     supports = [
-        [values["support"] for values in ((entry.get("report") or {}).get("per_class") or {}).values()]
+        [scores.support for scores in entry.report.per_class.values()] if entry.report else []
         for entry in (seeds or {}).values()
     ]
     supports = [counts for counts in supports if counts and sum(counts)]
@@ -92,7 +96,7 @@ def baselines(metric: str, seeds: Mapping[str, Mapping] | None) -> tuple[float |
     return chance, majority
 
 
-def mean_denominator(metric: str, seeds: Mapping[str, Mapping] | None) -> float | None:
+def mean_denominator(metric: str, seeds: Seeds | None) -> float | None:
     """Our test images per seed for a metric (their mean: seeds' test sets may differ), None when unknown."""
     counts = [metric_denominator(metric, entry) for entry in (seeds or {}).values()]
     counts = [count for count in counts if count]
@@ -104,7 +108,7 @@ def missing_text(meta: ReplicationMetadata, note: str | None) -> str:
     return note or meta.missing or f"dataset {meta.dataset.name!r} not available here"
 
 
-def _observed_row(metric: str, setting: str, kind: str, summary: dict | None, seeds: Mapping | None) -> dict:
+def _observed_row(metric: str, setting: str, kind: str, summary: Summary | None, seeds: Seeds | None) -> dict[str, Any]:
     """The observed part of a row: mean, sd, per-seed values and (for proportions) the CI."""
     has_ci = summary is not None and kind == "proportion" and seeds is not None
     chance, majority = baselines(metric, seeds) if summary is not None else (None, None)
@@ -112,9 +116,9 @@ def _observed_row(metric: str, setting: str, kind: str, summary: dict | None, se
         "metric": metric,
         "setting": setting,
         "kind": kind,
-        "mean": summary["mean"] if summary else None,
-        "sd": summary["sd"] if summary else None,
-        "values": summary["values"] if summary else [],
+        "mean": summary.mean if summary else None,
+        "sd": summary.sd if summary else None,
+        "values": summary.values if summary else [],
         "ci": seed_wilson_ci(metric, seeds) if has_ci else None,
         "chance": chance,
         "majority": majority,
@@ -123,18 +127,18 @@ def _observed_row(metric: str, setting: str, kind: str, summary: dict | None, se
 
 def build_rows(
     meta: ReplicationMetadata,
-    settings_summaries: Mapping[str, Mapping[str, dict]],
+    settings_summaries: Mapping[str, Mapping[str, Summary]],
     data: str,
     *,
-    seeds: Mapping[str, Mapping[str, Mapping]] | None = None,
+    seeds: Mapping[str, Seeds] | None = None,
     missing_note: str | None = None,
-) -> list[dict]:
+) -> list[Row]:
     """One row per `reported` figure (band and verdict) and one per `beyond_paper` entry.
 
     A reported row carries its `claim` (about / at_least / at_most: a threshold claim's band is one-sided,
     see `bands.claim_band`) and its `reading` (primary, or an alternative reading of an ambiguous sentence).
 
-    settings_summaries: {setting: {metric: summarize(...)}}. seeds: {setting: {seed: seed entry}}, the
+    settings_summaries: {setting: {metric: summary}} (`summarize_seeds`). seeds: {setting: {seed: seed entry}}, the
     per-seed results the CI of a proportion is computed from (see `seed_wilson_ci`); without it `ci` is
     None. With data "missing" every row has mean None, verdict
     "not run" and the `missing` text as note; paper rows still carry their band (no seeds term), so a
@@ -144,11 +148,11 @@ def build_rows(
         raise ValueError(f"data must be one of {DATA_KINDS}, got {data!r}")
     seeds = seeds or {}
 
-    def observed(metric: str, setting: str) -> dict | None:
+    def observed(metric: str, setting: str) -> Summary | None:
         summary = None if data == "missing" else settings_summaries.get(setting, {}).get(metric)
-        return summary if summary and summary["mean"] is not None else None
+        return summary if summary is not None and summary.mean is not None else None
 
-    def note(given: str, summary: dict | None, metric: str, setting: str) -> str:
+    def note(given: str, summary: Summary | None, metric: str, setting: str) -> str:
         if summary:
             return given
         if data == "missing":
@@ -209,47 +213,61 @@ def build_rows(
             note=note(extra.note, summary, extra.metric, extra.setting),
         )
         rows.append(row)
-    return rows
+    return [Row.model_validate(row) for row in rows]
 
 
-def _untested(figure, seeds: Mapping[str, Mapping]) -> bool:
+def _untested(figure, seeds: Seeds) -> bool:
     """Whether a seed of the claim's setting says it lacked what the claim needs (`untested_when` in its notes)."""
     return bool(figure.untested_when) and any(
-        figure.untested_when in note for entry in seeds.values() for note in entry.get("notes", [])
+        figure.untested_when in note for entry in seeds.values() for note in entry.notes
     )
 
 
-def _no_value(seeds: Mapping[str, Mapping[str, Mapping]], figure) -> str:
+def _no_value(seeds: Mapping[str, Seeds], figure) -> str:
     """Why a claim has no value, counting the seeds: a metric such as the epoch a threshold is first reached has
     none where a seed never reached it."""
     ran = len(seeds.get(figure.setting, {}))
     return f"none of the {ran} seeds gave a value" if ran else "no seed gave a value"
 
 
-def add_row_notes(rows: list[dict], settings: Mapping[str, Mapping], run_notes: list[str]) -> None:
+def _noted(row: Row, *notes: str) -> Row:
+    """`row` with `notes` added to its note."""
+    if not any(notes):
+        return row
+    return row.model_copy(update={"note": "; ".join(filter(None, [row.note, *notes]))})
+
+
+def add_row_notes(rows: list[Row], settings: Mapping[str, Setting], run_notes: list[str]) -> list[Row]:
     """A job can qualify its setting's rows (e.g. "ResNet18 from scratch: no ImageNet weights"); `run_notes`
     qualify every row (e.g. the data differs from its SHA256SUMS)."""
+    noted = []
     for row in rows:
-        seeds = settings.get(row["setting"], {}).get("seeds", {})
-        notes = sorted({note for result in seeds.values() for note in result.get("notes", [])})
-        if notes or run_notes:
-            row["note"] = "; ".join(filter(None, [row.get("note", ""), *notes, *run_notes]))
+        setting = settings.get(row.setting)
+        notes = sorted({note for result in setting.seeds.values() for note in result.notes}) if setting else []
+        noted.append(_noted(row, *notes, *run_notes))
+    return noted
 
 
-def with_derived(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
+def _derived(meta: ReplicationMetadata, settings: Mapping[str, Setting]) -> tuple[dict[str, Setting], PairedTests]:
+    """`with_derived`'s settings and the paired tests of the comparisons."""
+    compared, paired = with_comparisons(meta, settings)
+    return with_history_gaps(meta, with_orders(meta, compared)), paired
+
+
+def with_derived(meta: ReplicationMetadata, settings: Mapping[str, Setting]) -> dict[str, Setting]:
     """A record's settings with the metrics the metadata derives from them at report time: paired comparisons
     (`comparisons`), rank agreements (`orders`) and gaps between training curves (`history_gaps`)."""
-    return with_history_gaps(meta, with_orders(meta, with_comparisons(meta, settings)))
+    return _derived(meta, settings)[0]
 
 
-def with_history_gaps(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
+def with_history_gaps(meta: ReplicationMetadata, settings: Mapping[str, Setting]) -> dict[str, Setting]:
     """`settings` with every `history_gaps` metric added to the seeds of its setting: one curve minus another at
     the last epoch of the seed's training history; a seed without both curves gets none."""
     settings = dict(settings)
     for gap in meta.history_gaps:
 
-        def last_gap(result: Mapping, gap=gap) -> float | None:
-            history = result.get("history") or {}
+        def last_gap(result: SeedEntry, gap=gap) -> float | None:
+            history = result.history
             if not (history.get(gap.minuend) and history.get(gap.subtrahend)):
                 return None
             return history[gap.minuend][-1] - history[gap.subtrahend][-1]
@@ -258,7 +276,7 @@ def with_history_gaps(meta: ReplicationMetadata, settings: Mapping[str, Mapping]
     return settings
 
 
-def with_orders(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict]:
+def with_orders(meta: ReplicationMetadata, settings: Mapping[str, Setting]) -> dict[str, Setting]:
     """`settings` with every `orders` metric added to the seeds of its setting (see `metadata.Order`): the share
     of cross-tier pairs in the paper's order, ties counting half. A seed lacking one of the tiers' metrics gets
     none. The record's own settings are not changed."""
@@ -272,8 +290,8 @@ def with_orders(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> d
             for lower in later
         ]
 
-        def agreement(result: Mapping, pairs=pairs) -> float | None:
-            metrics = result["metrics"]
+        def agreement(result: SeedEntry, pairs=pairs) -> float | None:
+            metrics = result.metrics
             if any(metrics.get(name) is None for pair in pairs for name in pair):
                 return None
             agree = sum(1.0 if metrics[a] > metrics[b] else 0.5 if metrics[a] == metrics[b] else 0.0 for a, b in pairs)
@@ -283,44 +301,39 @@ def with_orders(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> d
     return settings
 
 
-def _add_metric(settings: dict, setting: str, metric: str, value_of) -> None:
+def _add_metric(
+    settings: dict[str, Setting], setting: str, metric: str, value_of: Callable[[SeedEntry], float | None]
+) -> None:
     """Replace `settings[setting]` by a copy whose seeds hold `metric` = value_of(seed entry) where not None."""
     entry = settings.get(setting)
-    if not entry or "seeds" not in entry:
+    if entry is None:
         return
     seeds = {}
-    for seed, result in entry["seeds"].items():
+    for seed, result in entry.seeds.items():
         value = value_of(result)
-        seeds[seed] = result if value is None else {**result, "metrics": {**result["metrics"], metric: value}}
-    settings[setting] = {**entry, "seeds": seeds}
+        seeds[seed] = (
+            result if value is None else result.model_copy(update={"metrics": {**result.metrics, metric: value}})
+        )
+    settings[setting] = entry.model_copy(update={"seeds": seeds})
 
 
 def derive_rows(
-    meta: ReplicationMetadata, data: str, settings: Mapping[str, Mapping], run_notes: list[str]
-) -> list[dict]:
-    """Rows from per-seed results ({setting: {"seeds": {seed: entry}}}): paired comparisons, summaries, CIs,
-    bands, verdicts and notes, by the metadata and the rules as they are now."""
-    settings = with_derived(meta, settings)
-    seeds = {name: entry["seeds"] for name, entry in settings.items()}
+    meta: ReplicationMetadata, data: str, settings: Mapping[str, Setting], run_notes: list[str]
+) -> list[Row]:
+    """Rows from per-seed results: paired comparisons, summaries, CIs, bands, verdicts and notes, by the metadata
+    and the rules as they are now."""
+    derived, paired = _derived(meta, settings)
+    seeds = {name: entry.seeds for name, entry in derived.items()}
     summaries = {name: summarize_seeds(by_seed) for name, by_seed in seeds.items()}
-    rows = build_rows(meta, summaries, data, seeds=seeds)
-    add_row_notes(rows, settings, run_notes)
-    for row in rows:
-        note = paired_note(row["metric"], seeds.get(row["setting"], {}))
-        if note:
-            row["note"] = "; ".join(filter(None, [row.get("note", ""), note]))
-    return rows
+    rows = add_row_notes(build_rows(meta, summaries, data, seeds=seeds), derived, run_notes)
+    return [_noted(row, paired_note(row.metric, paired.get(row.setting, {}))) for row in rows]
 
 
-def derived_summaries(meta: ReplicationMetadata, settings: Mapping[str, Mapping]) -> dict[str, dict[str, dict]]:
+def derived_summaries(meta: ReplicationMetadata, settings: Mapping[str, Setting]) -> dict[str, dict[str, Summary]]:
     """{setting: {metric: summary}} of a record's settings, the paired comparisons' metrics included."""
-    derived = with_derived(meta, settings)
-    return {
-        name: summarize_seeds(entry["seeds"]) if "seeds" in entry else dict(entry.get("summary", {}))
-        for name, entry in derived.items()
-    }
+    return {name: summarize_seeds(entry.seeds) for name, entry in with_derived(meta, settings).items()}
 
 
-def record_rows(meta: ReplicationMetadata, record: Mapping) -> list[dict]:
+def record_rows(meta: ReplicationMetadata, record: Record) -> list[Row]:
     """A record's rows as the report reads it now (see the module docstring)."""
-    return derive_rows(meta, record["data"], record["settings"], record["provenance"].get("run_notes", []))
+    return derive_rows(meta, record.data, record.settings, record.provenance.run_notes or [])

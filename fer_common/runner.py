@@ -12,8 +12,10 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +33,7 @@ from fer_common.metadata import FULL_PROFILE, ReplicationMetadata, load_metadata
 from fer_common.per_image import encode_labels
 from fer_common.provenance import collect_provenance, current_code_files, numbers_code_changes, require_clean_tree
 from fer_common.registry import REPLICATIONS
-from fer_common.rows import summarize_seeds
+from fer_common.schema import Provenance, Record, SeedEntry
 from fer_common.train import RuntimeOptions, describe_options
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ def run_replication(
     jobs_dir: Path | None = None,
     allow_modified_data: bool = False,
     repo_root: Path | None = None,
-) -> tuple[dict, Path | None]:
+) -> tuple[Record | None, Path | None]:
     """Run every setting x seed of a replication, check the bands and write one record.
 
     config_overrides (e.g. `weights: none` from the command line) must name keys the metadata's config
@@ -157,13 +159,14 @@ def run_replication(
             log.warning(_waiting_text(meta.id, profile, store, waiting))
             return None, None
 
-        settings: dict[str, dict] = {
-            setting: {"seeds": {str(seed): _seed_entry(finished[setting, seed]) for seed in record_seeds}}
+        finalized = _finalized_details(replication, prepared, finished, settings_run, record_seeds, config)
+        seed_entries = {
+            setting: {
+                str(seed): _seed_entry(finished[setting, seed], finalized.get(setting, {}).get(seed, {}))
+                for seed in record_seeds
+            }
             for setting in settings_run
         }
-        _add_finalized_details(replication, prepared, settings, config)
-        for setting_result in settings.values():
-            setting_result["summary"] = summarize_seeds(setting_result["seeds"])
 
         used = [finished[job.settings[0], job.seed] for job in jobs]
         provenance.update(_job_code(meta, finished, repo_root))
@@ -172,16 +175,16 @@ def run_replication(
         # Every job's own time, those finished by an earlier invocation or on another machine included (a
         # resumed run's clock counts only what it trained itself); a job of several settings counts once.
         provenance["jobs_wall_time_s"] = round(sum(entry["wall_time_s"] for entry in provenance["jobs"]), 1)
+        record = records.build_record(meta, profile, prepared.data_kind, seed_entries, provenance)
         if write and profile == FULL_PROFILE:
             previous = records.latest_record(meta.id, profile, results_dir)
-            if previous is not None and _same_assembly(previous["provenance"], provenance, repo_root):
+            if previous is not None and _same_assembly(previous.provenance, record.provenance, repo_root):
                 log.info(
                     "[%s] %s already holds these job results at this code, data and metadata: nothing new to write",
                     meta.id,
-                    paths.portable(previous["_path"]),
+                    paths.portable(str(previous.path)),
                 )
-                return previous, Path(previous["_path"])
-        record = records.build_record(meta, profile, prepared.data_kind, settings, provenance)
+                return previous, previous.path
         path = None
         if write:
             path = records.write_record(record, results_dir)
@@ -194,19 +197,19 @@ def run_replication(
     return record, path
 
 
-def _same_assembly(previous: dict, provenance: dict, repo_root: Path | None) -> bool:
+def _same_assembly(previous: Provenance, current: Provenance, repo_root: Path | None) -> bool:
     """Whether a record was assembled from the same job results, code, config, data and metadata as this run
     would be: writing it again would only add a copy. Code counts as the same by the rule that keeps records
     current (`numbers_code_changes`: by content, code moves included), not by its hash."""
-    identity = ("metadata_hash", "config_hash", "dataset_checksum", "seeds", "run_notes")
-    same_code = previous.get("code_hash") == provenance.get("code_hash") or (
-        bool(previous.get("code_files"))
-        and not numbers_code_changes(previous["code_files"], provenance["code_files"], repo_root)
+
+    def identity(made: Provenance) -> tuple:
+        return made.metadata_hash, made.config_hash, made.dataset_checksum, made.seeds, made.run_notes
+
+    same_code = previous.code_hash == current.code_hash or (
+        bool(previous.code_files) and not numbers_code_changes(previous.code_files, current.code_files or {}, repo_root)
     )
-    same_jobs = [entry.get("file") for entry in previous.get("jobs", [])] == [
-        entry["file"] for entry in provenance["jobs"]
-    ]
-    return same_code and same_jobs and all(previous.get(name) == provenance.get(name) for name in identity)
+    same_jobs = [job.file for job in previous.jobs] == [job.file for job in current.jobs]
+    return same_code and same_jobs and identity(previous) == identity(current)
 
 
 def _job_folder(
@@ -248,14 +251,17 @@ def _runtime_text(runtime) -> str:
     return f"{runtime['policy']}, {runtime['threads']} thread(s)"
 
 
-def _seed_entry(job: StoredJob) -> dict:
-    """A job's per-seed entry of the record, with its per-image labels and predictions (one character each):
-    what a paired comparison of two settings scored on the same images reads."""
+def _seed_entry(job: StoredJob, finalized: Mapping[str, Any]) -> SeedEntry:
+    """A job's per-seed entry of the record: its result, with what the replication's `finalize` adds to its
+    details across seeds and its per-image labels and predictions (one character each), what a paired
+    comparison of two settings scored on the same images reads."""
     y_true, probabilities = job.predictions()
-    return {
+    entry = {
         **job.result,
+        "details": {**job.result["details"], **finalized},
         "predictions": {"true": encode_labels(y_true), "predicted": encode_labels(np.argmax(probabilities, axis=1))},
     }
+    return SeedEntry.model_validate(records.json_types(entry))
 
 
 def _job_origin(job: StoredJob) -> dict:
@@ -298,15 +304,17 @@ def _publishes_in(results_dir: Path | None, repo_root: Path | None) -> bool:
     return folder.is_relative_to(Path(repo_root or paths.REPO_ROOT).resolve())
 
 
-def _add_finalized_details(replication: Replication, prepared: Prepared, settings: dict, config: dict) -> None:
-    """What the replication computes across seeds after every job, added to each seed's details."""
-    details = {
-        setting: {int(seed): result["details"] for seed, result in entry["seeds"].items()}
-        for setting, entry in settings.items()
-    }
-    for setting, by_seed in replication.finalize(prepared, details, config).items():
-        for seed, additions in by_seed.items():
-            settings[setting]["seeds"][str(seed)]["details"].update(additions)
+def _finalized_details(
+    replication: Replication,
+    prepared: Prepared,
+    finished: dict[tuple[str, int], StoredJob],
+    settings: list[str],
+    seeds: list[int],
+    config: dict,
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """What the replication computes across seeds after every job, to add to each seed's details."""
+    details = {setting: {seed: finished[setting, seed].result["details"] for seed in seeds} for setting in settings}
+    return replication.finalize(prepared, details, config)
 
 
 def _describe_capacity(replication_id: str, executor: ExecutorOptions, capacity: Capacity) -> None:
@@ -532,7 +540,7 @@ def _checksum_change_notes(replication_id: str, checksum: str, results_dir: Path
     except RecordError as error:
         log.warning("[%s] cannot compare the data with the latest full record: %s", replication_id, error)
         return []
-    used = previous["provenance"].get("dataset_checksum") if previous else None
+    used = previous.provenance.dataset_checksum if previous else None
     if not used or used == checksum:
         return []
     note = f"data checksum {checksum[:12]} differs from {used[:12]}, the latest full record's"
@@ -540,7 +548,7 @@ def _checksum_change_notes(replication_id: str, checksum: str, results_dir: Path
         "[%s] the data (checksum %s) differs from what the latest full record %s used (%s)",
         replication_id,
         checksum,
-        Path(previous["_path"]).name,
+        records.record_name(previous),
         used,
     )
     return [note]
@@ -599,26 +607,23 @@ def _percent_or_value(value, proportion: bool) -> str:
     return f"{100 * value:.1f}%" if proportion else f"{value:.4f}"
 
 
-def format_rows(meta: ReplicationMetadata, record: dict) -> str:
+def format_rows(meta: ReplicationMetadata, record: Record) -> str:
     """`metric | reported | reproduced (mean ± sd) | band | verdict`, as REPLICATIONS.md asks."""
-    lines = [f"{meta.title} — {meta.id} ({record['profile']} profile, data: {record['data']})"]
-    width = max([len("setting")] + [len(row["setting"]) for row in record["rows"]])
+    lines = [f"{meta.title} — {meta.id} ({record.profile} profile, data: {record.data})"]
+    width = max([len("setting")] + [len(row.setting) for row in record.rows])
     lines.append(f"{'setting':<{width}} {'metric':<30} {'reported':>9} {'reproduced':>18} {'band':>17}  verdict")
-    for row in record["rows"]:
-        proportion = row.get("kind", "proportion") == "proportion"
-        reported = _percent_or_value(row.get("reported"), proportion)
-        if row.get("mean") is None:
+    for row in record.rows:
+        proportion = row.kind == "proportion"
+        reported = _percent_or_value(row.reported, proportion)
+        if row.mean is None:
             reproduced = "—"
         else:
-            reproduced = f"{_percent_or_value(row['mean'], proportion)} ± {_percent_or_value(row['sd'], proportion)}"
-        band = row.get("band")
+            reproduced = f"{_percent_or_value(row.mean, proportion)} ± {_percent_or_value(row.sd, proportion)}"
+        band = row.band
         band_text = (
-            f"[{_percent_or_value(band['low'], proportion)}, {_percent_or_value(band['high'], proportion)}]"
-            if band
-            else ""
+            f"[{_percent_or_value(band.low, proportion)}, {_percent_or_value(band.high, proportion)}]" if band else ""
         )
         lines.append(
-            f"{row['setting']:<{width}} {row['metric']:<30} {reported:>9} {reproduced:>18} {band_text:>17}  "
-            f"{row['verdict']}"
+            f"{row.setting:<{width}} {row.metric:<30} {reported:>9} {reproduced:>18} {band_text:>17}  {row.verdict}"
         )
     return "\n".join(lines)

@@ -4,14 +4,17 @@
 `first_problem` turns its first error into `(field, problem)`, e.g. `("rows[0].verdict", "must be one of
 ...")`, which the loaders prefix with the file so a user fixes the file without reading this code.
 
-Records: schema_version 2 is what the runner writes; version 1 (seed entries with `extras`) is read only,
-so the records already committed under `results/` keep loading.
+Records: schema_version 2 is what the runner writes and the loaders read; every key a committed record holds
+is declared, so a reader can rely on its type. The models are frozen: a reader reads attributes, and a derived
+value is a `model_copy`. A record's file holds the fields its writer set (`model_dump(exclude_unset=True)`): an
+optional field an older record lacks stays absent when it is written again.
 """
 
 from __future__ import annotations
 
 import types
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,7 +23,6 @@ from .bands import ABOUT, BEYOND_PAPER, CLAIMS, DATA_KINDS, KINDS, NOT_RUN, PRIM
 from .verdicts import VERDICTS
 
 SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
 CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # No leading dot, no slash: these become folder and file names under results/.
 SAFE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$"
@@ -117,39 +119,49 @@ class Summary(StrictModel):
     n: int
 
 
+class ClassScores(StrictModel):
+    """One class of a classification report; recall and f1 are None for a class absent from the test set."""
+
+    precision: float
+    recall: Number
+    f1: Number
+    support: int
+
+
+class ClassificationReport(StrictModel):
+    """`metrics.classification_report` of one seed's scored set."""
+
+    n: int
+    class_names: list[str]
+    accuracy: float
+    accuracy_ci: Annotated[list[float], Field(min_length=2, max_length=2)]
+    macro_f1: float
+    per_class: dict[str, ClassScores]
+    confusion_matrix: list[list[int]]
+    confusion_matrix_normalized: list[list[float]]
+    roc_auc: dict[str, Number]  # None for a class the test set has no (or only) images of
+    loss: float
+    ece: float
+    predicted: dict[str, int]  # how many images each class was predicted for
+
+
 class SeedEntry(StrictModel):
     """One seed of one setting, as `execution.evaluate_outcome` writes it."""
 
     metrics: dict[str, Number]
-    report: dict[str, Any]
+    report: ClassificationReport | None
     history: dict[str, list[Any]]
     scored_set: str
     denominators: dict[str, int]
     notes: list[str]
-    details: dict[str, Any]
+    details: dict[str, Any]  # each replication's own
     wall_time_s: float | None = None
     # The scored set's labels and predicted classes, one character per image (`per_image`): paired tests.
     predictions: dict[str, str] | None = None
 
 
-class SeedEntryV1(StrictModel):
-    """Schema version 1: what is now `scored_set`, `denominators`, `notes`, `details` lived in `extras`."""
-
-    model_config = ConfigDict(extra="allow")
-
-    metrics: dict[str, Number]
-    report: dict[str, Any] = {}
-    history: dict[str, Any] = {}
-    extras: dict[str, Any] = {}
-
-
 class Setting(StrictModel):
     seeds: dict[str, SeedEntry]
-    summary: dict[str, Summary]
-
-
-class SettingV1(StrictModel):
-    seeds: dict[str, SeedEntryV1]
     summary: dict[str, Summary]
 
 
@@ -164,26 +176,27 @@ class BandEntry(StrictModel):
 
 
 class Row(StrictModel):
+    # Fields in the order records hold them (`rows.build_rows`), so a record is written again as it was.
     metric: Text
     setting: Text
     kind: Literal[KINDS] = "proportion"
-    reported: Number
-    n_test: int | None
-    where: str | None
     mean: Number
     sd: Number
     values: list[Number]
     ci: Annotated[list[float], Field(min_length=2, max_length=2)] | None
+    # What a model that learnt nothing scores on our test set (accuracy and recall rows; rows derive them).
+    chance: Number = None
+    majority: Number = None
+    reported: Number
+    # Paper rows since the threshold claims; older records have neither (an `about`, primary row).
+    claim: Literal[CLAIMS] = ABOUT
+    reading: Literal[READINGS] = PRIMARY
+    n_test: int | None
+    where: str | None
     band: BandEntry | None
     verdict: Literal[VERDICTS]
     position: Literal["inside", "below", "above"] | None = None
     note: str
-    # Paper rows since the threshold claims; older records have neither (an `about`, primary row).
-    claim: Literal[CLAIMS] = ABOUT
-    reading: Literal[READINGS] = PRIMARY
-    # What a model that learnt nothing scores on our test set (accuracy and recall rows; rows derive them).
-    chance: Number = None
-    majority: Number = None
     # The verdict rule's reading (`verdicts.judge`): the interval, the claim's margin and why.
     interval: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
     margin: Number = None
@@ -196,26 +209,53 @@ class Row(StrictModel):
         return self
 
 
-class Provenance(StrictModel):
-    """Where a record came from; more keys (`runtime`, `executor`) are kept as they are."""
+class JobOrigin(StrictModel):
+    """One job result a record was assembled from (`runner._job_origin`): its file, where and how long it ran."""
 
-    model_config = ConfigDict(extra="allow")
+    setting: str
+    seed: int
+    file: str
+    git_commit: str
+    cpu: str
+    cpu_kind: str
+    policy: str
+    threads: int
+    wall_time_s: float
+    finished_utc: str
+
+
+class Provenance(StrictModel):
+    """Where a record came from (`provenance.collect_provenance`, completed by the runner). Fields in the order
+    records hold them; those with a default are absent from records made before they were added."""
 
     git_commit: str
     git_dirty: bool | None
-    metadata_hash: str
-    code_hash: str
-    config_hash: str
-    config: dict[str, Any]
-    dataset_checksum: str | None
-    seeds: list[int]
     packages: dict[str, str | None]
     python: str
     platform: str
     cpu: str
-    wall_time_s: float
+    cpu_kind: str | None = None
     created_utc: str
     command: str
+    metadata_hash: str
+    metadata_rule: int = 1  # absent: the first rule, whose hash covered `reported` too
+    code_hash: str
+    code_files: dict[str, str] | None = None  # {path: sha256}; absent before per-file hashes
+    config_hash: str
+    config: dict[str, Any]
+    dataset_checksum: str | None
+    seeds: list[int]
+    wall_time_s: float
+    runtime: dict[str, Any] | None = None  # the speed switches, as the run's version named them
+    data_verified: bool | None = None  # None: no SHA256SUMS to check the data against
+    data_differences: list[str] = []
+    # None: a record made before run notes, which `runner._same_assembly` tells from a run without any.
+    run_notes: list[str] | None = None
+    executor: dict[str, Any] | None = None  # where parallel jobs ran: kind and workers
+    job_commits: list[str] = []
+    mixed_code: bool = False  # some jobs ran other numbers-layer code than the record's commit
+    jobs: list[JobOrigin] = []
+    jobs_wall_time_s: float | None = None  # the jobs' own times summed, those of other sessions included
 
     @field_validator("created_utc")
     @classmethod
@@ -228,7 +268,8 @@ class Provenance(StrictModel):
 
 
 class Record(StrictModel):
-    """A result record, schema version 2 (see `fer_common.records`)."""
+    """A result record, schema version 2 (see `fer_common.records`). `path`: the file it was loaded from (set
+    by `records.load_record`), never written."""
 
     schema_version: Literal[2]
     replication: Name
@@ -238,19 +279,15 @@ class Record(StrictModel):
     rows: list[Row]
     missing: str | None
     provenance: Provenance
+    path: Path | None = Field(default=None, exclude=True)
+
+    def seeds_of(self, setting: str) -> dict[str, SeedEntry]:
+        """{seed: entry} of one setting; empty for a setting the record did not run."""
+        ran = self.settings.get(setting)
+        return ran.seeds if ran else {}
 
     @model_validator(mode="after")
     def _missing_says_what(self) -> Record:
         if self.data == "missing" and self.missing is None:
             raise FieldError(("missing",), "must say what is missing when data is 'missing'")
         return self
-
-
-class RecordV1(Record):
-    """Schema version 1, read only (the records committed before version 2)."""
-
-    schema_version: Literal[1]
-    settings: dict[str, SettingV1]
-
-
-RECORD_MODELS: dict[int, type[Record]] = {1: RecordV1, 2: Record}

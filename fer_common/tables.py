@@ -110,7 +110,7 @@ def _outcome_table(papers: list[PaperResult]) -> list[str]:
 
 def _summary_line(paper: PaperResult) -> str:
     stale = " · *stale*" if paper.stale else ""
-    data = f", {paper.record['data'] if paper.record else paper.meta.dataset.data} data"
+    data = f", {paper.record.data if paper.record else paper.meta.dataset.data} data"
     line = f"- **{paper_label(paper.meta)}** ([page]({_page_link(paper)}){data}): {summary_text(paper)}"
     return line + _gaps_text(paper) + stale
 
@@ -226,9 +226,9 @@ def render_markdown(
     rows = [_claim_cells(paper, row, links=True) for paper in papers for row in paper.claims]
     lines += [*md_table(header, rows), ""]
     for paper in papers:
-        if paper.record and paper.record.get("missing"):
+        if paper.record and paper.record.missing:
             # The metadata says what to supply; the loader's own message (with it on the page) would repeat it.
-            what_to_supply = paper.meta.missing or paper.record["missing"]
+            what_to_supply = paper.meta.missing or paper.record.missing
             lines += [f"**Not run: {paper_label(paper.meta)}.** {one_paragraph(what_to_supply)}", ""]
     lines += _recipes_section(list(recipes), cross_dataset)
     lines.append(HOW_TO_READ_VERDICT if papers else "No replications found.")
@@ -315,9 +315,8 @@ def _detector_section(record: dict | None, results_dir: Path) -> list[str]:
 
 
 def _csv_row(paper: PaperResult, row: ResultRow) -> dict:
-    record = paper.record or {}
-    provenance = record.get("provenance", {})
-    band = row.band or {}
+    provenance = paper.record.provenance if paper.record else None
+    band = row.band
     return {
         "paper": paper.meta.id,
         "setting": row.setting,
@@ -334,10 +333,10 @@ def _csv_row(paper: PaperResult, row: ResultRow) -> dict:
         "why": row.judgement,
         "better": row.better or ("higher" if row.kind == "proportion" else ""),
         "seeds": row.n_seeds,
-        "data": record.get("data", ""),
+        "data": paper.record.data if paper.record else "",
         "record": paper.record_name,
-        "commit": str(provenance.get("git_commit") or "")[:7],
-        "date": str(provenance.get("created_utc") or "")[:10],
+        "commit": provenance.git_commit[:7] if provenance else "",
+        "date": provenance.created_utc[:10] if provenance else "",
         "stale": "yes" if paper.stale else "no",
         "stale_reason": ", ".join(paper.stale),
         "reported_value": row.reported,
@@ -348,9 +347,9 @@ def _csv_row(paper: PaperResult, row: ResultRow) -> dict:
         "interval_low": row.interval[0] if row.interval else None,
         "interval_high": row.interval[1] if row.interval else None,
         "margin": row.margin,
-        "band_low": band.get("low"),
-        "band_high": band.get("high"),
-        "binding": band.get("binding", ""),
+        "band_low": band.low if band else None,
+        "band_high": band.high if band else None,
+        "binding": band.binding if band else "",
     }
 
 
@@ -411,7 +410,7 @@ def render_latex(papers: list[PaperResult]) -> str:
 def _status(paper: PaperResult) -> str:
     if paper.record is None:
         return summary_text(paper)
-    prefix = "" if paper.record.get("missing") else "full run recorded: "
+    prefix = "" if paper.record.missing else "full run recorded: "
     gaps = _gaps_text(paper, "results/", names=False)
     return prefix + summary_text(paper) + gaps + (" (stale)" if paper.stale else "")
 

@@ -185,31 +185,31 @@ def test_the_128_image_test_is_a_fixed_draw_of_32_per_class_listed_in_the_metada
 @requires_dataset("fer2013")
 def test_quick_profile_runs_every_model_and_labels_random_initialisation():
     record, path = run_replication(REPLICATIONS.get("boyce"), "quick")
-    assert path.exists() and record["data"] == "real"
-    assert set(record["settings"]) == set(models.MODEL_NAMES)
+    assert path.exists() and record.data == "real"
+    assert set(record.settings) == set(models.MODEL_NAMES)
     for name in models.MODEL_NAMES:
-        rows = [row for row in record["rows"] if row["setting"] == name]
+        rows = [row for row in record.rows if row.setting == name]
         # The half-width final model is kept for comparison only: its rows are the headline numbers.
         wanted = {"private_accuracy", "seconds_per_epoch"} | (
             {"accuracy"} if name == "final_reduced" else {"macro_f1", "private_recall/neutral"}
         )
-        assert wanted <= {row["metric"] for row in rows}
-        assert all(row["mean"] is not None for row in rows)
-        seed = record["settings"][name]["seeds"]["0"]
-        assert seed["report"]["n"] == 128 and seed["details"]["sizes"]["test"] == 128
-        from_random = all("random initialisation (--weights none)" in row.get("note", "") for row in rows)
+        assert wanted <= {row.metric for row in rows}
+        assert all(row.mean is not None for row in rows)
+        seed = record.settings[name].seeds["0"]
+        assert seed.report.n == 128 and seed.details["sizes"]["test"] == 128
+        from_random = all("random initialisation (--weights none)" in row.note for row in rows)
         assert from_random == (name in TRANSFER_MODELS)
-    [final] = [row for row in record["rows"] if row["setting"] == "final" and row["metric"] == "accuracy"]
-    assert final["reported"] == 0.93 and final["band"] is not None
+    [final] = [row for row in record.rows if row.setting == "final" and row.metric == "accuracy"]
+    assert final.reported == 0.93 and final.band is not None
     # The hypotheses' measures (metadata `hypotheses:`) come with every run.
-    seed = record["settings"]["final"]["seeds"]["0"]
+    seed = record.settings["final"].seeds["0"]
     hypothesis_metrics = {"accuracy_best_epoch_on_test", "draw128_mean", "draw128_p99", "draw128_max"}
-    assert hypothesis_metrics | {"draw128_share_at_least_band_low"} <= set(seed["metrics"])
-    by_epoch = seed["details"]["test_accuracy_by_epoch"]
-    assert by_epoch[seed["details"]["best_epoch"] - 1] == pytest.approx(seed["metrics"]["accuracy"])
-    assert seed["metrics"]["accuracy_best_epoch_on_test"] == max(by_epoch)
-    assert seed["details"]["seed_chosen_on_test"]["seed"] == 0
-    assert seed["details"]["test_draws"]["per_class"] == 25  # the quick profile's PrivateTest: 25 per class
+    assert hypothesis_metrics | {"draw128_share_at_least_band_low"} <= set(seed.metrics)
+    by_epoch = seed.details["test_accuracy_by_epoch"]
+    assert by_epoch[seed.details["best_epoch"] - 1] == pytest.approx(seed.metrics["accuracy"])
+    assert seed.metrics["accuracy_best_epoch_on_test"] == max(by_epoch)
+    assert seed.details["seed_chosen_on_test"]["seed"] == 0
+    assert seed.details["test_draws"]["per_class"] == 25  # the quick profile's PrivateTest: 25 per class
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ def _quick_accuracy(seed):
     from fer_common.runner import run_replication
 
     record, _ = run_replication(REPLICATIONS.get("chen"), "quick", seeds=[seed], write=False, make_plots=False)
-    return record["settings"]["random_split"]["seeds"][str(seed)]["metrics"]
+    return record.settings["random_split"].seeds[str(seed)].metrics
 
 
 @requires_dataset("ckplus48")

@@ -12,7 +12,7 @@ from fer_common.metadata import load_metadata
 from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
 
-from .helpers import requires_dataset
+from .helpers import made_record, requires_dataset
 
 
 def test_missing_dataset_says_where_to_put_it_and_how_to_get_it(tmp_path, monkeypatch, capsys):
@@ -134,7 +134,7 @@ def test_explain_runs_each_hypothesis_profile_once_with_the_run_options(tmp_path
 
     def stub_run(replication, profile, **options):
         calls.append((replication.id, profile, options["seeds"], options["options"].precision, options["executor"]))
-        return {"profile": profile, "data": "real", "rows": []}, tmp_path / f"{profile}.json"
+        return made_record("chen", profile), tmp_path / f"{profile}.json"
 
     monkeypatch.setattr(runner, "run_replication", stub_run)
     arguments = ["explain", "chen", "--seeds", "0", "--precision", "mixed_bfloat16", "--executor", "process"]
@@ -148,13 +148,15 @@ def test_explain_runs_each_hypothesis_profile_once_with_the_run_options(tmp_path
 
 def test_explain_skips_a_profile_whose_latest_record_is_current_unless_forced(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_RESULTS_DIR", str(tmp_path))
-    current = {"provenance": {"git_dirty": False}}
+    current = made_record("chen", "explain_patience_3", git_dirty=False)
     monkeypatch.setattr(
         records, "latest_record", lambda _, profile: current if profile == "explain_patience_3" else None
     )
     monkeypatch.setattr(provenance, "stale_reasons", lambda meta, record: [])
     ran = []
-    monkeypatch.setattr(runner, "run_replication", lambda _, profile, **__: (ran.append(profile) or {}, None))
+    monkeypatch.setattr(
+        runner, "run_replication", lambda _, profile, **__: (ran.append(profile) or made_record("chen", profile), None)
+    )
     monkeypatch.setattr(runner, "format_rows", lambda meta, record: "")
     assert main(["explain", "chen"]) == 0
     assert "explain_patience_3" not in ran and len(ran) == 5

@@ -23,48 +23,48 @@ def quick_record():
 
 @requires_dataset("fer2013")
 def test_quick_profile_trains_both_models_on_one_split(quick_record):
-    assert quick_record["data"] == "proxy"
-    seeds = {setting: quick_record["settings"][setting]["seeds"]["0"] for setting in ("baseline", "resnet18")}
-    sizes = {setting: entry["details"]["sizes"] for setting, entry in seeds.items()}
+    assert quick_record.data == "proxy"
+    seeds = {setting: quick_record.settings[setting].seeds["0"] for setting in ("baseline", "resnet18")}
+    sizes = {setting: entry.details["sizes"] for setting, entry in seeds.items()}
     assert sizes["baseline"] == sizes["resnet18"] == {"train": 800, "validation": 100, "test": 100}
     for entry in seeds.values():
-        assert entry["report"]["n"] == 100, "validation accuracy is the reported figure"
-        assert 0.0 <= entry["metrics"]["test_accuracy"] <= 1.0
-        epochs = entry["details"]["epochs_trained"]
-        assert len(entry["history"]["val_accuracy"]) == epochs <= 2
-        assert entry["details"]["stopped_early"] == (epochs < 2)
-        held_out = entry["details"]["held_out"]
+        assert entry.report.n == 100, "validation accuracy is the reported figure"
+        assert 0.0 <= entry.metrics["test_accuracy"] <= 1.0
+        epochs = entry.details["epochs_trained"]
+        assert len(entry.history["val_accuracy"]) == epochs <= 2
+        assert entry.details["stopped_early"] == (epochs < 2)
+        held_out = entry.details["held_out"]
         assert np.mean(decode_labels(held_out["true"]) == decode_labels(held_out["predicted"])) == pytest.approx(
-            entry["metrics"]["test_accuracy"]
+            entry.metrics["test_accuracy"]
         )
-    assert seeds["baseline"]["predictions"]["true"] == seeds["resnet18"]["predictions"]["true"], "one split"
+    assert seeds["baseline"].predictions["true"] == seeds["resnet18"].predictions["true"], "one split"
 
 
 @requires_dataset("fer2013")
 def test_the_difference_is_resnet18_minus_baseline_on_the_same_images_with_a_paired_test(quick_record):
-    baseline = quick_record["settings"]["baseline"]["seeds"]["0"]
-    resnet18 = quick_record["settings"]["resnet18"]["seeds"]["0"]
-    rows = {(row["setting"], row["metric"]): row for row in quick_record["rows"]}
-    assert rows[("resnet18", "accuracy_minus_baseline")]["mean"] == pytest.approx(
-        resnet18["metrics"]["accuracy"] - baseline["metrics"]["accuracy"]
+    baseline = quick_record.settings["baseline"].seeds["0"]
+    resnet18 = quick_record.settings["resnet18"].seeds["0"]
+    rows = {(row.setting, row.metric): row for row in quick_record.rows}
+    assert rows[("resnet18", "accuracy_minus_baseline")].mean == pytest.approx(
+        resnet18.metrics["accuracy"] - baseline.metrics["accuracy"]
     )
-    assert rows[("resnet18", "test_accuracy_minus_baseline")]["mean"] == pytest.approx(
-        resnet18["metrics"]["test_accuracy"] - baseline["metrics"]["test_accuracy"]
+    assert rows[("resnet18", "test_accuracy_minus_baseline")].mean == pytest.approx(
+        resnet18.metrics["test_accuracy"] - baseline.metrics["test_accuracy"]
     )
-    assert "accuracy_minus_baseline" not in resnet18["metrics"], "derived from the predictions, not stored"
+    assert "accuracy_minus_baseline" not in resnet18.metrics, "derived from the predictions, not stored"
     difference = rows[("resnet18", "accuracy_minus_baseline")]
-    assert "paired, same images: seed 0" in difference["note"] and "McNemar p=" in difference["note"]
-    assert (difference["kind"], difference["reported"], difference["verdict"]) == ("value", 0.02, "proxy")
-    assert difference["band"]["terms"]["floor"] == 0.01 and difference["band"]["terms"]["sampling"] is None
-    assert rows[("baseline", "accuracy")]["verdict"] == rows[("resnet18", "accuracy")]["verdict"] == "proxy"
+    assert "paired, same images: seed 0" in difference.note and "McNemar p=" in difference.note
+    assert (difference.kind, difference.reported, difference.verdict) == ("value", 0.02, "proxy")
+    assert difference.band.terms["floor"] == 0.01 and difference.band.terms["sampling"] is None
+    assert rows[("baseline", "accuracy")].verdict == rows[("resnet18", "accuracy")].verdict == "proxy"
 
 
 @requires_dataset("fer2013")
 def test_resnet18_rows_say_random_weights(quick_record):
-    assert quick_record["settings"]["resnet18"]["seeds"]["0"]["notes"] == [cmu_proxy.RANDOM_WEIGHTS_NOTE]
-    assert quick_record["settings"]["baseline"]["seeds"]["0"]["notes"] == []
-    for row in quick_record["rows"]:
-        assert ("random weights" in row["note"]) == (row["setting"] == "resnet18"), row["metric"]
+    assert quick_record.settings["resnet18"].seeds["0"].notes == [cmu_proxy.RANDOM_WEIGHTS_NOTE]
+    assert quick_record.settings["baseline"].seeds["0"].notes == []
+    for row in quick_record.rows:
+        assert ("random weights" in row.note) == (row.setting == "resnet18"), row.metric
 
 
 def test_subset_keeps_class_proportions_and_is_the_same_for_every_seed():

@@ -55,26 +55,26 @@ def test_fixture_run_trains_both_models_and_records_every_row(isolated_dirs, edi
     root.mkdir(parents=True)
     make_list_file_edition(root) if edition == "list-file" else make_folder_edition(root)
     record, path = run_replication(REPLICATIONS.get("cmu"), "fixture")
-    assert load_record(path)["data"] == "real"
-    assert set(record["settings"]) == {"baseline", "resnet18"}
+    assert load_record(path).data == "real"
+    assert set(record.settings) == {"baseline", "resnet18"}
     for setting in ("baseline", "resnet18"):
-        seed = record["settings"][setting]["seeds"]["0"]
-        assert 0.0 <= seed["metrics"]["accuracy"] <= 1.0 and 0.0 <= seed["metrics"]["test_accuracy"] <= 1.0
-        assert seed["history"]["loss"] and seed["history"]["val_loss"]
-    resnet_rows = [row for row in record["rows"] if row["setting"] == "resnet18"]
+        seed = record.settings[setting].seeds["0"]
+        assert 0.0 <= seed.metrics["accuracy"] <= 1.0 and 0.0 <= seed.metrics["test_accuracy"] <= 1.0
+        assert seed.history["loss"] and seed.history["val_loss"]
+    resnet_rows = [row for row in record.rows if row.setting == "resnet18"]
     # No weights in FER_WEIGHTS_DIR: ResNet18 trained from scratch, and every row of it says so.
-    assert all("from scratch" in row["note"] for row in resnet_rows)
+    assert all("from scratch" in row.note for row in resnet_rows)
     assert (path.with_suffix("") / "baseline-confusion.png").stat().st_size > 0
     # The paper's claims about its data, counted on the seed's training split.
-    [split] = [seed["details"]["sizes"]["train"] for seed in record["settings"]["baseline"]["seeds"].values()]
-    claims = {row["metric"]: row for row in record["rows"] if row["setting"] == "baseline"}
-    assert claims["share/happy_and_neutral"]["reported"] == 0.5 and 0 < claims["share/happy_and_neutral"]["mean"] < 1
+    [split] = [seed.details["sizes"]["train"] for seed in record.settings["baseline"].seeds.values()]
+    claims = {row.metric: row for row in record.rows if row.setting == "baseline"}
+    assert claims["share/happy_and_neutral"].reported == 0.5 and 0 < claims["share/happy_and_neutral"].mean < 1
     assert split > 0
     # Static2Live: each setting's best model is a bundle the demo and `predict` select by name.
     photo = sorted((SHARED_DATA / "cfd").glob("CFD-*-N.jpg"))[0]
     for setting in ("baseline", "resnet18"):
         bundle = load_bundle(f"cmu-{setting}")
-        assert bundle.class_names == record["settings"][setting]["seeds"]["0"]["report"]["class_names"]
+        assert bundle.class_names == record.settings[setting].seeds["0"].report.class_names
         [result] = predict_images([photo], bundle)
         assert len(result["faces"]) == 1 and result["faces"][0]["label"] in bundle.class_names
 
@@ -89,7 +89,7 @@ def test_the_data_claims_count_happy_per_contempt_and_the_share_of_happy_and_neu
 def test_without_affectnet_the_run_records_not_run_with_instructions(isolated_dirs, caplog):
     with caplog.at_level("WARNING", logger="fer_common"):
         record, path = run_replication(REPLICATIONS.get("cmu"))
-    assert record["data"] == "missing" and path.exists()
-    assert {row["verdict"] for row in record["rows"]} == {"not run"}
-    assert all("mohammadmahoor.com/affectnet" in row["note"] for row in record["rows"])
+    assert record.data == "missing" and path.exists()
+    assert {row.verdict for row in record.rows} == {"not run"}
+    assert all("mohammadmahoor.com/affectnet" in row.note for row in record.rows)
     assert "resnet18_imagenet_torchvision.npz" in caplog.text

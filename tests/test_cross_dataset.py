@@ -39,7 +39,7 @@ from fer_common.measurement_pages import CARRIED_NOTE, cross_dataset_markdown, p
 from fer_common.report import latest_measurements
 from fer_common.tables import render_audits
 
-from .helpers import requires_dataset
+from .helpers import job_origin, made_record, requires_dataset
 
 FER_TEST = TEST_SETS[0]
 CFD_TEST = next(test_set for test_set in TEST_SETS if test_set.dataset == "cfd")
@@ -446,8 +446,8 @@ def test_a_row_comes_from_the_job_result_that_scored_it_when_its_bundle_stayed_o
         )
         result.cross_dataset = {key: scored[key] for key in ("test_sets", "mappings", "cells")}
         files.append(store.save(result).file.name)
-    jobs = [{"setting": "baseline", "seed": seed, "file": file} for seed, file in enumerate(files)]
-    full = {"provenance": {"jobs": jobs, "created_utc": "2026-12-07T00:00:00Z"}}
+    jobs = [job_origin("baseline", seed, file) for seed, file in enumerate(files)]
+    full = made_record("cmu_proxy", jobs=jobs, created_utc="2026-12-07T00:00:00Z")
     monkeypatch.setattr(
         cross_dataset,
         "latest_record",

@@ -21,6 +21,7 @@ from fer_common.jobs import plan_jobs
 from fer_common.records import load_record
 from fer_common.registry import REPLICATIONS
 from fer_common.runner import run_replication
+from fer_common.schema import Record
 from fer_common.train import RuntimeOptions
 from replications.neamtiu.replication import Neamtiu
 
@@ -35,14 +36,14 @@ POOL = ExecutorOptions(kind="process", workers=2)
 CHEN_JOBS = [("random_split", 0), ("random_split", 1), ("subject_split", 0), ("subject_split", 1)]
 
 
-def chen_quick(jobs_root, executor: ExecutorOptions | None = None, **kwargs) -> dict:
+def chen_quick(jobs_root, executor: ExecutorOptions | None = None, **kwargs) -> Record:
     """Chen's quick profile (2 folds, 3 epochs) for SEEDS: 2 settings x 2 seeds = 4 jobs."""
     arguments = {"seeds": SEEDS, "write": False, "make_plots": False, **kwargs}
     record, _ = run_replication(REPLICATIONS.get("chen"), "quick", executor=executor, jobs_root=jobs_root, **arguments)
     return record
 
 
-def one_thread_record(tmp_path, executor: ExecutorOptions) -> dict:
+def one_thread_record(tmp_path, executor: ExecutorOptions) -> Record:
     """Chen quick with one TensorFlow thread per job, written and read back like the sequential record."""
     _, path = run_replication(
         REPLICATIONS.get("chen"),
@@ -62,20 +63,17 @@ def job_folders(jobs_root) -> list:
     return [path for path in jobs_root.iterdir() if path.is_dir()]
 
 
-def numbers(record: dict) -> dict:
+def numbers(record: Record) -> dict:
     """What the jobs computed: per-seed entries (without their wall time) and the rows."""
     settings = {
-        setting: {
-            seed: {key: value for key, value in entry.items() if key != "wall_time_s"}
-            for seed, entry in result["seeds"].items()
-        }
-        for setting, result in record["settings"].items()
+        setting: {seed: entry.model_dump(exclude={"wall_time_s"}) for seed, entry in result.seeds.items()}
+        for setting, result in record.settings.items()
     }
-    return {"settings": settings, "rows": record["rows"]}
+    return {"settings": settings, "rows": record.rows}
 
 
 @pytest.fixture(scope="module")
-def sequential_chen(tmp_path_factory) -> dict:
+def sequential_chen(tmp_path_factory) -> Record:
     """The sequential record, made by the command line in a fresh process: TensorFlow sizes its thread
     pools once per process, and this one (pytest's) may have started them with another count."""
     results = tmp_path_factory.mktemp("sequential-results")
@@ -93,8 +91,8 @@ def sequential_chen(tmp_path_factory) -> dict:
 def test_process_pool_gives_the_sequential_record(sequential_chen, tmp_path):
     record = one_thread_record(tmp_path, POOL)
     assert numbers(record) == numbers(sequential_chen)
-    assert record["provenance"]["executor"] == {"kind": "process", "workers": 2}
-    assert record["provenance"]["runtime"]["threads"] == 1
+    assert record.provenance.executor == {"kind": "process", "workers": 2}
+    assert record.provenance.runtime["threads"] == 1
     assert job_folders(tmp_path / "jobs") == [], "the job folder goes once the record is built"
 
 
@@ -135,7 +133,7 @@ def test_a_job_that_fails_once_is_retried(fake_chen, tmp_path, caplog):
     fake_chen["fail_once"] = {("subject_split", 1)}
     record = chen_quick(tmp_path)
     assert fake_chen["calls"] == CHEN_JOBS + [("subject_split", 1)]
-    assert set(record["settings"]["subject_split"]["seeds"]) == {"0", "1"}
+    assert set(record.settings["subject_split"].seeds) == {"0", "1"}
     assert "setting=subject_split seed=1 failed (attempt 1 of 2)" in caplog.text
 
 
@@ -162,8 +160,8 @@ def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_che
     assert caplog.text.count("reusing job") == 3
     assert len(list((results / "chen").glob("*.json"))) == 1 and not job_folder.exists()
     # The record's job time counts the jobs the first invocation finished, not only what this one trained.
-    job_times = [entry["wall_time_s"] for setting in record["settings"].values() for entry in setting["seeds"].values()]
-    assert record["provenance"]["jobs_wall_time_s"] == pytest.approx(sum(job_times), abs=0.1)
+    job_times = [entry.wall_time_s for setting in record.settings.values() for entry in setting.seeds.values()]
+    assert record.provenance.jobs_wall_time_s == pytest.approx(sum(job_times), abs=0.1)
 
     fake_chen["calls"] = []
     assert numbers(chen_quick(tmp_path / "fresh")) == numbers(record), "reused jobs give the record fresh ones give"
@@ -308,7 +306,7 @@ def local_ray():
 def test_local_ray_gives_the_sequential_record(local_ray, sequential_chen, tmp_path):
     record = one_thread_record(tmp_path, ExecutorOptions(kind="ray", workers=2))
     assert numbers(record) == numbers(sequential_chen)
-    assert record["provenance"]["executor"] == {"kind": "ray", "workers": 2}
+    assert record.provenance.executor == {"kind": "ray", "workers": 2}
     assert local_ray.is_initialized(), "a Ray the run did not start is left running"
 
 

@@ -20,8 +20,9 @@ from fer_common.paired import paired_accuracy, paired_runs
 from fer_common.per_image import decode_labels, encode_labels
 from fer_common.progress import job_groups, progress_text
 from fer_common.provenance import CODE_MOVES_FILE
+from fer_common.records import load_record
 
-from .helpers import REPO_ROOT
+from .helpers import REPO_ROOT, seed_entry
 from .helpers import git as _git
 
 TRAIN = "fer_common/train.py"
@@ -202,15 +203,13 @@ def test_seeds_run_in_two_processes_with_separate_caches_assemble_the_record_of_
     _run_elsewhere(repository, "0,1", alone, tmp_path / "cache-c")
     [one_run] = sorted((alone / "sixth_replication").glob("full-*.json"))
 
-    assembled, one_run = json.loads(assembled.read_text()), json.loads(one_run.read_text())
+    assembled, one_run = load_record(assembled), load_record(one_run)
     for seed in ("0", "1"):
-        mine, theirs = (record["settings"]["gray"]["seeds"][seed] for record in (assembled, one_run))
-        assert mine["metrics"] == theirs["metrics"] and mine["predictions"] == theirs["predictions"]
-    jobs_listed = assembled["provenance"]["jobs"]
-    assert [job["seed"] for job in jobs_listed] == [0, 1] and all(job["cpu_kind"] for job in jobs_listed)
-    assert assembled["provenance"]["jobs_wall_time_s"] == pytest.approx(
-        sum(job["wall_time_s"] for job in jobs_listed), abs=0.2
-    )
+        mine, theirs = (record.settings["gray"].seeds[seed] for record in (assembled, one_run))
+        assert mine.metrics == theirs.metrics and mine.predictions == theirs.predictions
+    jobs_listed = assembled.provenance.jobs
+    assert [job.seed for job in jobs_listed] == [0, 1] and all(job.cpu_kind for job in jobs_listed)
+    assert assembled.provenance.jobs_wall_time_s == pytest.approx(sum(job.wall_time_s for job in jobs_listed), abs=0.2)
 
     _git(repository, "add", "results")
     _git(repository, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "record")
@@ -235,14 +234,14 @@ def test_two_runs_of_a_setting_pair_seed_by_seed_on_the_same_images_only():
     """A hypothesis's record against the record as run: seeds both have, with the same labels."""
     true = encode_labels([0, 1, 1, 0])
     mine = {
-        "0": {"predictions": {"true": true, "predicted": encode_labels([0, 1, 1, 0])}},
-        "1": {"predictions": {"true": true, "predicted": encode_labels([0, 0, 0, 0])}},
-        "2": {"metrics": {}},
+        "0": seed_entry(predictions={"true": true, "predicted": encode_labels([0, 1, 1, 0])}),
+        "1": seed_entry(predictions={"true": true, "predicted": encode_labels([0, 0, 0, 0])}),
+        "2": seed_entry(),
     }  # made before per-image predictions were kept
     theirs = {
-        "0": {"predictions": {"true": true, "predicted": encode_labels([0, 0, 1, 1])}},
-        "1": {"predictions": {"true": encode_labels([1, 1, 1, 0]), "predicted": true}},  # other images
-        "2": {"predictions": {"true": true, "predicted": true}},
+        "0": seed_entry(predictions={"true": true, "predicted": encode_labels([0, 0, 1, 1])}),
+        "1": seed_entry(predictions={"true": encode_labels([1, 1, 1, 0]), "predicted": true}),  # other images
+        "2": seed_entry(predictions={"true": true, "predicted": true}),
     }
     paired = paired_runs(mine, theirs)
     assert list(paired) == ["0"] and (paired["0"].only_setting, paired["0"].only_against) == (2, 0)

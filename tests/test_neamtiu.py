@@ -209,17 +209,15 @@ def test_one_training_feeds_both_protocols_and_saves_the_demo_models(monkeypatch
     )
 
     assert len(trainings) == 1, "both protocols must read one training run"
-    source = record["settings"]["source_protocol"]["seeds"]["0"]
-    clean = record["settings"]["clean_protocol"]["seeds"]["0"]
-    assert source["report"]["n"] == 200 and clean["report"]["n"] == 100
-    assert len(source["history"]["val_accuracy"]) == 2
-    assert clean["details"]["selected_epoch"] in (1, 2)
-    assert clean["metrics"]["protocol_gap"] == pytest.approx(
-        source["metrics"]["accuracy"] - clean["metrics"]["accuracy"]
-    )
-    rows = {(row["setting"], row["metric"]): row for row in record["rows"]}
-    assert rows[("source_protocol", "accuracy")]["reported"] == 0.632
-    assert rows[("clean_protocol", "accuracy")]["mean"] == clean["metrics"]["accuracy"]
+    source = record.settings["source_protocol"].seeds["0"]
+    clean = record.settings["clean_protocol"].seeds["0"]
+    assert source.report.n == 200 and clean.report.n == 100
+    assert len(source.history["val_accuracy"]) == 2
+    assert clean.details["selected_epoch"] in (1, 2)
+    assert clean.metrics["protocol_gap"] == pytest.approx(source.metrics["accuracy"] - clean.metrics["accuracy"])
+    rows = {(row.setting, row.metric): row for row in record.rows}
+    assert rows[("source_protocol", "accuracy")].reported == 0.632
+    assert rows[("clean_protocol", "accuracy")].mean == clean.metrics["accuracy"]
     assert not checkpoint_folder(trainings[0]).exists(), "the checkpoint goes once the run has finished"
     for setting in ("source_protocol", "clean_protocol"):
         bundle = load_bundle(tmp_path / "models" / f"neamtiu-{setting}-seed0.keras")
@@ -236,10 +234,10 @@ def test_quick_profile_beats_the_majority_class_from_one_training():
 
     record, _ = run_replication(REPLICATIONS.get("neamtiu"), "quick", write=False, make_plots=False)
     for setting in ("source_protocol", "clean_protocol"):
-        result = record["settings"][setting]["seeds"]["0"]
-        support = [entry["support"] for entry in result["report"]["per_class"].values()]
+        result = record.settings[setting].seeds["0"]
+        support = [entry.support for entry in result.report.per_class.values()]
         majority = max(support) / sum(support)
-        accuracy = result["metrics"]["accuracy"]
+        accuracy = result.metrics["accuracy"]
         assert accuracy >= majority + MARGIN_OVER_MAJORITY, f"{setting}: {accuracy:.3f} vs majority {majority:.3f}"
         assert accuracy >= CHANCE + 0.12
     assert load_dataset("fer2013").class_names == CLASS_NAMES
@@ -251,13 +249,13 @@ def test_fer_package_reference_scores_privatetest():
     record, _ = run_replication(
         REPLICATIONS.get("neamtiu"), "reference", write=False, make_plots=False, config_overrides={"eval_limit": 400}
     )
-    result = record["settings"]["fer_package_reference"]["seeds"]["0"]
-    assert result["report"]["n"] == 400
-    assert result["details"]["parameters"] == 58_423
-    assert result["metrics"]["accuracy"] > 0.55  # about 0.66 on the whole of PrivateTest
-    assert result["metrics"]["tflite_accuracy"] == pytest.approx(result["metrics"]["accuracy"], abs=0.02)
-    assert result["metrics"]["images_per_second"] > 0
-    assert 0 < result["metrics"]["padded_crop_accuracy"] < 1
+    result = record.settings["fer_package_reference"].seeds["0"]
+    assert result.report.n == 400
+    assert result.details["parameters"] == 58_423
+    assert result.metrics["accuracy"] > 0.55  # about 0.66 on the whole of PrivateTest
+    assert result.metrics["tflite_accuracy"] == pytest.approx(result.metrics["accuracy"], abs=0.02)
+    assert result.metrics["images_per_second"] > 0
+    assert 0 < result.metrics["padded_crop_accuracy"] < 1
 
 
 def test_fer_input_matches_the_package_preprocessing():

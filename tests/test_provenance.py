@@ -20,13 +20,14 @@ from fer_common.data import load_dataset
 from fer_common.errors import DatasetError, FerError, MetadataError
 from fer_common.metadata import LEGACY_HASHED_SECTIONS, NUMBERS_LAYER, code_files, load_metadata, metadata_hash
 from fer_common.provenance import CODE_MOVES_FILE, code_move_problems, stale_reasons
-from fer_common.records import write_record
+from fer_common.records import record_content, write_record
 from fer_common.rows import record_rows
 from fer_common.runner import MODIFIED_DATA_NOTE, run_replication
+from fer_common.schema import Provenance
 from fer_common.tables import write_tables
 
 from .fixtures_data import make_ckplus, write_sha256sums
-from .helpers import REPO_ROOT
+from .helpers import REPO_ROOT, with_provenance
 from .helpers import git as _git
 from .sixth_replication.replication import SixthReplication
 
@@ -80,10 +81,10 @@ def _edit_code(path: Path) -> str:
 
 def test_editing_train_py_fails_the_strict_check_naming_the_record_and_the_file(repository, tmp_path):
     record, path = _run(_copied_sixth(repository)(), repository, tmp_path)
-    provenance = record["provenance"]
-    assert provenance["git_dirty"] is False and provenance["git_commit"] == _git(repository, "rev-parse", "HEAD")
-    assert {TRAIN, "replications/sixth_replication/replication.py"} <= set(provenance["code_files"])
-    assert provenance["job_commits"] == [provenance["git_commit"]] and provenance["mixed_code"] is False
+    provenance = record.provenance
+    assert provenance.git_dirty is False and provenance.git_commit == _git(repository, "rev-parse", "HEAD")
+    assert {TRAIN, "replications/sixth_replication/replication.py"} <= set(provenance.code_files)
+    assert provenance.job_commits == [provenance.git_commit] and provenance.mixed_code is False
     assert _report_and_strict_check(repository, tmp_path) == ([], [])
 
     original = _edit_code(repository / TRAIN)
@@ -102,7 +103,7 @@ def test_a_full_run_refuses_a_dirty_tree_and_other_profiles_record_it(repository
     with pytest.raises(FerError, match=rf"clean tree.*{TRAIN} in .* are not committed. Commit them"):
         _run(replication, repository, tmp_path)
     record, _ = _run(replication, repository, tmp_path, "quick")
-    assert record["provenance"]["git_dirty"] is True
+    assert record.provenance.git_dirty is True
 
 
 def test_an_untracked_module_makes_the_tree_dirty(repository, tmp_path):
@@ -121,13 +122,13 @@ def test_a_record_of_jobs_from_code_edited_during_the_run_says_so(repository, tm
 
     with caplog.at_level(logging.WARNING):
         record, _ = _run(EditedDuringTheRun(), repository, tmp_path, "quick")
-    provenance = record["provenance"]
-    assert provenance["mixed_code"] is True and provenance["job_commits"] == [provenance["git_commit"]]
+    provenance = record.provenance
+    assert provenance.mixed_code is True and provenance.job_commits == [provenance.git_commit]
     assert "the jobs ran at other code than the tree now holds" in caplog.text
     meta = load_metadata(EditedDuringTheRun.metadata_file)
     assert stale_reasons(meta, record, repository) == [
         f"code changed: {TRAIN}",
-        f"jobs made by other code (commits {provenance['git_commit'][:7]})",
+        f"jobs made by other code (commits {provenance.git_commit[:7]})",
     ]
 
 
@@ -144,12 +145,12 @@ def test_editing_the_runs_layer_or_the_report_leaves_the_record_current(reposito
 def test_numbers_layer_files_are_matched_by_content_so_a_moved_module_keeps_its_records(repository, tmp_path):
     record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
     meta = load_metadata(_copied_sixth(repository).metadata_file)
-    files = record["provenance"]["code_files"]
+    files = dict(record.provenance.code_files)
     # As if the record had been made before train.py moved to where it lies now.
     files["fer_common/old_place/train.py"] = files.pop(TRAIN)
-    assert stale_reasons(meta, record, repository) == []
+    assert stale_reasons(meta, with_provenance(record, code_files=files), repository) == []
     files["fer_common/old_place/train.py"] = "0" * 64  # another content under the old name: it is not train.py's
-    assert stale_reasons(meta, record, repository) == [f"code changed: {TRAIN}"]
+    assert stale_reasons(meta, with_provenance(record, code_files=files), repository) == [f"code changed: {TRAIN}"]
 
 
 def _sha256(path: Path) -> str:
@@ -174,7 +175,7 @@ def test_code_moved_between_numbers_modules_word_for_word_keeps_the_record_curre
     out of the runner into `execution`) are the code that made the record, once fer_common/code_moves.yaml
     says so; the check verifies the entry against git, and an entry whose file changed since is refused."""
     record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
-    commit = record["provenance"]["git_commit"]
+    commit = record.provenance.git_commit
     metrics, splits = repository / "fer_common" / "metrics.py", repository / "fer_common" / "data" / "splits.py"
     sources = {name: (commit, _sha256(repository / name)) for name in ("fer_common/metrics.py", SPLITS)}
     source = metrics.read_text()
@@ -200,7 +201,7 @@ def test_code_moved_between_numbers_modules_word_for_word_keeps_the_record_curre
 
 def test_a_code_move_whose_sources_lack_its_definitions_is_refused(repository, tmp_path):
     record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
-    commit = record["provenance"]["git_commit"]
+    commit = record.provenance.git_commit
     _write_code_moves(repository, {TRAIN: (commit, _sha256(repository / TRAIN))}, SPLITS)
     (problem,), warnings = code_move_problems(repository)
     assert problem.startswith(f"{CODE_MOVES_FILE}: {SPLITS}: ") and warnings == []
@@ -251,31 +252,30 @@ def test_a_run_on_modified_data_stops_unless_allowed_and_then_says_so(ckplus, tm
         _run(replication, REPO_ROOT, tmp_path, "quick")
 
     record, _ = _run(replication, REPO_ROOT, tmp_path, "quick", allow_modified_data=True)
-    provenance = record["provenance"]
-    assert provenance["data_verified"] is False
-    assert provenance["data_differences"] == [f"{ckplus}/{name} (contents differ)"]
-    assert all(MODIFIED_DATA_NOTE in row["note"] for row in record["rows"])
+    provenance = record.provenance
+    assert provenance.data_verified is False
+    assert provenance.data_differences == [f"{ckplus}/{name} (contents differ)"]
+    assert all(MODIFIED_DATA_NOTE in row.note for row in record.rows)
 
 
 def test_a_run_on_clean_data_vouches_for_it(ckplus, tmp_path):
     record, _ = _run(_loads_ckplus(ckplus)(), REPO_ROOT, tmp_path, "quick")
-    assert record["provenance"]["data_verified"] is True and record["provenance"]["data_differences"] == []
-    assert not any(MODIFIED_DATA_NOTE in row["note"] for row in record["rows"])
+    assert record.provenance.data_verified is True and record.provenance.data_differences == []
+    assert not any(MODIFIED_DATA_NOTE in row.note for row in record.rows)
 
 
 def test_data_other_than_the_latest_full_records_is_named_before_training(repository, tmp_path, caplog):
     replication = _copied_sixth(repository)()
     previous, _ = _run(replication, repository, tmp_path, "quick", write=False)
-    previous["profile"] = "full"
-    previous["provenance"]["dataset_checksum"] = "f" * 64
+    previous = with_provenance(previous, dataset_checksum="f" * 64).model_copy(update={"profile": "full"})
     write_record(previous, repository / "results")
     with caplog.at_level(logging.WARNING):
         record, _ = _run(replication, repository, tmp_path, "quick")
-    checksum = record["provenance"]["dataset_checksum"]
+    checksum = record.provenance.dataset_checksum
     assert f"the data (checksum {checksum}) differs from what the latest full record" in caplog.text
     assert "f" * 64 in caplog.text
     note = f"data checksum {checksum[:12]} differs from {'f' * 12}, the latest full record's"
-    assert all(note in row["note"] for row in record["rows"])
+    assert all(note in row.note for row in record.rows)
 
 
 def test_a_malformed_code_moves_file_is_refused_naming_it(repository):
@@ -312,15 +312,18 @@ def test_adding_a_claim_to_the_metadata_leaves_records_current_those_of_the_olde
     edit to the config does not."""
     record, _ = _run(_copied_sixth(repository)(), repository, tmp_path)
     meta = load_metadata(_copied_sixth(repository).metadata_file)
-    legacy = {**record["provenance"], "metadata_hash": metadata_hash(meta, "full", LEGACY_HASHED_SECTIONS)}
+    legacy = {
+        **record_content(record)["provenance"],
+        "metadata_hash": metadata_hash(meta, "full", LEGACY_HASHED_SECTIONS),
+    }
     del legacy["metadata_rule"]
-    legacy_record = {**record, "provenance": legacy}
+    legacy_record = record.model_copy(update={"provenance": Provenance.model_validate(legacy)})
     metadata = _add_claim(repository)
     meta = load_metadata(metadata)
     assert stale_reasons(meta, record, repository) == []
     assert stale_reasons(meta, legacy_record, repository) == []
-    (row,) = [row for row in record_rows(meta, record) if row["metric"] == "recall/bright"]
-    assert row["mean"] is not None and row["verdict"] != "not run"  # judged from the record's per-seed values
+    (row,) = [row for row in record_rows(meta, record) if row.metric == "recall/bright"]
+    assert row.mean is not None and row.verdict != "not run"  # judged from the record's per-seed values
 
     metadata.write_text(metadata.read_text().replace("config:", "config:\n  extra_setting: 1", 1))
     _git(repository, "commit", "-qam", "edit the config")

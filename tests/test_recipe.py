@@ -132,16 +132,16 @@ def test_quick_profile_runs_end_to_end_and_scores_privatetest_once(tmp_path):
         REPLICATIONS.get("fer2013_cnn"), "quick", results_dir=tmp_path, jobs_root=tmp_path / "jobs", make_plots=False
     )
     assert path is not None and path.is_file()
-    single = record["settings"]["single_view"]["seeds"]["0"]
-    assert single["scored_set"].startswith("PrivateTest")
-    assert len(single["report"]["confusion_matrix"]) == 7
-    assert 0.0 <= single["metrics"]["accuracy"] <= 1.0
-    assert single["metrics"]["parameters"] == 1_183_255
-    assert single["metrics"]["selected_epoch"] in (1.0, 2.0)
-    assert single["metrics"]["images_per_second"] > 0
-    tta = record["settings"]["flip_tta"]["seeds"]["0"]
-    assert tta["metrics"]["images_per_second"] > 0
-    assert {row["verdict"] for row in record["rows"]} == {"beyond paper"}
+    single = record.settings["single_view"].seeds["0"]
+    assert single.scored_set.startswith("PrivateTest")
+    assert len(single.report.confusion_matrix) == 7
+    assert 0.0 <= single.metrics["accuracy"] <= 1.0
+    assert single.metrics["parameters"] == 1_183_255
+    assert single.metrics["selected_epoch"] in (1.0, 2.0)
+    assert single.metrics["images_per_second"] > 0
+    tta = record.settings["flip_tta"].seeds["0"]
+    assert tta.metrics["images_per_second"] > 0
+    assert {row.verdict for row in record.rows} == {"beyond paper"}
 
 
 def test_the_ensemble_study_says_it_needs_two_trained_seeds_here(tmp_path, caplog):

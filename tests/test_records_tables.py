@@ -16,7 +16,7 @@ from fer_common.contract import SeedOutcome
 from fer_common.errors import MetadataError, RecordError
 from fer_common.execution import evaluate_outcome
 from fer_common.metadata import code_hash, list_replications, load_metadata, metadata_hash
-from fer_common.metrics import wilson_interval
+from fer_common.metrics import classification_report, wilson_interval
 from fer_common.paths import portable
 from fer_common.provenance import collect_provenance
 from fer_common.records import (
@@ -24,6 +24,7 @@ from fer_common.records import (
     latest_record,
     load_record,
     load_records,
+    record_content,
     validate_record,
     write_new_json,
     write_record,
@@ -41,7 +42,7 @@ from fer_common.report import (
     verdict_text,
 )
 from fer_common.rows import baselines, record_rows, with_derived, with_orders
-from fer_common.schema import Provenance
+from fer_common.schema import ClassificationReport, Provenance, Record, SeedEntry, Setting
 from fer_common.tables import (
     STATUS_END,
     STATUS_START,
@@ -52,7 +53,7 @@ from fer_common.tables import (
 )
 from fer_common.verdicts import INCONCLUSIVE
 
-from .helpers import REPO_ROOT
+from .helpers import REPO_ROOT, seed_entry, with_provenance
 
 CLASSES = ["neg", "pos"]
 TOY_YAML = """\
@@ -105,14 +106,14 @@ class RuntimeStub:
     threads: int = 0
 
 
-def _seed(correct: int, probability: float = 0.8) -> dict:
+def _seed(correct: int, probability: float = 0.8) -> SeedEntry:
     """A seed scored on 10 images (5 per class) with `correct` of them right."""
     y = np.array([0] * 5 + [1] * 5)
     predicted = y.copy()
     predicted[: 10 - correct] = 1 - predicted[: 10 - correct]
     p = np.where(np.eye(2)[predicted] == 1, probability, 1 - probability)
     outcome = SeedOutcome(y, p, scored_set="toy test split", history={"loss": [0.9, 0.5], "val_loss": [1.0, 0.6]})
-    return evaluate_outcome(outcome, CLASSES)
+    return SeedEntry.model_validate(evaluate_outcome(outcome, CLASSES))
 
 
 @pytest.fixture
@@ -132,15 +133,15 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
-def _settings() -> dict:
+def _settings() -> dict[str, dict[str, SeedEntry]]:
     # Seeds: 8/10 and 9/10 correct on random_split; the subject split is harder.
     return {
-        "random_split": {"seeds": {"0": _seed(8), "1": _seed(9)}},
-        "subject_split": {"seeds": {"0": _seed(6), "1": _seed(7)}},
+        "random_split": {"0": _seed(8), "1": _seed(9)},
+        "subject_split": {"0": _seed(6), "1": _seed(7)},
     }
 
 
-def _record(profile: str = "full") -> dict:
+def _record(profile: str = "full") -> Record:
     meta = load_metadata("toy")
     config, seeds = meta.resolve(profile)
     provenance = collect_provenance(
@@ -274,26 +275,27 @@ def test_code_hash_tracks_py_files(root):
 
 def test_rows_bands_verdicts_and_ci(root):
     record = _record()
-    rows = {(r["metric"], r["setting"]): r for r in record["rows"]}
+    rows = {(r.metric, r.setting): r for r in record.rows}
     accuracy = rows[("accuracy", "random_split")]
-    assert accuracy["mean"] == pytest.approx(0.85) and accuracy["values"] == [0.8, 0.9]
+    assert accuracy.mean == pytest.approx(0.85) and accuracy.values == [0.8, 0.9]
     # Two seeds on ten images cannot tell 85% from much else: the paper's value is in a range wider than ±5.
-    assert accuracy["band"]["binding"] == "sampling" and accuracy["verdict"] == INCONCLUSIVE
-    assert accuracy["margin"] == 0.05 and accuracy["interval"][0] < 0.85 < accuracy["interval"][1]
-    assert "wider than the paper's ±5.0%" in accuracy["judgement"]
+    assert accuracy.band.binding == "sampling" and accuracy.verdict == INCONCLUSIVE
+    assert accuracy.margin == 0.05 and accuracy.interval[0] < 0.85 < accuracy.interval[1]
+    assert "wider than the paper's ±5.0%" in accuracy.judgement
     # CI = mean of the per-seed Wilson bounds (not a pooled 17/20 interval).
     (l8, h8), (l9, h9) = wilson_interval(8, 10), wilson_interval(9, 10)
-    assert accuracy["ci"] == pytest.approx([(l8 + l9) / 2, (h8 + h9) / 2])
+    assert accuracy.ci == pytest.approx([(l8 + l9) / 2, (h8 + h9) / 2])
     loss = rows[("loss", "random_split")]
-    assert loss["band"]["terms"]["sampling"] is None and loss["ci"] is None
+    assert loss.band.terms["sampling"] is None and loss.ci is None
     recall = rows[("recall/pos", "random_split")]  # 0.99 reported; we get 0.9/1.0 on 5 positives
     # Every positive is found in both seeds: two equal seeds show 100%, within ±5 of the paper's 99%.
-    assert recall["values"] == [1.0, 1.0] and recall["ci"] is not None and recall["verdict"] == REPRODUCED
+    assert recall.values == [1.0, 1.0] and recall.ci is not None and recall.verdict == REPRODUCED
     beyond = rows[("accuracy", "subject_split")]
-    assert beyond["verdict"] == BEYOND_PAPER and beyond["band"] is None and beyond["mean"] == pytest.approx(0.65)
-    provenance = record["provenance"]
-    assert provenance["seeds"] == [0, 1] and provenance["dataset_checksum"] == "sha256:toy"
-    assert set(Provenance.model_fields) <= set(provenance) and "numpy" in provenance["packages"]
+    assert beyond.verdict == BEYOND_PAPER and beyond.band is None and beyond.mean == pytest.approx(0.65)
+    provenance = record.provenance
+    assert provenance.seeds == [0, 1] and provenance.dataset_checksum == "sha256:toy"
+    required = {name for name, field in Provenance.model_fields.items() if field.is_required()}
+    assert required <= provenance.model_fields_set and "numpy" in provenance.packages
 
 
 THRESHOLD_ROWS = [
@@ -333,26 +335,26 @@ def _with_threshold_rows(root) -> None:
 def test_threshold_and_alternative_rows(root):
     _with_threshold_rows(root)
     record = _record()
-    by_claim = {(r["metric"], r.get("claim"), r.get("reading")): r for r in record["rows"]}
-    assert by_claim[("recall/pos", "about", "primary")]["reported"] == 0.99
+    by_claim = {(r.metric, r.claim, r.reading): r for r in record.rows}
+    assert by_claim[("recall/pos", "about", "primary")].reported == 0.99
     at_least = by_claim[("recall/pos", "at_least", "primary")]
     # 1.0 in both seeds: both reach "at least 90%", and so does our mean's bound.
-    assert at_least["verdict"] == REPRODUCED and at_least["band"]["high"] == 1.0
-    assert at_least["judgement"].startswith("2 of 2 seeds at least 90.0%")
-    assert at_least["band"]["low"] == pytest.approx(max(0.0, 0.9 - 1.96 * np.sqrt(0.9 * 0.1 / 5)))
+    assert at_least.verdict == REPRODUCED and at_least.band.high == 1.0
+    assert at_least.judgement.startswith("2 of 2 seeds at least 90.0%")
+    assert at_least.band.low == pytest.approx(max(0.0, 0.9 - 1.96 * np.sqrt(0.9 * 0.1 / 5)))
     # recall/neg is 0.6 and 0.8 against "at most 10%": neither seed, yet two seeds' range still reaches 10%.
     at_most = by_claim[("recall/neg", "at_most", "primary")]
-    assert at_most["verdict"] == INCONCLUSIVE and at_most["band"]["low"] == 0.0
-    assert at_most["judgement"].startswith("0 of 2 seeds at most 10.0%")
+    assert at_most.verdict == INCONCLUSIVE and at_most.band.low == 0.0
+    assert at_most.judgement.startswith("0 of 2 seeds at most 10.0%")
     alternative = by_claim[("confusion/neg->pos", "about", "alternative")]
-    assert alternative["mean"] is not None and "recall/pos" in alternative["note"]
+    assert alternative.mean is not None and "recall/pos" in alternative.note
 
 
 def test_checks_compare_expected_with_the_first_row_of_a_metric(root, results):
     _with_threshold_rows(root)
     write_record(_clean_record(), results)
-    about = next(r for r in _record()["rows"] if r["metric"] == "recall/pos")
-    entry = {"metric": "recall/pos", "setting": "random_split", "verdict": about["verdict"], "mean": about["mean"]}
+    about = next(r for r in _record().rows if r.metric == "recall/pos")
+    entry = {"metric": "recall/pos", "setting": "random_split", "verdict": about.verdict, "mean": about.mean}
     _edit_metadata(root, expected=[entry])
     write_tables(results)
     assert check_records(results).problems == []
@@ -384,9 +386,9 @@ def test_missing_data_rows_are_not_run(root):
     meta = load_metadata("absent")
     provenance = collect_provenance(meta, {}, [0], None, 0.0)
     record = build_record(meta, "full", "missing", {}, provenance)
-    (row,) = record["rows"]
-    assert row["verdict"] == NOT_RUN and row["mean"] is None
-    assert "licensed" in row["note"] and record["missing"] == row["note"]
+    (row,) = record.rows
+    assert row.verdict == NOT_RUN and row.mean is None
+    assert "licensed" in row.note and record.missing == row.note
 
 
 def test_the_report_derives_rows_from_the_seeds_not_from_the_rows_a_record_kept(root):
@@ -394,10 +396,12 @@ def test_the_report_derives_rows_from_the_seeds_not_from_the_rows_a_record_kept(
     its per-seed values (here, a record whose stored verdict was tampered with still reads as its seeds say)."""
     meta = load_metadata("toy")
     record = _record()
-    assert record_rows(meta, record) == record["rows"]
-    tampered = copy.deepcopy(record)
-    tampered["rows"][0]["verdict"] = ABOVE
-    assert record_rows(meta, tampered) == record["rows"]
+    assert record_rows(meta, record) == record.rows
+    tampered = record.model_copy(
+        update={"rows": [record.rows[0].model_copy(update={"verdict": ABOVE}), *record.rows[1:]]}
+    )
+    assert tampered.rows[0].verdict == ABOVE
+    assert record_rows(meta, tampered) == record.rows
 
 
 def test_run_notes_in_the_provenance_qualify_every_derived_row(root):
@@ -406,7 +410,7 @@ def test_run_notes_in_the_provenance_qualify_every_derived_row(root):
     assert provenance["runtime"] == {"precision": "float32", "threads": 0}
     provenance["run_notes"] = ["data differs from its SHA256SUMS"]
     record = build_record(meta, "full", "real", _settings(), provenance)
-    assert all(row["note"].endswith("data differs from its SHA256SUMS") for row in record_rows(meta, record))
+    assert all(row.note.endswith("data differs from its SHA256SUMS") for row in record_rows(meta, record))
 
 
 def test_build_record_rejects_unknown_profile_and_setting(root):
@@ -415,7 +419,7 @@ def test_build_record_rejects_unknown_profile_and_setting(root):
     with pytest.raises(MetadataError, match="unknown profile 'nightly'"):
         build_record(meta, "nightly", "real", _settings(), provenance)
     with pytest.raises(ValueError, match="not declared"):
-        build_record(meta, "full", "real", {"other": {"seeds": {"0": _seed(5)}}}, provenance)
+        build_record(meta, "full", "real", {"other": {"0": _seed(5)}}, provenance)
 
 
 def test_write_load_and_never_overwrite(root, results):
@@ -427,9 +431,10 @@ def test_write_load_and_never_overwrite(root, results):
     assert second != first and second.name.endswith("-2.json")
     assert first.read_bytes() == content
     loaded = load_record(first)
-    assert loaded["_path"] == str(first)
-    assert {k: v for k, v in loaded.items() if k != "_path"} == json.loads(content)
-    assert latest_record("toy", results_dir=results)["_path"] == str(second)
+    assert loaded.path == first
+    assert record_content(loaded) == json.loads(content) and "path" not in json.loads(content)
+    assert loaded == record.model_copy(update={"path": first})
+    assert latest_record("toy", results_dir=results).path == second
 
 
 def test_never_overwrite_without_hard_links(root, results, monkeypatch):
@@ -477,51 +482,38 @@ def test_schema_violation_names_file_and_field(root, results):
 
 def test_schema(root):
     record = _record()
-    validate_record(record)
-    validate_record(json.loads(json.dumps(record, allow_nan=False)))  # strict JSON round trip
+    content = record_content(record)
+    assert validate_record(content) == record
+    assert validate_record(json.loads(json.dumps(content, allow_nan=False))) == record  # strict JSON round trip
     for broken, field in [
+        ({"schema_version": 1}, "schema_version"),
         ({"schema_version": 3}, "schema_version"),
         ({"data": "real-ish"}, "data"),
         ({"provenance": {"git_commit": "x"}}, "provenance"),
         ({"profile": "../escape"}, "profile"),
     ]:
-        bad = {**copy.deepcopy(record), **broken}
+        bad = {**copy.deepcopy(content), **broken}
         with pytest.raises(RecordError, match=field):
             validate_record(bad)
-    bad = copy.deepcopy(record)
+    bad = copy.deepcopy(content)
     del bad["settings"]["random_split"]["summary"]["accuracy"]["sd"]
     with pytest.raises(RecordError, match="settings.random_split.summary.accuracy"):
         validate_record(bad)
-    bad = copy.deepcopy(record)
+    bad = copy.deepcopy(content)
     bad["rows"][0]["band"] = None
     with pytest.raises(RecordError, match=r"rows\[0\].band"):
         validate_record(bad)
 
 
-def test_version_1_records_still_load_and_their_shape_is_not_version_2(root):
-    # Records made before version 2 (a user's own results/, say) kept scored_set, denominators, notes and
-    # details in one `extras` mapping per seed entry.
-    version_1 = _record()
-    version_1["schema_version"] = 1
-    for setting in version_1["settings"].values():
-        for seed, entry in setting["seeds"].items():
-            moved = {key: entry.pop(key) for key in ("scored_set", "denominators", "notes", "details")}
-            setting["seeds"][seed] = {**entry, "extras": moved}
-    validate_record(version_1)
-    with pytest.raises(RecordError, match=r"settings\.\w+\.seeds\.\d+\.\w+"):
-        validate_record({**version_1, "schema_version": 2})
-
-
 def test_latest_record_picks_newest_of_profile(root, results):
-    old, new, quick = _record(), _record(), _record("quick")
-    old["provenance"]["created_utc"] = "2024-01-01T00:00:00Z"
-    new["provenance"]["created_utc"] = "2024-06-01T00:00:00Z"
-    quick["provenance"]["created_utc"] = "2025-01-01T00:00:00Z"
+    old = with_provenance(_record(), created_utc="2024-01-01T00:00:00Z")
+    new = with_provenance(_record(), created_utc="2024-06-01T00:00:00Z")
+    quick = with_provenance(_record("quick"), created_utc="2025-01-01T00:00:00Z")
     for record in (new, old, quick):
         write_record(record, results)
-    assert latest_record("toy", "full", results)["provenance"]["created_utc"] == "2024-06-01T00:00:00Z"
-    assert latest_record("toy", "quick", results)["profile"] == "quick"
-    assert [r["provenance"]["created_utc"][:4] for r in load_records(results)] == ["2024", "2024", "2025"]
+    assert latest_record("toy", "full", results).provenance.created_utc == "2024-06-01T00:00:00Z"
+    assert latest_record("toy", "quick", results).profile == "quick"
+    assert [r.provenance.created_utc[:4] for r in load_records(results)] == ["2024", "2024", "2025"]
 
 
 # --- tables ---------------------------------------------------------------------------------------------
@@ -546,7 +538,7 @@ def test_table_rows_and_files(root, results):
     assert band_text(accuracy).endswith("(sampling)") and accuracy.verdict == INCONCLUSIVE
     assert verdict_text(accuracy) == "inconclusive: ours equal to the paper's, too uncertain to tell"
     assert interval_text(accuracy).endswith("% (±5.0)")
-    assert accuracy.n_seeds == 2 and toy.record["data"] == "real" and toy.stale == []
+    assert accuracy.n_seeds == 2 and toy.record.data == "real" and toy.stale == []
     assert re.fullmatch(r"\d\.\d{3} ± \d\.\d{3}", ours_text(loss)), ours_text(loss)
     assert papers["absent"].record is None and summary_text(papers["absent"]).startswith("no record yet")
 
@@ -624,11 +616,9 @@ def _expect(root, verdict: str, mean: float, sd: float = 0.01) -> None:
     )
 
 
-def _clean_record() -> dict:
+def _clean_record() -> Record:
     """A full record as a clean tree makes it (the tests may run in a tree with uncommitted changes)."""
-    record = _record()
-    record["provenance"]["git_dirty"] = False
-    return record
+    return with_provenance(_record(), git_dirty=False)
 
 
 def test_a_runnable_replication_without_a_full_record_warns_and_fails_the_strict_check(root, results):
@@ -652,9 +642,7 @@ def _checked(results, **options):
 
 
 def test_check_records_fails_on_a_dirty_full_record(root, results):
-    record = _clean_record()
-    record["provenance"]["git_dirty"] = True
-    path = write_record(record, results)
+    path = write_record(with_provenance(_clean_record(), git_dirty=True), results)
     (problem,) = _checked(results).problems
     assert problem.startswith(f"toy ({path.name}): made from a dirty tree") and "clean commit" in problem
 
@@ -682,9 +670,7 @@ def test_a_stale_record_warns_and_fails_the_strict_check(root, results):
 
 
 def test_a_record_of_jobs_from_other_code_is_stale(root, results):
-    record = _clean_record()
-    record["provenance"].update(job_commits=["a" * 40, "b" * 40], mixed_code=True)
-    write_record(record, results)
+    write_record(with_provenance(_clean_record(), job_commits=["a" * 40, "b" * 40], mixed_code=True), results)
     (problem,) = _checked(results, strict=True).problems
     assert "stale (jobs made by other code (commits aaaaaaa, bbbbbbb))" in problem
 
@@ -923,7 +909,7 @@ def test_a_recipe_gets_a_page_and_a_headline_line_beside_the_fer_package(root, r
 
     config, seeds = meta.resolve()
     provenance = collect_provenance(meta, config, seeds, "sha256:toy", 1.5, command="make replicate-toyrecipe")
-    settings = {"random_split": {"seeds": {"0": _seed(8), "1": _seed(9)}}}
+    settings = {"random_split": {"0": _seed(8), "1": _seed(9)}}
     write_record(build_record(meta, "full", "real", settings, provenance), results)
     recipes_found = collect_recipes(results)
     headline = render_markdown(collect_papers(results), recipes_found, _cross_dataset_record(reference_ci))
@@ -961,34 +947,37 @@ def test_paths_are_written_portably(tmp_path, monkeypatch):
 
 
 def test_accuracy_and_recall_rows_carry_what_a_model_that_learnt_nothing_scores():
-    def seed(supports):
-        return {"report": {"per_class": {name: {"support": n} for name, n in supports.items()}}}
+    def seed(supports: dict[str, int]) -> SeedEntry:
+        """A seed whose test set has `supports` images of each class (every one predicted right)."""
+        y = np.repeat(np.arange(len(supports)), list(supports.values()))
+        report = classification_report(y, np.eye(len(supports))[y], list(supports))
+        return seed_entry(report=ClassificationReport.model_validate(report))
 
     # Two seeds whose test sets differ (random splits): the majority share is their mean.
     seeds = {"0": seed({"neg": 15, "neu": 62, "pos": 18}), "1": seed({"neg": 20, "neu": 55, "pos": 20})}
     chance, majority = baselines("accuracy", seeds)
     assert chance == pytest.approx(1 / 3) and majority == pytest.approx((62 / 95 + 55 / 95) / 2)
     assert baselines("recall/neu", seeds) == (pytest.approx(1 / 3), None)  # always-neu's recall is 1 or 0
-    assert baselines("macro_f1", seeds) == (None, None) and baselines("accuracy", {"0": {}}) == (None, None)
+    assert baselines("macro_f1", seeds) == (None, None) and baselines("accuracy", {"0": seed_entry()}) == (None, None)
 
 
-def _seed_wrong(neg_wrong: int, pos_wrong: int) -> dict:
+def _seed_wrong(neg_wrong: int, pos_wrong: int) -> SeedEntry:
     """A seed on 10 images (5 per class) with `neg_wrong` negatives and `pos_wrong` positives misclassified."""
     y = np.array([0] * 5 + [1] * 5)
     predicted = y.copy()
     predicted[:neg_wrong] = 1
     predicted[5 : 5 + pos_wrong] = 0
     p = np.where(np.eye(2)[predicted] == 1, 0.8, 0.2)
-    return evaluate_outcome(SeedOutcome(y, p, scored_set="toy test split"), CLASSES)
+    return SeedEntry.model_validate(evaluate_outcome(SeedOutcome(y, p, scored_set="toy test split"), CLASSES))
 
 
-def _record_of(profile: str, neg_wrong: int, pos_wrong: int) -> dict:
+def _record_of(profile: str, neg_wrong: int, pos_wrong: int) -> Record:
     """A record whose two seeds agree: its ranges are tight, so its verdicts are clear."""
     meta = load_metadata("toy")
     config, seeds = meta.resolve(profile)
     provenance = collect_provenance(meta, config, seeds, "sha256:toy", 1.5, profile=profile)
     seed = _seed_wrong(neg_wrong, pos_wrong)
-    settings = {"random_split": {"seeds": {"0": seed, "1": copy.deepcopy(seed)}}}
+    settings = {"random_split": {"0": seed, "1": seed}}
     return build_record(meta, profile, "real", settings, provenance)
 
 
@@ -1057,14 +1046,14 @@ def test_an_order_claim_is_the_share_of_cross_tier_pairs_in_the_papers_order(roo
     )
     meta = load_metadata("toy")
     seeds = {
-        "0": {"metrics": {"a": 0.9, "b": 0.5, "c": 0.1}},
-        "1": {"metrics": {"a": 0.5, "b": 0.5, "c": 0.7}},
-        "2": {"metrics": {"a": 0.9, "b": 0.5}},
+        "0": seed_entry(metrics={"a": 0.9, "b": 0.5, "c": 0.1}),
+        "1": seed_entry(metrics={"a": 0.5, "b": 0.5, "c": 0.7}),
+        "2": seed_entry(metrics={"a": 0.9, "b": 0.5}),
     }
-    derived = with_orders(meta, {"random_split": {"seeds": seeds}})["random_split"]["seeds"]
-    assert derived["0"]["metrics"]["order/abc"] == 1.0
-    assert derived["1"]["metrics"]["order/abc"] == pytest.approx(0.5 / 3)
-    assert "order/abc" not in derived["2"]["metrics"] and "order/abc" not in seeds["0"]["metrics"]
+    derived = with_orders(meta, {"random_split": Setting(seeds=seeds, summary={})})["random_split"].seeds
+    assert derived["0"].metrics["order/abc"] == 1.0
+    assert derived["1"].metrics["order/abc"] == pytest.approx(0.5 / 3)
+    assert "order/abc" not in derived["2"].metrics and "order/abc" not in seeds["0"].metrics
     _edit_metadata(root, orders=[{"metric": "order/none", "setting": "random_split", "tiers": [["a"], ["b"]]}])
     with pytest.raises(MetadataError, match=r"field 'orders\[0\]'.*no row for metric 'order/none'"):
         load_metadata("toy")
@@ -1099,12 +1088,16 @@ def test_a_claim_the_run_could_not_test_is_not_run_and_says_what_it_needs(root):
     )
     meta = load_metadata("toy")
     record = _record()
-    assert record_rows(meta, record)[0]["verdict"] != NOT_RUN  # the run's seeds say nothing of the weights
-    for entry in record["settings"]["random_split"]["seeds"].values():
-        entry["notes"] = ["random initialisation (--weights none): no pretrained features"]
+    assert record_rows(meta, record)[0].verdict != NOT_RUN  # the run's seeds say nothing of the weights
+    ran = record.settings["random_split"]
+    note = "random initialisation (--weights none): no pretrained features"
+    noted = {seed: entry.model_copy(update={"notes": [note]}) for seed, entry in ran.seeds.items()}
+    record = record.model_copy(
+        update={"settings": {**record.settings, "random_split": ran.model_copy(update={"seeds": noted})}}
+    )
     row = record_rows(meta, record)[0]
-    assert row["verdict"] == NOT_RUN and row["mean"] is not None
-    assert row["judgement"] == "it needs pretrained weights, which cannot be had here"
+    assert row.verdict == NOT_RUN and row.mean is not None
+    assert row.judgement == "it needs pretrained weights, which cannot be had here"
     with pytest.raises(MetadataError, match="needs and untested_when go together"):
         _edit_metadata(root, reported=[{**yaml.safe_load(TOY_YAML)["reported"][0], "needs": "weights"}])
         load_metadata("toy")
@@ -1120,8 +1113,9 @@ def test_a_history_gap_is_one_curve_minus_another_at_the_last_epoch(root):
         ],
     )
     seeds = {
-        "0": {"metrics": {}, "history": {"accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.75]}},
-        "1": {"metrics": {}, "history": {"accuracy": [0.5, 0.8]}},  # no validation curve: no value
+        "0": seed_entry(history={"accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.75]}),
+        "1": seed_entry(history={"accuracy": [0.5, 0.8]}),  # no validation curve: no value
     }
-    derived = with_derived(load_metadata("toy"), {"random_split": {"seeds": seeds}})["random_split"]["seeds"]
-    assert derived["0"]["metrics"]["gap"] == pytest.approx(0.05) and "gap" not in derived["1"]["metrics"]
+    derived = with_derived(load_metadata("toy"), {"random_split": Setting(seeds=seeds, summary={})})
+    assert derived["random_split"].seeds["0"].metrics["gap"] == pytest.approx(0.05)
+    assert "gap" not in derived["random_split"].seeds["1"].metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 
@@ -12,18 +11,22 @@ from fer_common.cpu_kinds import PairedShift, ci_values_by_kind, cpu_kinds_markd
 from fer_common.errors import MetadataError
 from fer_common.metadata import RegressionBand, list_replications, load_metadata
 from fer_common.provenance import cpu_kind
+from fer_common.records import load_record
 from fer_common.regression import FLOOR_IMAGES, check_regression_run, ci_band
 from fer_common.rows import metric_denominator
+from fer_common.schema import Record, Setting
 
-from .helpers import REPO_ROOT
+from .helpers import REPO_ROOT, made_record, seed_entry
 
 WITH_BANDS = [name for name in list_replications() if load_metadata(name).regression]
 # What the ci profile of Chen gave for seed 0 on each CPU kind (issue: the AMX value broke the old band).
 CHEN_SEED_0 = {"avx512-bf16": 0.8883, "avx2": 0.9137, "amx-bf16": 0.8782}
 
 
-def _one_seed_run(setting: str, metric: str, value: float) -> dict:
-    return {"settings": {setting: {"summary": {metric: {"mean": value}}}}}
+def _one_seed_run(setting: str, metric: str, value: float) -> Record:
+    """A run of one seed whose `metric` in `setting` came out as `value`."""
+    ran = Setting(seeds={"0": seed_entry(metrics={metric: value})}, summary={})
+    return made_record(profile="ci", settings={setting: ran})
 
 
 def _band(**fields) -> RegressionBand:
@@ -93,18 +96,18 @@ def test_the_listed_values_are_the_recorded_runs_values(replication):
     meta = load_metadata(replication)
     for entry in meta.regression:
         for (run, seed), listed in zip(meta.regression_seeds(entry.profile), entry.values, strict=True):
-            record = json.loads((REPO_ROOT / "results" / replication / run.record).read_text())
-            assert record["profile"] == run.profile and seed in record["provenance"]["seeds"]
-            seed_entry = record["settings"][entry.setting]["seeds"][str(seed)]
+            record = load_record(REPO_ROOT / "results" / replication / run.record)
+            assert record.profile == run.profile and seed in record.provenance.seeds
+            recorded = record.settings[entry.setting].seeds[str(seed)]
             label = f"{replication} {entry.metric} [{entry.setting}] seed {seed} of {run.record}"
-            assert listed == pytest.approx(seed_entry["metrics"][entry.metric], abs=5e-5), label
+            assert listed == pytest.approx(recorded.metrics[entry.metric], abs=5e-5), label
             if entry.kind == "proportion":
-                assert metric_denominator(entry.metric, seed_entry) == entry.n[0], label
-            provenance = record["provenance"]
+                assert metric_denominator(entry.metric, recorded) == entry.n[0], label
+            provenance = record.provenance
             # Records made before provenance kept the CPU kind name only the vendor: the Intel machine has AMX.
-            recorded_kind = provenance.get("cpu_kind") or ("amx-bf16" if "Intel" in provenance["cpu"] else None)
+            recorded_kind = provenance.cpu_kind or ("amx-bf16" if "Intel" in provenance.cpu else None)
             assert recorded_kind in (None, run.cpu), label
-            assert ("Intel" in provenance["cpu"]) == (run.cpu == "amx-bf16"), label
+            assert ("Intel" in provenance.cpu) == (run.cpu == "amx-bf16"), label
 
 
 @pytest.mark.parametrize("replication", WITH_BANDS)
@@ -130,7 +133,7 @@ def test_a_model_that_stops_learning_leaves_the_band():
 
 
 def test_a_run_without_the_banded_value_is_a_problem_not_a_pass():
-    problems = check_regression_run(load_metadata("hong"), "ci", {"settings": {}})
+    problems = check_regression_run(load_metadata("hong"), "ci", made_record(profile="ci"))
     assert problems and all("the run has no such value" in p for p in problems)
 
 

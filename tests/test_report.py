@@ -7,6 +7,7 @@ import pytest
 
 from fer_common.bands import BELOW, BEYOND_PAPER, PROXY, REPRODUCED
 from fer_common.report import ResultRow, claim_text, ours_text, verdict_text, where_short
+from fer_common.schema import BandEntry
 from fer_common.tables import STATUS_END, STATUS_START, with_status
 
 from .helpers import REPO_ROOT
@@ -26,7 +27,7 @@ def _row(**changes) -> ResultRow:
         "sd": 0.0184,
         "n_seeds": 5,
         "ci": (0.862, 0.942),
-        "band": {"low": 0.78, "high": 0.885, "binding": "sampling"},
+        "band": BandEntry(low=0.78, high=0.885, half_width=0.0525, terms={}, binding="sampling"),
         "verdict": "not reproduced (above)",
         "position": "above",
         "note": "",

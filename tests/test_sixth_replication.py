@@ -35,22 +35,21 @@ def test_the_runner_turns_its_jobs_into_a_record_figures_and_a_bundle(tmp_path, 
     record, path = run_replication(replication, "full", results_dir=tmp_path / "results", jobs_root=tmp_path / "jobs")
 
     assert path.parent == tmp_path / "results" / "sixth_replication"
-    assert load_record(path)["rows"] == record["rows"]  # written as built, and valid against the schema
-    assert record["replication"] == "sixth_replication" and record["data"] == "real"
-    assert list(record["settings"]["gray"]["seeds"]) == ["0", "1"]
-    accuracy, macro_f1 = record["rows"]
-    assert (accuracy["metric"], accuracy["reported"], accuracy["verdict"]) == ("accuracy", 0.95, "reproduced")
-    assert accuracy["band"]["low"] <= accuracy["mean"] <= accuracy["band"]["high"]
-    assert (macro_f1["metric"], macro_f1["verdict"]) == ("macro_f1", "beyond paper")
+    assert load_record(path).rows == record.rows  # written as built, and valid against the schema
+    assert record.replication == "sixth_replication" and record.data == "real"
+    assert list(record.settings["gray"].seeds) == ["0", "1"]
+    accuracy, macro_f1 = record.rows
+    assert (accuracy.metric, accuracy.reported, accuracy.verdict) == ("accuracy", 0.95, "reproduced")
+    assert accuracy.band.low <= accuracy.mean <= accuracy.band.high
+    assert (macro_f1.metric, macro_f1.verdict) == ("macro_f1", "beyond paper")
 
-    provenance = record["provenance"]
-    assert provenance["seeds"] == [0, 1] and provenance["config"]["epochs"] == 4
+    provenance = record.provenance
+    assert provenance.seeds == [0, 1] and provenance.config["epochs"] == 4
     # The precision switch and what it resolved to on this machine; the CPU kind the bands are grouped by.
-    assert (provenance["runtime"]["precision"], provenance["runtime"]["policy"]) == ("float32", "float32")
-    assert provenance["cpu_kind"] in ("avx2", "avx512-bf16", "amx-bf16", "other")
+    assert (provenance.runtime["precision"], provenance.runtime["policy"]) == ("float32", "float32")
+    assert provenance.cpu_kind in ("avx2", "avx512-bf16", "amx-bf16", "other")
     assert (
-        provenance["code_hash"]
-        and provenance["dataset_checksum"] == SixthReplication().prepare(provenance["config"]).checksum
+        provenance.code_hash and provenance.dataset_checksum == SixthReplication().prepare(provenance.config).checksum
     )
     figures = {file.name for file in path.with_suffix("").iterdir()}
     assert {"gray-curves.png", "gray-confusion.png", "gray-roc.png", "gray-reliability.png"} <= figures
@@ -64,5 +63,5 @@ def test_the_runner_turns_its_jobs_into_a_record_figures_and_a_bundle(tmp_path, 
 
 def test_a_profile_picks_its_seeds_and_config(tmp_path, models_dir):
     record, _ = run_replication(SixthReplication(), "quick", results_dir=tmp_path, jobs_root=tmp_path / "jobs")
-    assert record["profile"] == "quick" and list(record["settings"]["gray"]["seeds"]) == ["0"]
-    assert record["settings"]["gray"]["seeds"]["0"]["history"]["accuracy"].__len__() == 2  # quick: 2 epochs
+    assert record.profile == "quick" and list(record.settings["gray"].seeds) == ["0"]
+    assert record.settings["gray"].seeds["0"].history["accuracy"].__len__() == 2  # quick: 2 epochs
