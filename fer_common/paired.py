@@ -83,6 +83,18 @@ def _images(entry: SeedEntry, images: str) -> tuple[np.ndarray, np.ndarray] | No
     return decode_labels(held["true"]), decode_labels(held["predicted"])
 
 
+def paired_against_model(seeds: Mapping[str, SeedEntry], other_right: np.ndarray) -> dict[str, PairedResult]:
+    """Each seed's scored images against another model's right and wrong answers on the same images in the
+    same order (e.g. the `fer` package's in the cross-dataset matrix); seeds without per-image predictions of
+    as many images are left out."""
+    paired = {}
+    for seed, entry in seeds.items():
+        mine = _images(entry, "scored")
+        if mine is not None and len(mine[0]) == len(other_right):
+            paired[seed] = paired_correct(mine[1] == mine[0], other_right)
+    return paired
+
+
 def compare_seed(comparison: Comparison, entry: SeedEntry, against: SeedEntry) -> PairedResult | None:
     """A comparison for one seed, None where either side lacks per-image predictions (older records)."""
     mine, theirs = _images(entry, comparison.images), _images(against, comparison.images)

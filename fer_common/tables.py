@@ -23,6 +23,8 @@ from .measurement_formats import FIGURE_FILE
 from .metadata import ReplicationMetadata
 from .model_card import REFERENCE_MODEL, shipped_cards
 from .pages import AUDITS_PAGE, HOW_TO_READ_VERDICT, PAGE_NAME, RESULT_COLUMNS, md_table, render_page
+from .paired import paired_against_model
+from .per_image import decode_correct
 from .report import (
     DASH,
     EXPLANATIONS_HEADING,
@@ -187,8 +189,27 @@ def _recipe_line(recipe: PaperResult, cross_dataset: dict | None) -> str:
             f"{number_text(reference['accuracy'], 'proportion')} [{number_text(low, 'proportion', unit=False)}, "
             f"{number_text(high, 'proportion', unit=False)}]"
         )
+        if rows:
+            text += _paired_with_reference_text(recipe, rows[0].setting, reference)
     note = next((row.note for row in rows if row.note), "")
     return text + (f". {note[0].upper()}{note[1:]}" if note else "") + (" · *stale*" if recipe.stale else "")
+
+
+def _paired_with_reference_text(recipe: PaperResult, setting: str, reference: dict) -> str:
+    """`; paired with it on the same images, seed by seed: ...` for the recipe's setting, from the record's
+    per-image predictions and the `fer` package's per-image results; "" where either lacks them."""
+    if not reference.get("per_image"):
+        return ""
+    scored, right = decode_correct(reference["per_image"])
+    if not scored.all():  # the images the reference skipped would shift the pairing
+        return ""
+    paired = paired_against_model(recipe.record.seeds_of(setting), right)
+    if not paired:
+        return ""
+    seeds = "; ".join(
+        f"seed {seed} {result.difference_text()}, p={result.p_value:.2g}" for seed, result in paired.items()
+    )
+    return f"; `{setting}` minus the `fer` package, paired on the same images (McNemar), seed by seed: {seeds}"
 
 
 def _recipes_section(recipes: list[PaperResult], cross_dataset: dict | None) -> list[str]:

@@ -91,3 +91,17 @@ def test_a_card_sets_the_models_speed_beside_the_reference_from_the_latest_bench
     assert "the fer package: 2,000 and 500, so 1.50x and 1.20x" in card
     # A bench that never timed this model beside a reference says so rather than showing nothing.
     assert "Not timed beside a reference model yet" in cards[PACKAGE_BUNDLES_DIR / "neamtiu.md"]
+
+
+def test_the_recipes_headline_pairs_each_seed_with_fer_as_the_card_pairs_the_shipped_seed():
+    """TABLE.md's recipe line pairs every seed with the `fer` package from the record's per-image predictions;
+    the card pairs the shipped file from the matrix's: for the shipped seed they are the same images and
+    answers, so the same difference."""
+    source = json.loads((PACKAGE_BUNDLES_DIR / "fer2013_cnn.json").read_text())["source"]
+    card = (PACKAGE_BUNDLES_DIR / "fer2013_cnn.md").read_text()
+    (paired_row,) = [line for line in card.splitlines() if line.startswith("| difference from `fer`, paired |")]
+    on_private_test = paired_row.split("|")[2].strip()  # the first test set is the recipe's own
+    difference = on_private_test.split(", p=")[0]
+    table = (RESULTS / "TABLE.md").read_text()
+    assert "paired on the same images (McNemar), seed by seed: " in table
+    assert f"seed {source['seed']} {difference}, p=" in table
