@@ -1119,3 +1119,13 @@ def test_a_history_gap_is_one_curve_minus_another_at_the_last_epoch(root):
     derived = with_derived(load_metadata("toy"), {"random_split": Setting(seeds=seeds, summary={})})
     assert derived["random_split"].seeds["0"].metrics["gap"] == pytest.approx(0.05)
     assert "gap" not in derived["random_split"].seeds["1"].metrics
+
+
+def test_every_committed_record_is_written_again_byte_for_byte(tmp_path):
+    """The typed record keeps every key, its order and its numbers: a committed record loaded and written again
+    is the same file, so a reader never sees a field the writer dropped or reshaped."""
+    committed = load_records(REPO_ROOT / "results")
+    assert committed
+    for record in committed:
+        written = write_record(record, tmp_path)
+        assert written.read_bytes() == record.path.read_bytes(), record.path.name
