@@ -384,7 +384,7 @@ def format_detector_bench(record: dict) -> str:
 # --- the speed benchmark -----------------------------------------------------------------------------------------
 
 
-def _count(value: float | None, digits: int = 0) -> str:
+def count_text(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
@@ -393,7 +393,7 @@ def _ratio(value: float | None) -> str:
 
 
 def _rate(cell: dict | None) -> str:
-    return "n/a" if not cell else _count(cell["images_per_second"])
+    return "n/a" if not cell else count_text(cell["images_per_second"])
 
 
 def format_bench(record: dict) -> str:
@@ -426,8 +426,8 @@ def format_bench(record: dict) -> str:
     for row in record["inference"]:
         detail = row.get("note") or f"{row.get('policy')}, {row.get('parameters'):,} parameters"
         lines.append(
-            f"  {row['model']:<45} {_count(row['images_per_second']):>9} "
-            f"{_count(row.get('batch1_images_per_second')):>8}  ({detail})"
+            f"  {row['model']:<45} {count_text(row['images_per_second']):>9} "
+            f"{count_text(row.get('batch1_images_per_second')):>8}  ({detail})"
         )
     for ratio in record.get("inference_ratios", []):
         lines.append(
@@ -435,7 +435,7 @@ def format_bench(record: dict) -> str:
             f"{_ratio(ratio['batch1'])} at batch 1"
         )
     scaling = record["scaling"]
-    lines += ["", f"Data-size scaling; cached load of all FER2013: {_count(scaling.get('cached_load_s'), 1)} s"]
+    lines += ["", f"Data-size scaling; cached load of all FER2013: {count_text(scaling.get('cached_load_s'), 1)} s"]
     for name, model in scaling["models"].items():
         lines += _scaling_table(name, model)
     lines.append(f"  ({scaling['method']})")
@@ -456,10 +456,10 @@ def _scaling_table(name: str, model: dict) -> list[str]:
     ]
     for row in model["rows"]:
         lines.append(
-            f"{row['fraction']:>6.0%} {row['train_images']:>7} {_count(row['decode_s'], 1):>9} "
-            f"{_count(row['prepare_s'], 1):>10} {_count(row['epoch_plain_s'], 2):>14} "
-            f"{_count(row['epoch_optimised_s'], 2):>12} {_count(row['run_plain_h'], 2):>12} "
-            f"{_count(row['run_optimised_h'], 2):>10}"
+            f"{row['fraction']:>6.0%} {row['train_images']:>7} {count_text(row['decode_s'], 1):>9} "
+            f"{count_text(row['prepare_s'], 1):>10} {count_text(row['epoch_plain_s'], 2):>14} "
+            f"{count_text(row['epoch_optimised_s'], 2):>12} {count_text(row['run_plain_h'], 2):>12} "
+            f"{count_text(row['run_optimised_h'], 2):>10}"
         )
     return lines
 

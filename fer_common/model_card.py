@@ -21,6 +21,7 @@ from .measurement_formats import PLAIN
 from .measurement_pages import (
     MIN_GROUP_N,
     REFERENCE_MODEL,
+    count_text,
     groups_by_attribute,
     paired_text,
     paired_with,
@@ -248,21 +249,17 @@ def _speed_text(replication_id: str, bench: dict | None, results_dir: Path) -> s
     path = Path(bench["_path"]).relative_to(results_dir).as_posix()
     ours = rows[ratios[0]["model"]]
     compared = "; ".join(
-        f"the {ratio['reference']}: {_count(rows[ratio['reference']]['images_per_second'])} and "
-        f"{_count(rows[ratio['reference']].get('batch1_images_per_second'))}, so {ratio['batch256']:.2f}x and "
+        f"the {ratio['reference']}: {count_text(rows[ratio['reference']]['images_per_second'])} and "
+        f"{count_text(rows[ratio['reference']].get('batch1_images_per_second'))}, so {ratio['batch256']:.2f}x and "
         + (f"{ratio['batch1']:.2f}x" if ratio["batch1"] else "n/a")
         for ratio in ratios
     )
     return (
         f"**Speed.** `fer-replicate bench` on {provenance['cpu']} ({provenance.get('cpu_kind', '?')}), "
-        f"`results/{path}`: {_count(ours['images_per_second'])} faces/s in batches of 256 and "
-        f"{_count(ours.get('batch1_images_per_second'))} one face at a time (as the demo predicts), float32, "
+        f"`results/{path}`: {count_text(ours['images_per_second'])} faces/s in batches of 256 and "
+        f"{count_text(ours.get('batch1_images_per_second'))} one face at a time (as the demo predicts), float32, "
         f"face detection excluded; {compared} (this model's rate over the reference's)."
     )
-
-
-def _count(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}"
 
 
 def _tried_lines(meta: ReplicationMetadata) -> list[str]:
