@@ -7,7 +7,7 @@ A replication is its `metadata.yaml` (paper, protocol, reported figures, assumpt
         metadata_file = Path(__file__).with_name("metadata.yaml")
 
         def prepare(self, config) -> Prepared: ...                       # load its data
-        def run_setting(self, prepared, setting, seed, config, runtime) -> SeedOutcome: ...
+        def run_setting(self, prepared, setting, seed, config, runtime, run_keys) -> SeedOutcome: ...
 
 Everything else (seeding, metrics, bands, provenance, records, figures, model bundles) is the runner's.
 A replication module imports this contract and library helpers, never the runner; the runner finds
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+from fer_common.resume import make_run_key
 from fer_common.train import RuntimeOptions
 
 if TYPE_CHECKING:  # augment imports TensorFlow: only the bench needs it, when it trains
@@ -80,6 +81,25 @@ class Prepared:
     checksum: str
     data_kind: DataKind
     description: str = ""
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """Names the checkpoints of one job's training runs, so that a resumed run only ever continues its own.
+    The runner supplies it: every key covers the job's data checksum, the numbers-layer code hash, its seed
+    and runtime switches alike; a replication names the run and gives the part of its config that trains."""
+
+    replication_id: str
+    seed: int
+    data_checksum: str
+    code_hash: str
+    runtime: RuntimeOptions
+
+    def key(self, run: str, config: Mapping[str, Any], **inputs: Any) -> str:
+        """The checkpoint key of `run` (e.g. "training", or a setting) trained with `config`; `inputs`: what
+        else it starts from (e.g. pretrained weights' checksum)."""
+        identity = {"data": self.data_checksum, "code": self.code_hash, **inputs}
+        return make_run_key(self.replication_id, run, self.seed, config, self.runtime, **identity)
 
 
 @dataclass(frozen=True)
@@ -200,10 +220,17 @@ class Replication(ABC):
         raise NotImplementedError
 
     def run_setting(
-        self, prepared: Prepared, setting: str, seed: int, config: Mapping[str, Any], runtime: RuntimeOptions
+        self,
+        prepared: Prepared,
+        setting: str,
+        seed: int,
+        config: Mapping[str, Any],
+        runtime: RuntimeOptions,
+        run_keys: RunKeys,
     ) -> SeedOutcome:
         """Train and score one setting for one seed. The runner has seeded everything before the call;
-        `runtime` (the speed switches) goes on to `train.fit` and `resume.fit_resumable`."""
+        `runtime` (the speed switches) goes on to `train.fit` and `resume.fit_resumable`, `run_keys` names
+        the checkpoints of what the job trains."""
         raise NotImplementedError(f"{type(self).__name__} implements neither run_setting nor run_job")
 
     def run_job(
@@ -213,9 +240,10 @@ class Replication(ABC):
         seed: int,
         config: Mapping[str, Any],
         runtime: RuntimeOptions,
+        run_keys: RunKeys,
     ) -> dict[str, SeedOutcome]:
         """Every setting of one job (one setting, or one of `job_groups`) for one seed."""
-        return {setting: self.run_setting(prepared, setting, seed, config, runtime) for setting in settings}
+        return {setting: self.run_setting(prepared, setting, seed, config, runtime, run_keys) for setting in settings}
 
     def finalize(
         self, prepared: Prepared, details: Mapping[str, Mapping[int, Mapping[str, Any]]], config: Mapping[str, Any]

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fer_common import metrics
-from fer_common.contract import Prepared, Replication, SeedOutcome
+from fer_common.contract import Prepared, Replication, RunKeys, SeedOutcome
 from fer_common.data.integrity import data_audit
 from fer_common.errors import DatasetError
 from fer_common.job_types import JobResult, JobSpec
@@ -74,7 +74,8 @@ def run_job(spec: JobSpec, prepared: Prepared | None = None) -> list[JobResult]:
         )
     started = time.perf_counter()
     configure_runtime(spec.seed, spec.options)
-    outcomes = spec.replication.run_job(prepared, spec.settings, spec.seed, spec.config, spec.options)
+    run_keys = RunKeys(spec.replication.id, spec.seed, spec.data_checksum, spec.code_hash, spec.options)
+    outcomes = spec.replication.run_job(prepared, spec.settings, spec.seed, spec.config, spec.options, run_keys)
     if set(outcomes) != set(spec.settings):
         raise ValueError(f"{spec.replication.id}: job {spec.label} returned settings {sorted(outcomes)}")
     wall_time = round(time.perf_counter() - started, 2)

@@ -24,6 +24,7 @@ class JobSpec:
     seed: int
     options: RuntimeOptions
     data_checksum: str  # the data the run was started with: a worker that loads other data refuses to run
+    code_hash: str  # the numbers-layer code of the run (the record's): part of every checkpoint key
     allow_modified_data: bool = False  # load data that fails its SHA256SUMS (the run said so, the record says so)
 
     @property

@@ -135,7 +135,16 @@ def run_replication(
         _describe_capacity(meta.id, executor, capacity)
     store = _job_store(meta.id, profile, provenance, job_options, folder, keep, repo_root)
     jobs = [
-        JobSpec(replication, config, group, seed, job_options, prepared.checksum, allow_modified_data)
+        JobSpec(
+            replication,
+            config,
+            group,
+            seed,
+            job_options,
+            prepared.checksum,
+            provenance["code_hash"],
+            allow_modified_data,
+        )
         for group, seed in plan_jobs(settings_run, record_seeds, replication.job_groups)
     ]
     needed = [(setting, job.seed) for job in jobs for setting in job.settings]

@@ -19,17 +19,21 @@ from pathlib import Path
 import numpy as np
 
 from fer_common.bench_worker import matmul_gflops, training_flop_per_image
-from fer_common.metadata import load_metadata
+from fer_common.contract import RunKeys
+from fer_common.metadata import code_hash, load_metadata
 from fer_common.provenance import machine_provenance, utc_now
 from fer_common.records import write_measurement
 from fer_common.train import RuntimeOptions, configure_runtime, describe_options, predict_probabilities
+from recipes.fer2013_cnn import recipe as recipe_module
 from recipes.fer2013_cnn.recipe import (
     EVAL_BATCH_SIZE,
+    RECIPE_ID,
     Fer2013Cnn,
     images_per_second,
     load_recipe_data,
     model_megabytes,
     train_seed,
+    training_run_key,
 )
 
 log = logging.getLogger(__name__)
@@ -50,13 +54,13 @@ def parse_candidate(text: str) -> tuple[str, str, list[int]]:
         ) from None
 
 
-def measure_candidate(name, architecture, widths, data, config, runtime, seed, peak_gflops: float) -> dict:
+def measure_candidate(name, architecture, widths, data, config, runtime, run_keys: RunKeys, peak_gflops: float) -> dict:
     """peak_gflops: this CPU's float32 matrix-multiply speed, against which the candidate's training speed is
     set: a shape the CPU runs well buys more epochs in the same session."""
     config = {**config, "architecture": architecture, "widths": widths}
-    configure_runtime(seed, runtime)
+    configure_runtime(run_keys.seed, runtime)
     started = time.perf_counter()
-    run = train_seed(data, 7, seed, config, runtime)
+    run = train_seed(data, 7, run_keys.seed, config, runtime, training_run_key(run_keys, config))
     seconds = time.perf_counter() - started
     model = run.selected_model
     faces = data.private_images[:TIMED_IMAGES]
@@ -130,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     public = np.sort(np.random.default_rng(0).permutation(len(data.public_labels))[: args.eval_limit])
     data = replace(data, public_images=data.public_images[public], public_labels=data.public_labels[public])
     peak_gflops = matmul_gflops()
-    measured = [measure_candidate(*spec, data, config, runtime, args.seed, peak_gflops) for spec in candidates]
+    recipes_folder = Path(recipe_module.__file__).parent.parent  # the folder whose packages code_hash reads
+    run_keys = RunKeys(RECIPE_ID, args.seed, dataset.checksum, code_hash(RECIPE_ID, root=recipes_folder), runtime)
+    measured = [measure_candidate(*spec, data, config, runtime, run_keys, peak_gflops) for spec in candidates]
     for row in measured:
         log.info("%s", row)
     private_faces = dataset.split("PrivateTest").images[:TIMED_IMAGES]

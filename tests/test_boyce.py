@@ -145,7 +145,6 @@ def random_boyce_data(faces) -> BoyceData:
         test_source="random",
         test_has_training_duplicate=np.zeros(8, dtype=bool),
         weights={},
-        run_identity={"data": "random", "code": "test"},
     )
 
 
@@ -157,7 +156,7 @@ def test_frozen_transfer_model_predicts_what_its_head_gave_on_the_features_and_r
 
     data = random_boyce_data(faces)
     model, training, probabilities, _ = train_frozen_transfer(
-        "vgg16", data, seed=0, epochs=1, config=SMALL_FIT_CONFIG, runtime=RuntimeOptions()
+        "vgg16", data, seed=0, epochs=1, config=SMALL_FIT_CONFIG, runtime=RuntimeOptions(), run_key="boyce-vgg16-test"
     )
     assert training.fitted.epochs_run == 1
     whole = predict_split(model, data.test, transfer_preprocessing("vgg16"))

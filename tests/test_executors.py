@@ -110,7 +110,7 @@ def fake_chen(monkeypatch):
         labels = np.arange(40) % len(chen_classes)
         return Prepared(data=labels, class_names=chen_classes, checksum="fake", data_kind="real")
 
-    def run_setting(self, prepared, setting, seed, config, runtime):
+    def run_setting(self, prepared, setting, seed, config, runtime, run_keys):
         state["calls"].append((setting, seed))
         if (setting, seed) in state["failing"]:
             if (setting, seed) in state["fail_once"]:
@@ -168,7 +168,7 @@ def test_a_failing_job_is_reported_and_a_rerun_reuses_the_finished_jobs(fake_che
 
 
 def test_a_fer_error_stops_the_run_at_once(fake_chen, tmp_path, monkeypatch):
-    def missing_weights(self, prepared, setting, seed, config, runtime):
+    def missing_weights(self, prepared, setting, seed, config, runtime, run_keys):
         fake_chen["calls"].append((setting, seed))
         raise WeightsError("no ImageNet weights at /nowhere")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_common.contract import RunKeys
 from fer_common.errors import DatasetError
 from replications.hong.data import load_user_morphs
 from replications.hong.model import build_model, final_feature_side
@@ -161,7 +162,8 @@ def test_user_morphs_make_a_real_run_and_pool_the_bias_audit_over_seeds(tmp_path
     details = {}
     for seed in (0, 1):
         configure_runtime(seed)
-        outcome = hong.run_setting(prepared, "grayscale", seed, config, RuntimeOptions())
+        run_keys = RunKeys("hong", seed, prepared.checksum, "test", RuntimeOptions())
+        outcome = hong.run_setting(prepared, "grayscale", seed, config, RuntimeOptions(), run_keys)
         details[seed] = outcome.details
     assert len(outcome.y_true) == 3 and outcome.probabilities.shape == (3, 3)
     assert {"accuracy_gap/race(B-W)", "accuracy_gap/sex(F-M)", "final_train_accuracy"} <= set(outcome.metrics)

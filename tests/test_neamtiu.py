@@ -158,7 +158,6 @@ def test_clean_outcome_reports_the_gap_and_the_loss_rule():
         private_images=None,
         private_labels=labels,
         private_faces=None,
-        run_identity={},
     )
     history = {
         "loss": [1.0, 0.9],

@@ -23,12 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from fer_common.contract import BenchModel, Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import (
+    BenchModel,
+    Prepared,
+    Preprocessing,
+    Replication,
+    RunKeys,
+    SeedOutcome,
+    TrainedModel,
+)
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.subsets import stratified_subset  # the Neamtiu replication's subsets, seed-independent
 from fer_common.metrics import categorical_cross_entropy
-from fer_common.resume import EpochCallback, fit_resumable, make_run_key
+from fer_common.resume import EpochCallback, fit_resumable
 from fer_common.train import RuntimeOptions, predict_probabilities, to_model_input
 from recipes.fer2013_cnn.augmentation import Augmentation, epoch_batches, flip_horizontally
 from recipes.fer2013_cnn.model import build_model
@@ -57,7 +65,6 @@ class RecipeData:
     public_labels: np.ndarray
     private_images: np.ndarray
     private_labels: np.ndarray
-    run_identity: dict  # data checksum and code hash: part of every run key
 
 
 def _limited(dataset: FaceDataset, limit: int | None) -> FaceDataset:
@@ -65,8 +72,6 @@ def _limited(dataset: FaceDataset, limit: int | None) -> FaceDataset:
 
 
 def load_recipe_data(config: dict[str, Any]) -> tuple[RecipeData, FaceDataset]:
-    from fer_common.metadata import code_hash
-
     dataset = load_dataset("fer2013")
     train = _limited(dataset.split("Training"), config["train_limit"])
     public = _limited(dataset.split("PublicTest"), config["eval_limit"])
@@ -78,7 +83,6 @@ def load_recipe_data(config: dict[str, Any]) -> tuple[RecipeData, FaceDataset]:
         public_labels=public.labels,
         private_images=to_model_input(private.images),
         private_labels=private.labels,
-        run_identity={"data": dataset.checksum, "code": code_hash(RECIPE_ID, root=Path(__file__).parent.parent)},
     )
     return data, dataset
 
@@ -177,13 +181,14 @@ class TrainedRun:
     training_images_per_second: float | None  # None when the run was resumed from a finished checkpoint
 
 
-def training_run_key(data: RecipeData, seed: int, config: dict[str, Any], runtime: RuntimeOptions) -> str:
+def training_run_key(run_keys: RunKeys, config: dict[str, Any]) -> str:
     """The checkpoint key of a seed's run; `save_models` does not change the training, so it is left out."""
-    training_config = {key: value for key, value in config.items() if key != "save_models"}
-    return make_run_key(RECIPE_ID, "training", seed, training_config, runtime, **data.run_identity)
+    return run_keys.key("training", {key: value for key, value in config.items() if key != "save_models"})
 
 
-def train_seed(data: RecipeData, num_classes: int, seed: int, config: dict[str, Any], runtime: RuntimeOptions):
+def train_seed(
+    data: RecipeData, num_classes: int, seed: int, config: dict[str, Any], runtime: RuntimeOptions, run_key: str
+):
     """Train (or resume) one seed's run and return the PublicTest-selected model."""
     model = model_from_config(config, num_classes)
     compile_model(model, config, len(data.train_images))
@@ -203,7 +208,7 @@ def train_seed(data: RecipeData, num_classes: int, seed: int, config: dict[str, 
         ),
         None,
         epochs=config["epochs"],
-        run_key=training_run_key(data, seed, config, runtime),
+        run_key=run_key,
         seed=seed,
         options=runtime,
         callbacks=[selection],
@@ -350,9 +355,15 @@ class Fer2013Cnn(Replication):
         )
 
     def run_job(
-        self, prepared: Prepared, settings: tuple[str, ...], seed: int, config: dict, runtime: RuntimeOptions
+        self,
+        prepared: Prepared,
+        settings: tuple[str, ...],
+        seed: int,
+        config: dict,
+        runtime: RuntimeOptions,
+        run_keys: RunKeys,
     ) -> dict[str, SeedOutcome]:
         data: RecipeData = prepared.data
-        run = train_seed(data, len(prepared.class_names), seed, config, runtime)
+        run = train_seed(data, len(prepared.class_names), seed, config, runtime, training_run_key(run_keys, config))
         outcomes = score_outcomes(data, run, config)
         return {setting: outcomes[setting] for setting in settings}

@@ -48,7 +48,6 @@ class BoyceData:
     test_source: str
     test_has_training_duplicate: np.ndarray  # bool per test image: a near-duplicate among the train images
     weights: dict[str, imagenet.WeightsFile]  # transfer model -> verified ImageNet weights; {} for `none`
-    run_identity: dict  # data checksum and code hash: part of every checkpoint key
     features: dict[str, TransferFeatures] = field(default_factory=dict)
 
     def split(self, name: str) -> Images:

@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from fer_common import metrics
-from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, RunKeys, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset
-from fer_common.metadata import code_hash
 from fer_common.train import RuntimeOptions
 from replications.boyce import diagnostics, imagenet
 from replications.boyce.data import SPLITS, BoyceData, at_most_per_class, test_images, validation_images
@@ -169,7 +168,6 @@ class Boyce(Replication):
                 config["duplicate_threshold_bits"],
             ),
             weights=weights,
-            run_identity={"data": dataset.checksum, "code": code_hash("boyce")},
         )
         return Prepared(
             data=data,
@@ -184,21 +182,23 @@ class Boyce(Replication):
         )
 
     def run_setting(
-        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions
+        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions, run_keys: RunKeys
     ) -> SeedOutcome:
         data: BoyceData = prepared.data
         epochs = epoch_limit(setting, config)
+        run_key = training_run_key(setting, data, config, run_keys)
         feature_seconds = 0.0
         if is_transfer(setting):
             preprocessing = transfer_preprocessing(setting)
             trainer: Callable = train_whole_transfer if config["train_backbone"] else train_frozen_transfer
-            model, training, probabilities, feature_seconds = trainer(setting, data, seed, epochs, config, runtime)
+            model, training, probabilities, feature_seconds = trainer(
+                setting, data, seed, epochs, config, runtime, run_key
+            )
             notes = [initialisation_note(setting, data, config)]
         else:
             preprocessing = Preprocessing(size=CUSTOM_INPUT_SIZE, channels=3, scale="unit")
             model = build_custom_model(setting, len(prepared.class_names))
             compile_model(model, config["learning_rate"])
-            run_key = training_run_key(setting, data, seed, config, runtime)
             training = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime, run_key)
             probabilities = {
                 name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from fer_common.augment import AugmentConfig
-from fer_common.contract import Preprocessing
+from fer_common.contract import Preprocessing, RunKeys
 from fer_common.resumable_callbacks import EpochTimes, ResumableEarlyStopping, ResumablePlateau
-from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
+from fer_common.resume import epoch_dataset, fit_resumable
 from fer_common.train import FitResult, RuntimeOptions, make_dataset, predict_probabilities
 from replications.boyce import diagnostics
 from replications.boyce.data import BoyceData, Images
@@ -123,20 +123,12 @@ def train_end_to_end(
     )
 
 
-def training_run_key(setting: str, data: BoyceData, seed: int, config: dict, runtime: RuntimeOptions) -> str:
+def training_run_key(setting: str, data: BoyceData, config: dict, run_keys: RunKeys) -> str:
     """The checkpoint key of one model's training run: its config (less `save_models`, which does not change
-    the training), the data and code, and the ImageNet weights it starts from."""
+    the training) and the ImageNet weights it starts from."""
     training_config = {key: value for key, value in config.items() if key != "save_models"}
     weights = data.weights.get(setting)
-    return make_run_key(
-        "boyce",
-        setting,
-        seed,
-        training_config,
-        runtime,
-        **data.run_identity,
-        weights=weights.sha256 if weights is not None else None,
-    )
+    return run_keys.key(setting, training_config, weights=weights.sha256 if weights is not None else None)
 
 
 def predict_split(model, images: Images, preprocessing: Preprocessing) -> np.ndarray:

@@ -26,7 +26,6 @@ from replications.boyce.training import (
     fit_with_plateau,
     predict_split,
     train_end_to_end,
-    training_run_key,
 )
 
 BACKBONE_INIT_SEED = 0  # a frozen random backbone is the same for every seed, as an ImageNet one would be
@@ -71,7 +70,9 @@ def frozen_features(setting: str, data: BoyceData, seed: int) -> TransferFeature
     return data.features[setting]
 
 
-def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions):
+def train_frozen_transfer(
+    setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions, run_key: str
+):
     """Train the head on frozen features (no augmentation: the features are computed once)."""
     features = frozen_features(setting, data, seed)
     num_classes = int(data.train.labels.max()) + 1
@@ -94,7 +95,7 @@ def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int,
         config,
         runtime,
         seed=seed,
-        run_key=training_run_key(setting, data, seed, config, runtime),
+        run_key=run_key,
     )
     probabilities = {
         name: predict_probabilities(head, features.splits[name], PREDICT_BATCH_SIZE) for name in ("test", "private")
@@ -103,7 +104,9 @@ def train_frozen_transfer(setting: str, data: BoyceData, seed: int, epochs: int,
     return model, training, probabilities, features.seconds
 
 
-def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions):
+def train_whole_transfer(
+    setting: str, data: BoyceData, seed: int, epochs: int, config: dict, runtime: RuntimeOptions, run_key: str
+):
     """Train backbone and head together (`train_backbone: true`), on augmented images."""
     extractor = build_extractor(setting, data.weights.get(setting), trainable=True)
     num_classes = int(data.train.labels.max()) + 1
@@ -113,7 +116,6 @@ def train_whole_transfer(setting: str, data: BoyceData, seed: int, epochs: int, 
     model = assemble_transfer_model(setting, extractor, head)
     compile_model(model, config["backbone_learning_rate"])
     preprocessing = transfer_preprocessing(setting)
-    run_key = training_run_key(setting, data, seed, config, runtime)
     training = train_end_to_end(model, data, preprocessing, seed, epochs, config, runtime, run_key)
     probabilities = {name: predict_split(model, data.split(name), preprocessing) for name in ("test", "private")}
     return model, training, probabilities, 0.0

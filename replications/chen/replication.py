@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from fer_common.augment import AugmentConfig
-from fer_common.contract import BenchModel, Parity, Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import (
+    BenchModel,
+    Parity,
+    Prepared,
+    Preprocessing,
+    Replication,
+    RunKeys,
+    SeedOutcome,
+    TrainedModel,
+)
 from fer_common.data import load_dataset, splits
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
 
@@ -153,7 +162,7 @@ class Chen(Replication):
         )
 
     def run_setting(
-        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions
+        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions, run_keys: RunKeys
     ) -> SeedOutcome:
         data: ChenData = prepared.data
         images, labels, groups = data.images, data.labels, data.groups

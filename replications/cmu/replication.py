@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, RunKeys, SeedOutcome, TrainedModel
 from fer_common.data import splits
 from fer_common.data.affectnet import load_affectnet
-from fer_common.metadata import code_hash
-from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
+from fer_common.resume import epoch_dataset, fit_resumable
 from fer_common.train import RuntimeOptions, make_dataset, predict_probabilities
 from replications.cmu.models import (
     RESNET18_NPZ_FILENAME,
@@ -35,7 +34,6 @@ from replications.cmu.models import (
 class AffectNetData:
     images: np.ndarray  # float32 0..255: both models rescale inside
     labels: np.ndarray
-    run_identity: dict  # data checksum and code hash: part of every checkpoint key
 
 
 def class_balance(labels: np.ndarray, class_names: list[str]) -> dict[str, float]:
@@ -94,7 +92,7 @@ class Cmu(Replication):
         source = dataset.split("training") if "training" in set(dataset.meta["split"]) else dataset
         images = source.images.astype(np.float32)  # both models rescale inside, from 0..255
         return Prepared(
-            data=AffectNetData(images, source.labels, {"data": dataset.checksum, "code": code_hash("cmu")}),
+            data=AffectNetData(images, source.labels),
             class_names=source.class_names,
             checksum=dataset.checksum,
             data_kind="real",
@@ -102,7 +100,7 @@ class Cmu(Replication):
         )
 
     def run_setting(
-        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions
+        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions, run_keys: RunKeys
     ) -> SeedOutcome:
         import keras
 
@@ -121,7 +119,7 @@ class Cmu(Replication):
             lambda epoch: epoch_dataset(images[train], labels[train], num_classes, batch, seed=seed, epoch=epoch),
             make_dataset(images[validation], labels[validation], num_classes, batch),
             epochs=config["epochs"],
-            run_key=make_run_key("cmu", setting, seed, config, runtime, **prepared.data.run_identity),
+            run_key=run_keys.key(setting, config),
             seed=seed,
             options=runtime,
         )

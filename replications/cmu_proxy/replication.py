@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, RunKeys, SeedOutcome, TrainedModel
 from fer_common.data import load_dataset, splits
-from fer_common.metadata import code_hash
 from fer_common.per_image import encode_labels
-from fer_common.resume import EpochCallback, epoch_dataset, fit_resumable, make_run_key
+from fer_common.resume import EpochCallback, epoch_dataset, fit_resumable
 from fer_common.train import RuntimeOptions, make_dataset, predict_probabilities
 from replications.cmu.models import build_baseline, build_resnet18, class_weights, weighted_categorical_crossentropy
 from replications.cmu.replication import three_way_split
@@ -40,7 +39,6 @@ PREPROCESSING = Preprocessing(size=48, channels=3, scale="raw")
 class Fer2013Data:
     images: np.ndarray  # uint8 (N, 48, 48, 1): converted to model input one split at a time, to save memory
     labels: np.ndarray
-    run_identity: dict  # data checksum and code hash: part of every checkpoint key
 
 
 @dataclass(frozen=True)
@@ -102,12 +100,15 @@ class PlateauStop(EpochCallback):
         self.best, self.wait = float(info["best"]), int(info["wait"])
 
 
-def run_key(data: Fer2013Data, setting: str, seed: int, config: dict, runtime: RuntimeOptions) -> str:
-    return make_run_key("cmu_proxy", setting, seed, config, runtime, **data.run_identity)
-
-
 def train_setting(
-    data: Fer2013Data, split: Split, setting: str, num_classes: int, seed: int, config: dict, runtime: RuntimeOptions
+    data: Fer2013Data,
+    split: Split,
+    setting: str,
+    num_classes: int,
+    seed: int,
+    config: dict,
+    runtime: RuntimeOptions,
+    run_keys: RunKeys,
 ) -> SeedOutcome:
     """Train one model on the split's train part and score it on validation (reported) and test (beside it)."""
     import keras
@@ -126,7 +127,7 @@ def train_setting(
         lambda epoch: epoch_dataset(train_images, train_labels, num_classes, batch, seed=seed, epoch=epoch),
         make_dataset(validation_images, data.labels[split.validation], num_classes, batch),
         epochs=config["epochs"],
-        run_key=run_key(data, setting, seed, config, runtime),
+        run_key=run_keys.key(setting, config),
         seed=seed,
         options=runtime,
         callbacks=[PlateauStop(config["stop_patience"])],
@@ -166,9 +167,7 @@ class CmuProxy(Replication):
         training = dataset.split("Training")
         training = training.subset(subset_indices(training.labels, config["subset_size"]))
         return Prepared(
-            data=Fer2013Data(
-                training.images, training.labels, {"data": dataset.checksum, "code": code_hash("cmu_proxy")}
-            ),
+            data=Fer2013Data(training.images, training.labels),
             class_names=list(training.class_names),
             checksum=dataset.checksum,
             data_kind="proxy",
@@ -182,10 +181,12 @@ class CmuProxy(Replication):
         seed: int,
         config: dict,
         runtime: RuntimeOptions,
+        run_keys: RunKeys,
     ) -> dict[str, SeedOutcome]:
         data: Fer2013Data = prepared.data
         split = Split(*three_way_split(data.labels, seed, config["validation_fraction"], config["test_fraction"]))
         num_classes = len(prepared.class_names)
         return {
-            setting: train_setting(data, split, setting, num_classes, seed, config, runtime) for setting in settings
+            setting: train_setting(data, split, setting, num_classes, seed, config, runtime, run_keys)
+            for setting in settings
         }

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_common import fairness
-from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, RunKeys, SeedOutcome, TrainedModel
 from fer_common.errors import DatasetError
 from fer_common.paths import data_dir
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
@@ -163,7 +163,7 @@ class Hong(Replication):
         )
 
     def run_setting(
-        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions
+        self, prepared: Prepared, setting: str, seed: int, config: dict, runtime: RuntimeOptions, run_keys: RunKeys
     ) -> SeedOutcome:
         from fer_common.data import splits
 

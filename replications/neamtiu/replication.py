@@ -26,13 +26,14 @@ from fer_common.contract import (
     Prepared,
     Preprocessing,
     Replication,
+    RunKeys,
     SeedOutcome,
     TrainedModel,
 )
 from fer_common.data import load_dataset
 from fer_common.data.dataset import FaceDataset
 from fer_common.data.subsets import stratified_subset
-from fer_common.resume import epoch_dataset, fit_resumable, make_run_key
+from fer_common.resume import epoch_dataset, fit_resumable
 from fer_common.train import RuntimeOptions, predict_probabilities, to_model_input
 from replications.neamtiu.evaluation import EVAL_BATCH_SIZE, ProtocolEvaluator, accuracy
 
@@ -107,7 +108,6 @@ class NeamtiuData:
     private_images: np.ndarray
     private_labels: np.ndarray
     private_faces: np.ndarray  # uint8: the reference applies its own preprocessing
-    run_identity: dict  # data checksum and code hash: part of every run key
 
     @property
     def test_folder_labels(self) -> np.ndarray:
@@ -115,14 +115,13 @@ class NeamtiuData:
         return np.concatenate([self.public_labels, self.private_labels])
 
 
-def training_run_key(data: NeamtiuData, seed: int, config: dict, runtime: RuntimeOptions) -> str:
+def training_run_key(run_keys: RunKeys, config: dict) -> str:
     """The checkpoint key of a seed's training run. `save_models` does not change the training, so it is left out."""
-    training_config = {key: value for key, value in config.items() if key != "save_models"}
-    return make_run_key("neamtiu", "training", seed, training_config, runtime, **data.run_identity)
+    return run_keys.key("training", {key: value for key, value in config.items() if key != "save_models"})
 
 
 def train_protocols(
-    data: NeamtiuData, class_names: list[str], seed: int, config: dict, runtime: RuntimeOptions
+    data: NeamtiuData, class_names: list[str], seed: int, config: dict, runtime: RuntimeOptions, run_keys: RunKeys
 ) -> dict[str, SeedOutcome]:
     """Train (or resume) one run and score both protocols from it."""
     model = build_model(len(class_names), data.train_images.shape[1:])
@@ -135,7 +134,7 @@ def train_protocols(
         ),
         None,  # the evaluator scores the test folder: one prediction pass instead of fit's own plus ours
         epochs=config["epochs"],
-        run_key=training_run_key(data, seed, config, runtime),
+        run_key=training_run_key(run_keys, config),
         seed=seed,
         options=runtime,
         callbacks=[evaluator],
@@ -272,8 +271,6 @@ class Neamtiu(Replication):
         return (BENCH_REFERENCE,)
 
     def prepare(self, config: dict) -> Prepared:
-        from fer_common.metadata import code_hash
-
         dataset = load_dataset("fer2013")
         train = _limited(dataset.split("Training"), config["train_limit"])
         public = _limited(dataset.split("PublicTest"), config["eval_limit"])
@@ -286,7 +283,6 @@ class Neamtiu(Replication):
             private_images=to_model_input(private.images),
             private_labels=private.labels,
             private_faces=private.images,
-            run_identity={"data": dataset.checksum, "code": code_hash("neamtiu")},
         )
         return Prepared(
             data=data,
@@ -297,10 +293,16 @@ class Neamtiu(Replication):
         )
 
     def run_job(
-        self, prepared: Prepared, settings: tuple[str, ...], seed: int, config: dict, runtime: RuntimeOptions
+        self,
+        prepared: Prepared,
+        settings: tuple[str, ...],
+        seed: int,
+        config: dict,
+        runtime: RuntimeOptions,
+        run_keys: RunKeys,
     ) -> dict[str, SeedOutcome]:
         data: NeamtiuData = prepared.data
         if settings == (FER_REFERENCE,):
             return {FER_REFERENCE: reference_outcome(data, prepared.class_names)}
-        outcomes = train_protocols(data, prepared.class_names, seed, config, runtime)
+        outcomes = train_protocols(data, prepared.class_names, seed, config, runtime, run_keys)
         return {setting: outcomes[setting] for setting in settings}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_common.contract import Prepared, Preprocessing, Replication, SeedOutcome, TrainedModel
+from fer_common.contract import Prepared, Preprocessing, Replication, RunKeys, SeedOutcome, TrainedModel
 from fer_common.data import splits
 from fer_common.train import RuntimeOptions, fit, make_dataset, predict_probabilities, to_model_input
 
@@ -58,7 +58,7 @@ class SixthReplication(Replication):
             description=f"{len(labels)} synthetic 8x8 images",
         )
 
-    def run_setting(self, prepared, setting, seed, config, runtime: RuntimeOptions) -> SeedOutcome:
+    def run_setting(self, prepared, setting, seed, config, runtime: RuntimeOptions, run_keys: RunKeys) -> SeedOutcome:
         import keras
 
         images, labels = prepared.data
