@@ -107,6 +107,13 @@ def measured_cost(group: JobGroup, setting: str) -> dict[str, float]:
     return {kind: statistics.median(values) for kind, values in sorted(hours.items())}
 
 
+def distinct_jobs(group: JobGroup) -> list[dict]:
+    """The origin of each job once: settings that share a job (a replication's `job_groups`) each keep a result
+    with that job's seed and measured wall time (saved a moment apart), and its time must be counted once."""
+    jobs = {(seed, origin.get("wall_time_s")): origin for (_, seed), origin in group.finished.items()}
+    return list(jobs.values())
+
+
 def checkpoints(root: Path | None = None) -> list[Checkpoint]:
     """Every training checkpoint under `root` (default: the cache's), sorted by run key."""
     found = []
@@ -135,9 +142,10 @@ def _group_lines(group: JobGroup) -> list[str]:
                 f"({origin.get('git_commit', '')[:7]}, {origin.get('finished_utc')})"
             )
     else:  # a complete run: one line, not one per job
-        hours = sum(origin["wall_time_s"] for origin in group.finished.values()) / 3600
-        kinds = ", ".join(sorted({str(origin.get("cpu_kind")) for origin in group.finished.values()}))
-        lines.append(f"    done     all {len(group.finished)} jobs: {hours:.2f} h on {kinds}")
+        jobs = distinct_jobs(group)
+        hours = sum(origin["wall_time_s"] for origin in jobs) / 3600
+        kinds = ", ".join(sorted({str(origin.get("cpu_kind")) for origin in jobs}))
+        lines.append(f"    done     all {len(group.finished)} results of {len(jobs)} jobs: {hours:.2f} h on {kinds}")
     needs = (
         "a bf16 CPU (AMX or AVX512-BF16; `--precision auto` there)"
         if runtime.get("policy") == BF16_POLICY

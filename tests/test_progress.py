@@ -8,7 +8,7 @@ import pytest
 from fer_common.job_types import JobResult
 from fer_common.jobs import JobKey, JobStore
 from fer_common.metadata import load_metadata
-from fer_common.progress import checkpoints, job_groups, progress_text
+from fer_common.progress import JobGroup, checkpoints, job_groups, progress_text
 from fer_common.provenance import current_code_files
 from fer_common.resume import STATE_FILE, CheckpointError
 
@@ -43,6 +43,16 @@ def test_progress_lists_job_results_what_each_record_waits_for_and_each_checkpoi
     assert f"missing  {setting} seed 1: about 2.0 h on amx-bf16; to match this key it needs a bf16 CPU" in text
     assert f"test-run: {EPOCHS} epochs done (val_accuracy" in text
     assert progress_text([], []).startswith("No job results")
+
+
+def test_a_complete_run_counts_each_jobs_time_once_though_its_settings_share_the_job(tmp_path):
+    runtime = {"policy": "float32", "threads": 1}
+    shared = {"cpu_kind": "avx2", "wall_time_s": 3600.0, "finished_utc": "2026-12-07T20:00:00Z"}
+    alone = {"cpu_kind": "avx2", "wall_time_s": 1800.0, "finished_utc": "2026-12-07T21:00:00Z"}
+    saved_later = {**shared, "finished_utc": "2026-12-07T20:00:01Z"}
+    finished = {("single_view", 0): shared, ("flip_tta", 0): saved_later, ("single_view", 1): alone}
+    group = JobGroup("fer2013_cnn", "full", tmp_path, JobKey("config", "code", "data", runtime), finished)
+    assert "done     all 3 results of 2 jobs: 1.50 h on avx2" in progress_text([group], [])
 
 
 def test_a_corrupt_checkpoint_is_named_not_a_traceback(tmp_path):
