@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from .bands import regression_band
 from .errors import MetadataError, RecordError
-from .metadata import ReplicationMetadata, list_replications, load_metadata
+from .metadata import ReplicationMetadata, list_replications, load_metadata, recipes_dir
 from .provenance import code_move_problems, stale_reasons
 from .records import latest_record, record_name
 from .rows import record_rows
@@ -69,14 +69,17 @@ def check_records(
     repo_root: Path | None = None,
     strict: bool = False,
 ) -> CheckReport:
-    """Check every replication's latest full record: present, valid, clean, current and as `expected:` says.
+    """Check the latest full record of every replication and of every recipe beside them (our own models, whose
+    records the shipped default comes from): present, valid, clean, current and as `expected:` says.
 
     root: the replications folder; repo_root: the repository whose code the records are compared with.
     strict: stale records are problems, not warnings."""
     problems: list[str] = []
     warnings: list[str] = []
-    for replication_id in list_replications(root):
-        meta = load_metadata(replication_id, root)
+    recipes = recipes_dir(root)
+    entries = [load_metadata(name, root) for name in list_replications(root)]
+    entries += [load_metadata(name, recipes) for name in list_replications(recipes)]
+    for meta in entries:
         report = check_replication(meta, results_dir, repo_root=repo_root, strict=strict)
         problems.extend(report.problems)
         warnings.extend(report.warnings)

@@ -64,6 +64,11 @@ def replications_dir() -> Path:
     return Path(os.environ.get("FER_REPLICATIONS_DIR", REPO_ROOT / "replications")).expanduser().resolve()
 
 
+def recipes_dir(root: Path | None = None) -> Path:
+    """Our own model recipes (not papers) live beside the replications folder: `<root>/../recipes`."""
+    return (Path(root) if root else replications_dir()).parent / "recipes"
+
+
 class DatasetInfo(StrictModel):
     name: Text
     data: Literal[DATA_KINDS]

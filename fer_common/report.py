@@ -23,7 +23,7 @@ from .metadata import (
     ReplicationMetadata,
     list_replications,
     load_metadata,
-    replications_dir,
+    recipes_dir,
 )
 from .metrics import summarize
 from .provenance import stale_reasons
@@ -250,11 +250,6 @@ def collect_papers(results_dir: Path | None = None, root: Path | None = None) ->
             )
         )
     return papers
-
-
-def recipes_dir(root: Path | None = None) -> Path:
-    """Our own model recipes (not papers) live beside the replications folder: `<root>/../recipes`."""
-    return (Path(root) if root else replications_dir()).parent / "recipes"
 
 
 def collect_recipes(results_dir: Path | None = None, root: Path | None = None) -> list[PaperResult]:

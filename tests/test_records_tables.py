@@ -3,6 +3,7 @@
 import copy
 import json
 import re
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -633,6 +634,14 @@ def test_a_runnable_replication_without_a_full_record_warns_and_fails_the_strict
     write_tables(results)
     report = check_records(results)
     assert report.ok and report.warnings == []
+
+
+def test_check_records_reads_the_recipes_beside_the_replications_too(root, results):
+    path = write_record(with_provenance(_clean_record(), git_dirty=True), results)
+    (root.parent / "recipes").mkdir()
+    shutil.move(root / "toy", root.parent / "recipes" / "toy")  # our own recipe now, not a paper
+    problems = _checked(results).problems
+    assert any(problem.startswith(f"toy ({path.name}): made from a dirty tree") for problem in problems)
 
 
 def _checked(results, **options):
