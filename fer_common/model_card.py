@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .measurement_formats import PLAIN
 from .measurement_pages import (
@@ -31,7 +31,7 @@ from .measurement_pages import (
 )
 from .metadata import ReplicationMetadata, load_metadata
 from .provenance import stale_reasons
-from .records import latest_record
+from .records import latest_record, load_record
 from .registry import REPLICATIONS
 from .report import Measurements, paper_label
 from .schema import Record, SeedEntry, Setting
@@ -89,7 +89,7 @@ def render_card(
     """The card of shipped bundle `name`; `others`: the other shipped bundles, compared on the same images."""
     source = description["source"]
     meta = load_metadata(REPLICATIONS.metadata_file(source["replication"]))  # a recipe's too
-    record = latest_record(meta.id, "full", results_dir)
+    record = _shipped_record(meta.id, source, results_dir)
     seeds = record.settings[source["setting"]] if record else None
     shipped = seeds.seeds.get(str(source["seed"])) if seeds else None
     classes = ", ".join(description["class_names"])
@@ -220,6 +220,15 @@ def _results_table(
         "PrivateTest figure is optimistic by an unknown amount.",
     ]
     return lines
+
+
+def _shipped_record(replication_id: str, source: Mapping, results_dir: Path) -> Record | None:
+    """The record the shipped seed came from (its bundle names it), so that the card describes the file shipped
+    even after a newer run of the recipe; the latest full record for bundles that name none."""
+    named = PurePosixPath(source.get("record") or "")
+    if named.parts[:1] == ("results",) and (results_dir / Path(*named.parts[1:])).is_file():
+        return load_record(results_dir / Path(*named.parts[1:]))
+    return latest_record(replication_id, "full", results_dir)
 
 
 def _stale_text(meta: ReplicationMetadata, record: Record | None) -> str:

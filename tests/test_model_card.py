@@ -6,13 +6,16 @@ import json
 from dataclasses import replace
 
 from fer_common.bundles import PACKAGE_BUNDLES_DIR
+from fer_common.metadata import load_metadata
 from fer_common.model_card import shipped_cards
-from fer_common.records import latest_record
-from fer_common.report import latest_measurements
+from fer_common.records import latest_record, load_record
+from fer_common.report import latest_measurements, paper_result
+from fer_common.tables import _paired_with_reference_text, _reference_cell
 
 from .helpers import REPO_ROOT
 
 RESULTS = REPO_ROOT / "results"
+RECIPE_METADATA = REPO_ROOT / "recipes" / "fer2013_cnn" / "metadata.yaml"
 
 
 def test_the_shipped_models_card_states_its_accuracy_choice_failures_and_licence_from_the_records():
@@ -32,6 +35,17 @@ def test_the_shipped_models_card_states_its_accuracy_choice_failures_and_licence
     # Paired with fer on the same images, and the CFD group rates within class (not only over all photos).
     assert "| difference from `fer`, paired | " in card and "McNemar" in card
     assert "  - within class: N: A " in card
+
+
+def test_a_card_describes_the_record_its_model_was_shipped_from_not_a_newer_run_of_the_recipe():
+    """fer2013_cnn was shipped from its 60-epoch record; the 90-epoch record came later and was not shipped."""
+    card = shipped_cards(PACKAGE_BUNDLES_DIR, RESULTS, latest_measurements(RESULTS))[
+        PACKAGE_BUNDLES_DIR / "fer2013_cnn.md"
+    ]
+    source = json.loads((PACKAGE_BUNDLES_DIR / "fer2013_cnn.json").read_text())["source"]
+    assert f"Its recipe's record: `{source['record']}`" in card
+    if latest_record("fer2013_cnn", "full", RESULTS).path.name != source["record"].rsplit("/", 1)[-1]:
+        assert "**Stale:**" in card  # the recipe has moved on since the shipped file's record
 
 
 def test_a_card_shows_no_cross_dataset_figures_of_another_file_under_its_name():
@@ -102,6 +116,9 @@ def test_the_recipes_headline_pairs_each_seed_with_fer_as_the_card_pairs_the_shi
     (paired_row,) = [line for line in card.splitlines() if line.startswith("| difference from `fer`, paired |")]
     on_private_test = paired_row.split("|")[2].strip()  # the first test set is the recipe's own
     difference = on_private_test.split(", p=")[0]
-    table = (RESULTS / "TABLE.md").read_text()
-    assert "paired on the same images (McNemar), seed by seed: " in table
-    assert f"seed {source['seed']} {difference}, p=" in table
+    # The shipped file's record, rendered as TABLE.md renders the latest one (a newer run may not be shipped).
+    shipped = paper_result(load_metadata(RECIPE_METADATA), load_record(REPO_ROOT / source["record"]))
+    reference = _reference_cell(shipped, latest_measurements(RESULTS).cross_dataset)
+    line = _paired_with_reference_text(shipped, source["setting"], reference)
+    assert "paired on the same images (McNemar), seed by seed: " in line
+    assert f"seed {source['seed']} {difference}, p=" in line
