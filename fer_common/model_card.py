@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from .measurement_formats import PLAIN
@@ -34,7 +35,7 @@ from .provenance import stale_reasons
 from .records import latest_record, load_record
 from .registry import REPLICATIONS
 from .report import Measurements, paper_label
-from .schema import Record, SeedEntry, Setting
+from .schema import CREATED_FORMAT, JobOrigin, Record, SeedEntry, Setting
 
 CARD_SUFFIX = ".md"
 WEAK_RECALL = 0.4  # a class whose recall is below this is named as a known failure case
@@ -294,20 +295,37 @@ def _rate_or_dash(cell: Mapping | None) -> str:
     return rate_text(cell["accuracy"], cell["accuracy_ci"], cell["n"]) if cell and cell["n"] else "—"
 
 
+def _elapsed_s(jobs: Sequence[JobOrigin]) -> float:
+    """Seconds during which at least one of `jobs` ran: the union of their spans, so jobs that ran side by side
+    count once and the gaps between sessions not at all."""
+    ends = [datetime.strptime(job.finished_utc, CREATED_FORMAT).timestamp() for job in jobs]
+    spans = sorted((end - job.wall_time_s, end) for job, end in zip(jobs, ends, strict=True))
+    total, covered_until = 0.0, float("-inf")
+    for start, end in spans:
+        total += max(0.0, end - max(start, covered_until))
+        covered_until = max(covered_until, end)
+    return total
+
+
 def _cost_text(record: Record | None) -> str:
     """` Training cost: ...` from the record: its jobs' summed wall time where it was assembled from job results
-    (those other sessions ran included), else the run's own."""
+    (those other sessions ran included), with the time elapsed where jobs ran side by side; else the run's own."""
     if not record:
         return ""
     provenance = record.provenance
     seconds = provenance.jobs_wall_time_s or provenance.wall_time_s
     if not seconds:
         return ""
+    elapsed = _elapsed_s(provenance.jobs) if provenance.jobs else seconds
+    # Side by side, the jobs' times overlap: their sum is the compute, the union of their spans the wait.
+    side_by_side = elapsed < 0.95 * seconds
     kinds = {job.cpu_kind for job in provenance.jobs} | {provenance.cpu_kind}
     kinds.discard(None)
     runtime = provenance.runtime or {}
     return (
-        f" Training cost: {seconds / 3600:.2f} h of wall time for its {len(provenance.seeds)} seeds "
+        f" Training cost: {seconds / 3600:.2f} h of "
+        + (f"job time ({elapsed / 3600:.2f} h elapsed: jobs ran side by side)" if side_by_side else "wall time")
+        + f" for its {len(provenance.seeds)} seeds "
         f"on {provenance.cpu}"
         + (f" ({', '.join(sorted(kinds))})" if kinds else "")
         + f", precision {runtime.get('policy') or runtime.get('precision', '?')}."

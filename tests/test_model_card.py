@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from fer_common.bundles import PACKAGE_BUNDLES_DIR
 from fer_common.metadata import load_metadata
-from fer_common.model_card import shipped_cards
+from fer_common.model_card import _cost_text, shipped_cards
 from fer_common.records import latest_record, load_record
 from fer_common.report import latest_measurements, paper_result
 from fer_common.tables import _paired_with_reference_text, _reference_cell
@@ -46,6 +46,15 @@ def test_a_card_describes_the_record_its_model_was_shipped_from_not_a_newer_run_
     assert f"Its recipe's record: `{source['record']}`" in card
     if latest_record("fer2013_cnn", "full", RESULTS).path.name != source["record"].rsplit("/", 1)[-1]:
         assert "**Stale:**" in card  # the recipe has moved on since the shipped file's record
+
+
+def test_the_training_cost_of_jobs_run_side_by_side_gives_their_summed_time_and_the_time_elapsed():
+    """The 90-epoch recipe ran its 3 seeds as one-thread jobs side by side: 6.55 h of job time in 2.2 h."""
+    record = load_record(RESULTS / "fer2013_cnn" / "full-20261207T194110Z-d5bbce0.json")
+    summed = sum(job.wall_time_s for job in record.provenance.jobs) / 3600
+    assert f"Training cost: {summed:.2f} h of job time (2.20 h elapsed: jobs ran side by side)" in _cost_text(record)
+    one_after_another = load_record(RESULTS / "hong" / "full-20261207T080758Z-e99b31f.json")
+    assert "h of wall time for its 10 seeds" in _cost_text(one_after_another)
 
 
 def test_a_card_shows_no_cross_dataset_figures_of_another_file_under_its_name():
